@@ -1,0 +1,18 @@
+//! What every chat service shares: the wire protocol, the error-code table,
+//! configuration loading and telemetry.
+//!
+//! # Layout
+//! - [`protocol`]: the client and server frames of `docs/protocol.md` as tagged
+//!   serde enums, with validated newtypes for names and ids.
+//! - [`error`]: one table that maps each error to its protocol code, HTTP status
+//!   and WebSocket close code.
+//! - [`config`]: layered configuration (defaults, optional file, `CHAT_*`
+//!   environment variables).
+//! - [`telemetry`]: tracing subscriber setup and the Prometheus text encoder.
+
+pub mod config;
+pub mod error;
+pub mod protocol;
+pub mod telemetry;
+
+pub use error::{CloseCode, ErrorCode};
