@@ -14,6 +14,8 @@ pub enum CloseCode {
     Normal,
     /// 1001: the gateway is shutting down; reconnect to another node and resume.
     GoingAway,
+    /// 1002: the WebSocket framing itself was broken (RFC 6455).
+    ProtocolError,
     /// 1008: policy: repeated rate-limit abuse, or an operator disconnected the user.
     Policy,
     /// 1009: a frame over `max_frame_bytes`.
@@ -30,6 +32,7 @@ impl CloseCode {
         match self {
             CloseCode::Normal => 1000,
             CloseCode::GoingAway => 1001,
+            CloseCode::ProtocolError => 1002,
             CloseCode::Policy => 1008,
             CloseCode::TooBig => 1009,
             CloseCode::Internal => 1011,

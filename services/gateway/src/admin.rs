@@ -1,0 +1,160 @@
+//! The operator API, behind a Bearer admin key; every route answers 404 when
+//! no key is configured.
+//!
+//! - `GET /v1/stats`: this node's counts.
+//! - `POST /v1/rooms/{room}/messages` `{"text", "from"?: {"id","name"?}, "client_id"?}`:
+//!   publish into a room as the server (or as the named user).
+//! - `POST /v1/broadcast` `{"data": any}`: a `notice` to every session.
+//! - `DELETE /v1/users/{id}/sessions`: close every session of a user with 1008.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use chat_shared::protocol::{ClientId, DisplayName, RoomName, ServerFrame, UserId, UserRef};
+use chat_shared::ErrorCode;
+
+use crate::engine::{BusMessage, FramePayload, RoomDraft, Topic};
+use crate::http::ApiError;
+use crate::node::Node;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/stats", web::get().to(stats))
+        .route("/v1/rooms/{room}/messages", web::post().to(post_message))
+        .route("/v1/broadcast", web::post().to(broadcast))
+        .route("/v1/users/{id}/sessions", web::delete().to(disconnect_user));
+}
+
+/// Checks the Bearer key in constant time.
+fn authorize(req: &HttpRequest, node: &Node) -> Result<(), ApiError> {
+    let Some(key) = node.settings.admin.api_key.as_deref().filter(|k| !k.is_empty()) else {
+        return Err(ApiError::new(ErrorCode::NotFound, "the operator API is off (no admin.api_key)"));
+    };
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let same_len = given.len() == key.len();
+    let diff = given.bytes().zip(key.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if same_len && diff == 0 {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::Unauthorized, "a valid admin key is required (Authorization: Bearer)"))
+    }
+}
+
+async fn stats(req: HttpRequest, node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &node)?;
+    let counts = node.registry.stats();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "node": node.settings.node_id,
+        "engine": format!("{:?}", node.settings.engine).to_lowercase(),
+        "connections": counts.connections,
+        "users": counts.users,
+        "rooms": counts.rooms,
+        "draining": node.is_draining(),
+        "uptime_ms": node.started.elapsed().as_millis() as u64,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct FromUser {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PostMessage {
+    text: String,
+    #[serde(default)]
+    from: Option<FromUser>,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::BadRequest, message)
+}
+
+async fn post_message(
+    req: HttpRequest,
+    node: web::Data<Node>,
+    room: web::Path<String>,
+    body: web::Json<PostMessage>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &node)?;
+    let room = RoomName::parse(&room).map_err(|err| bad(err.0))?;
+    let body = body.into_inner();
+    if body.text.is_empty() {
+        return Err(bad("text must not be empty"));
+    }
+    let max = node.settings.limits.max_text_bytes;
+    if body.text.len() > max {
+        return Err(ApiError::new(ErrorCode::TooLarge, format!("text is over {max} bytes")));
+    }
+    let from = match body.from {
+        None => server_user(),
+        Some(from) => {
+            let id = UserId::parse(&from.id).map_err(|err| bad(format!("from.id: {}", err.0)))?;
+            let name = match from.name {
+                Some(name) => DisplayName::parse(&name).map_err(|err| bad(format!("from.name: {}", err.0)))?,
+                None => DisplayName::from_user_id(&id),
+            };
+            UserRef { id, name }
+        }
+    };
+    let client_id = body.client_id.map(|c| ClientId::parse(&c)).transpose().map_err(|err| bad(err.0))?;
+    let draft = RoomDraft { room: room.clone(), from, text: body.text, client_id };
+    let stored = node.engine.history.publish_room(draft).await.map_err(|err| {
+        tracing::warn!(room = %room, cause = %err, "operator publish failed");
+        ApiError::new(ErrorCode::Unavailable, "the backend is unavailable")
+    })?;
+    node.metrics.messages_published.inc();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room, "seq": stored.seq, "ts": stored.ts })))
+}
+
+fn server_user() -> UserRef {
+    // Both literals satisfy the naming rules.
+    UserRef {
+        id: UserId::parse("server").unwrap_or_else(|_| unreachable!()),
+        name: DisplayName::parse("server").unwrap_or_else(|_| unreachable!()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Broadcast {
+    data: serde_json::Value,
+}
+
+async fn broadcast(req: HttpRequest, node: web::Data<Node>, body: web::Json<Broadcast>) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &node)?;
+    let frame = ServerFrame::Notice { data: body.into_inner().data };
+    let msg = BusMessage::Frame(FramePayload {
+        kind: "notice",
+        seq: None,
+        skip_user: None,
+        skip_session: None,
+        json: frame.to_json(),
+    });
+    let reached = node
+        .engine
+        .bus
+        .publish(&Topic::Broadcast, msg)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the backend is unavailable"))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "delivered": reached })))
+}
+
+async fn disconnect_user(req: HttpRequest, node: web::Data<Node>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &node)?;
+    let user = UserId::parse(&id).map_err(|err| bad(err.0))?;
+    let closed = node
+        .engine
+        .bus
+        .publish(&Topic::Control, BusMessage::Disconnect { user })
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the backend is unavailable"))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "closed": closed })))
+}

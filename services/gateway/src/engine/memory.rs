@@ -1,0 +1,383 @@
+//! The embedded engine: pub/sub, presence and history in this process's
+//! memory, for a single gateway with nothing else to run.
+//!
+//! Each room's log sits behind its own lock, and a message is given its seq,
+//! stored and handed to the registry under that lock, so history and live
+//! delivery share one order. History is lost when the process stops; a new
+//! process names its histories with a new epoch.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytestring::ByteString;
+use serde_json::value::RawValue;
+
+use chat_shared::protocol::{
+    ClientId, DirectMessage, DisplayName, PresenceState, RoomMessage, RoomName, ServerFrame, StoredMessage, UserId,
+    UserRef,
+};
+
+use super::{
+    now_ms, Admission, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft, Engine, EngineError, EngineResult,
+    FramePayload, HistoryStore, PresenceStore, Replay, ReplayFrom, RoomDraft, SessionId, SessionInfo, Stored, Topic,
+};
+
+/// Most `client_id`s remembered per room or conversation; the oldest go first.
+const MAX_IDEMPOTENCY_KEYS_PER_LOG: usize = 10_000;
+
+/// Settings of the embedded engine.
+#[derive(Debug, Clone)]
+pub struct MemorySettings {
+    pub history_size: usize,
+    pub idempotency_window: Duration,
+    pub offline_queue_max_messages: usize,
+    pub offline_ttl: Duration,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here finishes its mutation before anything can
+    // panic, so a poisoned lock still holds consistent data.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Builds the three engine parts on one shared state.
+pub fn engine(sink: Arc<dyn Deliver>, settings: MemorySettings) -> Engine {
+    let bus = Arc::new(MemoryBus { sink: sink.clone() });
+    Engine {
+        bus,
+        presence: Arc::new(MemoryPresence { sink: sink.clone(), state: Mutex::default() }),
+        history: Arc::new(MemoryHistory {
+            sink,
+            epoch: format!("{:x}", now_ms()),
+            rooms: Mutex::default(),
+            dms: Mutex::default(),
+            settings,
+        }),
+    }
+}
+
+/// Delivers straight to this node's registry.
+struct MemoryBus {
+    sink: Arc<dyn Deliver>,
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    async fn subscribe(&self, _topic: &Topic) -> EngineResult<()> {
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, _topic: &Topic) -> EngineResult<()> {
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &Topic, msg: BusMessage) -> EngineResult<usize> {
+        Ok(self.sink.deliver(topic, &msg))
+    }
+}
+
+#[derive(Default)]
+struct PresenceInner {
+    connections_per_user: HashMap<UserId, u32>,
+    connections_per_ip: HashMap<IpAddr, u32>,
+    /// room → user → (display name, the user's sessions in the room)
+    rooms: HashMap<RoomName, BTreeMap<UserId, (DisplayName, HashSet<SessionId>)>>,
+}
+
+struct MemoryPresence {
+    sink: Arc<dyn Deliver>,
+    state: Mutex<PresenceInner>,
+}
+
+impl MemoryPresence {
+    fn announce(&self, room: &RoomName, user: &UserRef, state: PresenceState) {
+        let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state };
+        let msg = BusMessage::Frame(FramePayload {
+            kind: "presence",
+            seq: None,
+            skip_user: Some(user.id.clone()),
+            skip_session: None,
+            json: frame.to_json(),
+        });
+        self.sink.deliver(&Topic::Room(room.clone()), &msg);
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+#[async_trait]
+impl PresenceStore for MemoryPresence {
+    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> EngineResult<Admission> {
+        let mut state = lock(&self.state);
+        let user_count = state.connections_per_user.get(&session.user.id).copied().unwrap_or(0);
+        if user_count >= limits.per_user {
+            return Ok(Admission::UserLimit);
+        }
+        if let Some(ip) = session.ip {
+            let ip_count = state.connections_per_ip.get(&ip).copied().unwrap_or(0);
+            if limits.per_ip > 0 && ip_count >= limits.per_ip {
+                return Ok(Admission::IpLimit);
+            }
+            state.connections_per_ip.insert(ip, ip_count + 1);
+        }
+        state.connections_per_user.insert(session.user.id.clone(), user_count + 1);
+        Ok(Admission::Admitted)
+    }
+
+    async fn release(&self, session: &SessionInfo) -> EngineResult<()> {
+        let mut state = lock(&self.state);
+        decrement(&mut state.connections_per_user, &session.user.id);
+        if let Some(ip) = session.ip {
+            decrement(&mut state.connections_per_ip, &ip);
+        }
+        Ok(())
+    }
+
+    async fn join(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
+        let mut state = lock(&self.state);
+        let users = state.rooms.entry(room.clone()).or_default();
+        let entry = users.entry(session.user.id.clone()).or_insert_with(|| (session.user.name.clone(), HashSet::new()));
+        let first = entry.1.is_empty();
+        entry.0 = session.user.name.clone();
+        entry.1.insert(session.session.clone());
+        if first {
+            self.announce(room, &session.user, PresenceState::Online);
+        }
+        Ok(())
+    }
+
+    async fn leave(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
+        let mut state = lock(&self.state);
+        let Some(users) = state.rooms.get_mut(room) else { return Ok(()) };
+        let Some(entry) = users.get_mut(&session.user.id) else { return Ok(()) };
+        if !entry.1.remove(&session.session) {
+            return Ok(());
+        }
+        if entry.1.is_empty() {
+            users.remove(&session.user.id);
+            if users.is_empty() {
+                state.rooms.remove(room);
+            }
+            self.announce(room, &session.user, PresenceState::Offline);
+        }
+        Ok(())
+    }
+
+    async fn members(&self, room: &RoomName) -> EngineResult<Vec<UserRef>> {
+        let state = lock(&self.state);
+        Ok(state
+            .rooms
+            .get(room)
+            .map(|users| {
+                users.iter().map(|(id, (name, _))| UserRef { id: id.clone(), name: name.clone() }).collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// Remembers recent `client_id`s of one room or conversation.
+#[derive(Default)]
+struct Idempotency {
+    results: HashMap<(UserId, ClientId), Stored>,
+    /// Insertion order, for expiry.
+    order: VecDeque<(Instant, (UserId, ClientId))>,
+}
+
+impl Idempotency {
+    fn get(&mut self, key: &(UserId, ClientId), now: Instant, window: Duration) -> Option<Stored> {
+        while let Some((at, _)) = self.order.front() {
+            if now.saturating_duration_since(*at) < window && self.order.len() <= MAX_IDEMPOTENCY_KEYS_PER_LOG {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front() {
+                self.results.remove(&old);
+            }
+        }
+        self.results.get(key).copied()
+    }
+
+    fn insert(&mut self, key: (UserId, ClientId), stored: Stored, now: Instant) {
+        self.order.push_back((now, key.clone()));
+        self.results.insert(key, stored);
+    }
+}
+
+/// One room's or conversation's capped log.
+#[derive(Default)]
+struct Log {
+    seq: u64,
+    messages: VecDeque<StoredMessage>,
+    recent: Idempotency,
+}
+
+impl Log {
+    fn append(&mut self, seq: u64, json: Arc<RawValue>, cap: usize) {
+        self.messages.push_back(StoredMessage { seq, json });
+        while self.messages.len() > cap {
+            self.messages.pop_front();
+        }
+    }
+}
+
+#[derive(Default)]
+struct DmInner {
+    /// (smaller user id, larger user id) → conversation log
+    conversations: HashMap<(UserId, UserId), Log>,
+    /// recipient → (queued at, `dm` frame), oldest first
+    offline: HashMap<UserId, VecDeque<(Instant, ByteString)>>,
+}
+
+struct MemoryHistory {
+    sink: Arc<dyn Deliver>,
+    epoch: String,
+    rooms: Mutex<HashMap<RoomName, Arc<Mutex<Log>>>>,
+    dms: Mutex<DmInner>,
+    settings: MemorySettings,
+}
+
+impl MemoryHistory {
+    fn room_log(&self, room: &RoomName) -> Option<Arc<Mutex<Log>>> {
+        lock(&self.rooms).get(room).cloned()
+    }
+}
+
+fn to_raw<T: serde::Serialize>(frame: &T) -> EngineResult<Box<RawValue>> {
+    serde_json::value::to_raw_value(frame).map_err(|err| EngineError::Unavailable(format!("serialisation: {err}")))
+}
+
+#[async_trait]
+impl HistoryStore for MemoryHistory {
+    async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
+        let log = lock(&self.rooms).entry(draft.room.clone()).or_default().clone();
+        let mut log = lock(&log);
+        let now = Instant::now();
+        let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
+        if let Some(key) = &key {
+            if let Some(stored) = log.recent.get(key, now, self.settings.idempotency_window) {
+                return Ok(stored);
+            }
+        }
+        let seq = log.seq + 1;
+        let ts = now_ms();
+        let room = draft.room.clone();
+        let frame =
+            ServerFrame::Message(RoomMessage { room: draft.room, seq, from: draft.from, text: draft.text, ts, client_id: draft.client_id });
+        let raw: Arc<RawValue> = Arc::from(to_raw(&frame)?);
+        let json = ByteString::from(raw.get().to_owned());
+        log.seq = seq;
+        log.append(seq, raw, self.settings.history_size);
+        let stored = Stored { seq, ts, delivered: true };
+        if let Some(key) = key {
+            log.recent.insert(key, stored, now);
+        }
+        let msg =
+            BusMessage::Frame(FramePayload { kind: "message", seq: Some(seq), skip_user: None, skip_session: None, json });
+        self.sink.deliver(&Topic::Room(room), &msg);
+        Ok(stored)
+    }
+
+    async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
+        let Some(log) = self.room_log(room) else {
+            return Ok(Replay { seq: 0, epoch: self.epoch.clone(), messages: Vec::new() });
+        };
+        let log = lock(&log);
+        let messages = match from {
+            ReplayFrom::Latest(n) => {
+                let skip = log.messages.len().saturating_sub(n);
+                log.messages.iter().skip(skip).cloned().collect()
+            }
+            ReplayFrom::After(since) => log.messages.iter().filter(|m| m.seq > since).cloned().collect(),
+        };
+        Ok(Replay { seq: log.seq, epoch: self.epoch.clone(), messages })
+    }
+
+    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
+        let Some(log) = self.room_log(room) else { return Ok(Vec::new()) };
+        let log = lock(&log);
+        let end = match before {
+            Some(before) => log.messages.partition_point(|m| m.seq < before),
+            None => log.messages.len(),
+        };
+        let start = end.saturating_sub(limit);
+        Ok(log.messages.range(start..end).cloned().collect())
+    }
+
+    async fn publish_dm(&self, draft: DmDraft) -> EngineResult<Stored> {
+        let mut dms = lock(&self.dms);
+        let pair = if draft.from.id <= draft.to {
+            (draft.from.id.clone(), draft.to.clone())
+        } else {
+            (draft.to.clone(), draft.from.id.clone())
+        };
+        let now = Instant::now();
+        let log = dms.conversations.entry(pair).or_default();
+        let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
+        if let Some(key) = &key {
+            if let Some(stored) = log.recent.get(key, now, self.settings.idempotency_window) {
+                return Ok(stored);
+            }
+        }
+        let seq = log.seq + 1;
+        let ts = now_ms();
+        let (from, to) = (draft.from.id.clone(), draft.to.clone());
+        let frame = ServerFrame::Dm(DirectMessage {
+            from: draft.from,
+            to: draft.to,
+            text: draft.text,
+            ts,
+            seq,
+            client_id: draft.client_id,
+        });
+        let raw: Arc<RawValue> = Arc::from(to_raw(&frame)?);
+        let json = ByteString::from(raw.get().to_owned());
+        log.seq = seq;
+        log.append(seq, raw, self.settings.history_size);
+        let payload = |skip_session| {
+            BusMessage::Frame(FramePayload { kind: "dm", seq: Some(seq), skip_user: None, skip_session, json: json.clone() })
+        };
+        let reached = self.sink.deliver(&Topic::User(to.clone()), &payload(Some(draft.origin.clone())));
+        if from != to {
+            self.sink.deliver(&Topic::User(from), &payload(Some(draft.origin)));
+        }
+        let delivered = reached > 0;
+        let stored = Stored { seq, ts, delivered };
+        if let Some(key) = key {
+            log.recent.insert(key, stored, now);
+        }
+        if !delivered {
+            let queue = dms.offline.entry(to).or_default();
+            queue.push_back((now, json));
+            while queue.len() > self.settings.offline_queue_max_messages {
+                queue.pop_front();
+            }
+        }
+        Ok(stored)
+    }
+
+    async fn take_offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
+        let mut dms = lock(&self.dms);
+        let now = Instant::now();
+        let ttl = self.settings.offline_ttl;
+        Ok(dms
+            .offline
+            .remove(user)
+            .map(|queue| {
+                queue
+                    .into_iter()
+                    .filter(|(at, _)| now.saturating_duration_since(*at) < ttl)
+                    .map(|(_, json)| json)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}

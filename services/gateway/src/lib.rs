@@ -1,0 +1,28 @@
+//! The chat gateway: a WebSocket node that speaks the protocol of
+//! `docs/protocol.md`.
+//!
+//! # Layout
+//! - [`startup`]: [`Application`] — bind, wire, serve, drain.
+//! - [`settings`]: every configuration key.
+//! - [`http`]: `/ws`, `/healthz`, `/readyz`, `/metrics`; [`admin`]: the operator API.
+//! - [`auth`]: anonymous and JWT authentication, Origin checks, dev tokens.
+//! - [`session`]: the per-connection actor; [`outbox`]: its bounded queue and writer.
+//! - [`registry`]: which local sessions are in which room, and fan-out.
+//! - [`engine`]: the pub/sub, presence and history traits, and the embedded engine.
+//! - [`limits`]: rate limiting; [`metrics`]: Prometheus metrics.
+
+pub mod admin;
+pub mod auth;
+pub mod engine;
+pub mod http;
+pub mod limits;
+pub mod metrics;
+pub mod node;
+pub mod outbox;
+pub mod registry;
+pub mod session;
+pub mod settings;
+pub mod startup;
+
+pub use settings::Settings;
+pub use startup::{Application, ShutdownHandle};

@@ -1,0 +1,128 @@
+//! The gateway's Prometheus metrics, on a registry of its own (so several
+//! gateways can run in one test process).
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use chat_shared::protocol::{ClientFrame, ServerFrame};
+use chat_shared::ErrorCode;
+
+/// Label used for client frames that could not be parsed or had an unknown type.
+pub const INVALID_FRAME_LABEL: &str = "invalid";
+
+/// Every metric the gateway exports (listed in `docs/metrics.md`).
+pub struct Metrics {
+    pub registry: Registry,
+    /// `chat_connections`: open WebSocket connections.
+    pub connections: IntGauge,
+    /// `chat_connections_opened_total`: connections accepted since start.
+    pub connections_opened: IntCounter,
+    /// `chat_connections_refused_total{code}`: upgrades refused, by error code.
+    pub connections_refused: IntCounterVec,
+    /// `chat_frames_in_total{type}`: client frames read, by type.
+    pub frames_in: IntCounterVec,
+    /// `chat_frames_out_total{type}`: frames queued to clients, by type.
+    pub frames_out: IntCounterVec,
+    /// `chat_errors_total{code}`: `error` frames sent, by code.
+    pub errors: IntCounterVec,
+    /// `chat_fanout_seconds`: time to hand one published frame to every local recipient.
+    pub fanout_seconds: Histogram,
+    /// `chat_publish_seconds`: time from a `send` being read to its `ack` (store and publish).
+    pub publish_seconds: Histogram,
+    /// `chat_slow_consumer_closes_total`: connections closed with 4008.
+    pub slow_consumer_closes: IntCounter,
+    /// `chat_rate_limit_closes_total`: connections closed with 1008 for rate abuse.
+    pub rate_limit_closes: IntCounter,
+    /// `chat_rooms`: rooms with at least one local session.
+    pub rooms: IntGauge,
+    /// `chat_messages_published_total`: room messages stored and published by this node.
+    pub messages_published: IntCounter,
+    /// `chat_dms_published_total`: direct messages stored by this node.
+    pub dms_published: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    ///
+    /// # Errors
+    /// Only on a programming error (a duplicate or malformed metric name).
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let latency_buckets = vec![
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ];
+        let metrics = Metrics {
+            connections: IntGauge::new("chat_connections", "Open WebSocket connections.")?,
+            connections_opened: IntCounter::new("chat_connections_opened_total", "WebSocket connections accepted.")?,
+            connections_refused: IntCounterVec::new(
+                Opts::new("chat_connections_refused_total", "WebSocket upgrades refused, by error code."),
+                &["code"],
+            )?,
+            frames_in: IntCounterVec::new(Opts::new("chat_frames_in_total", "Client frames read, by type."), &["type"])?,
+            frames_out: IntCounterVec::new(
+                Opts::new("chat_frames_out_total", "Frames queued to clients, by type."),
+                &["type"],
+            )?,
+            errors: IntCounterVec::new(Opts::new("chat_errors_total", "Error frames sent, by code."), &["code"])?,
+            fanout_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "chat_fanout_seconds",
+                    "Time to hand one published frame to every local recipient.",
+                )
+                .buckets(latency_buckets.clone()),
+            )?,
+            publish_seconds: Histogram::with_opts(
+                HistogramOpts::new("chat_publish_seconds", "Time from reading a send to its ack (store and publish).")
+                    .buckets(latency_buckets),
+            )?,
+            slow_consumer_closes: IntCounter::new(
+                "chat_slow_consumer_closes_total",
+                "Connections closed with 4008 because their outgoing queue overflowed.",
+            )?,
+            rate_limit_closes: IntCounter::new(
+                "chat_rate_limit_closes_total",
+                "Connections closed with 1008 for sustained rate-limit abuse.",
+            )?,
+            rooms: IntGauge::new("chat_rooms", "Rooms with at least one session on this node.")?,
+            messages_published: IntCounter::new(
+                "chat_messages_published_total",
+                "Room messages stored and published by this node.",
+            )?,
+            dms_published: IntCounter::new("chat_dms_published_total", "Direct messages stored by this node.")?,
+            registry,
+        };
+        let r = &metrics.registry;
+        r.register(Box::new(metrics.connections.clone()))?;
+        r.register(Box::new(metrics.connections_opened.clone()))?;
+        r.register(Box::new(metrics.connections_refused.clone()))?;
+        r.register(Box::new(metrics.frames_in.clone()))?;
+        r.register(Box::new(metrics.frames_out.clone()))?;
+        r.register(Box::new(metrics.errors.clone()))?;
+        r.register(Box::new(metrics.fanout_seconds.clone()))?;
+        r.register(Box::new(metrics.publish_seconds.clone()))?;
+        r.register(Box::new(metrics.slow_consumer_closes.clone()))?;
+        r.register(Box::new(metrics.rate_limit_closes.clone()))?;
+        r.register(Box::new(metrics.rooms.clone()))?;
+        r.register(Box::new(metrics.messages_published.clone()))?;
+        r.register(Box::new(metrics.dms_published.clone()))?;
+        // Pre-create the labelled series so dashboards see zeros, not gaps.
+        for kind in ClientFrame::TYPES.iter().chain([&INVALID_FRAME_LABEL]) {
+            metrics.frames_in.with_label_values(&[kind]);
+        }
+        for kind in ServerFrame::TYPES {
+            metrics.frames_out.with_label_values(&[kind]);
+        }
+        for code in ErrorCode::ALL {
+            metrics.errors.with_label_values(&[code.as_str()]);
+        }
+        Ok(metrics)
+    }
+
+    /// Counts `n` frames of `kind` queued to clients.
+    pub fn frames_out(&self, kind: &str, n: usize) {
+        if n > 0 {
+            self.frames_out.with_label_values(&[kind]).inc_by(n as u64);
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! The node registry: which local sessions are in which room, and which
+//! belong to which user.
+//!
+//! It is the engine's [`Deliver`] sink: a frame that arrives on a room's or a
+//! user's topic was serialised once, and the registry hands the same bytes to
+//! every local recipient's [`Outbox`] (a refcount bump, no copy). All of it
+//! happens under one short lock that is never held across an await.
+//!
+//! Gapless join: a session joining a room is added as `Joining` *before* its
+//! history is read, so every frame published from then on is buffered; when
+//! the `joined` reply is ready, [`Registry::complete_join`] queues it, then
+//! the buffered frames whose seq is above the replayed seq, and from then on
+//! a frame is delivered only if its seq is above the last one the session
+//! got. The same buffering holds a new session's live DMs until its queued
+//! offline DMs have been sent right after `welcome`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytestring::ByteString;
+
+use chat_shared::protocol::{RoomName, UserId, UserRef};
+use chat_shared::CloseCode;
+
+use crate::engine::{BusMessage, Deliver, FramePayload, SessionId, Topic};
+use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Push};
+
+/// At most one relayed `typing start` per user and room in this interval.
+pub const TYPING_RELAY_INTERVAL_MS: u64 = 1_000;
+/// A `typing start` not followed by another start or a stop is ended after this long.
+pub const TYPING_AUTO_STOP_MS: u64 = 5_000;
+
+/// Frames held for a session until an earlier reply has gone out.
+#[derive(Debug, Default)]
+struct Pending {
+    frames: Vec<(Option<u64>, &'static str, ByteString)>,
+    bytes: usize,
+}
+
+#[derive(Debug)]
+enum MemberState {
+    /// History is being read; frames are held. `previous_seq` is set when the
+    /// session was already in the room (a repeated join).
+    Joining { pending: Pending, previous_seq: Option<u64> },
+    /// Frames go straight out; `last_seq` is the newest seq the session got.
+    Live { last_seq: u64 },
+}
+
+#[derive(Debug)]
+struct RoomMember {
+    user: UserId,
+    state: MemberState,
+}
+
+struct LocalSession {
+    user: UserRef,
+    outbox: Arc<Outbox>,
+    /// DMs that arrived before the offline queue was flushed; `None` once live.
+    pending_dms: Option<Pending>,
+}
+
+#[derive(Debug, Clone)]
+struct TypingEntry {
+    /// When a `start` was last relayed.
+    last_relay: Instant,
+    /// A `start` was relayed and no `stop` yet.
+    active: bool,
+    /// Bumped by every `start`; the auto-stop timer only fires for its own.
+    generation: u64,
+    /// The session whose `start` was relayed last.
+    session: SessionId,
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<SessionId, LocalSession>,
+    rooms: HashMap<RoomName, HashMap<SessionId, RoomMember>>,
+    users: HashMap<UserId, Vec<SessionId>>,
+    typing: HashMap<(RoomName, UserId), TypingEntry>,
+}
+
+/// A decision on a `typing start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypingStart {
+    /// Relay it (else it is inside the 1/s throttle).
+    pub relay: bool,
+    /// Pass to [`Registry::typing_expire`] after [`TYPING_AUTO_STOP_MS`].
+    pub generation: u64,
+}
+
+/// Counts for `/v1/stats`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct RegistryStats {
+    pub connections: usize,
+    pub users: usize,
+    pub rooms: usize,
+}
+
+/// See the module documentation.
+pub struct Registry {
+    inner: Mutex<Inner>,
+    metrics: Arc<Metrics>,
+    /// Bytes a session may have held in `Pending` buffers (its outbox limit).
+    max_pending_bytes: usize,
+}
+
+impl Registry {
+    pub fn new(metrics: Arc<Metrics>, max_pending_bytes: usize) -> Registry {
+        Registry { inner: Mutex::new(Inner::default()), metrics, max_pending_bytes }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every mutation under this lock is a single insert or remove, so a
+        // panic elsewhere cannot leave it half-done: keep using it.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a session. Returns true when it is its user's first local session
+    /// (the node must subscribe to the user's topic). Live DMs are held until
+    /// [`Registry::complete_welcome`].
+    pub fn register(&self, session: &SessionId, user: &UserRef, outbox: Arc<Outbox>) -> bool {
+        let mut inner = self.lock();
+        inner.sessions.insert(
+            session.clone(),
+            LocalSession { user: user.clone(), outbox, pending_dms: Some(Pending::default()) },
+        );
+        let sessions = inner.users.entry(user.id.clone()).or_default();
+        sessions.push(session.clone());
+        let first = sessions.len() == 1;
+        self.metrics.connections.set(inner.sessions.len() as i64);
+        first
+    }
+
+    /// Queues the offline DMs, then the live DMs held since `register`.
+    pub fn complete_welcome(&self, session: &SessionId, offline: Vec<ByteString>) {
+        let mut inner = self.lock();
+        let Some(local) = inner.sessions.get_mut(session) else { return };
+        let held = local.pending_dms.take().unwrap_or_default();
+        for json in offline {
+            self.push_counted(&local.outbox, "dm", json);
+        }
+        for (_, kind, json) in held.frames {
+            self.push_counted(&local.outbox, kind, json);
+        }
+    }
+
+    /// Removes a session from every map. Returns true when it was its user's
+    /// last local session (the node may unsubscribe from the user's topic),
+    /// and the rooms left without local sessions.
+    pub fn unregister(&self, session: &SessionId) -> (bool, Vec<RoomName>) {
+        let mut inner = self.lock();
+        let Some(local) = inner.sessions.remove(session) else { return (false, Vec::new()) };
+        let mut emptied = Vec::new();
+        inner.rooms.retain(|room, members| {
+            members.remove(session);
+            if members.is_empty() {
+                emptied.push(room.clone());
+                false
+            } else {
+                true
+            }
+        });
+        let typing_rooms = emptied.clone();
+        inner.typing.retain(|(room, _), _| !typing_rooms.contains(room));
+        let mut last = false;
+        if let Some(sessions) = inner.users.get_mut(&local.user.id) {
+            sessions.retain(|s| s != session);
+            if sessions.is_empty() {
+                inner.users.remove(&local.user.id);
+                last = true;
+            }
+        }
+        self.metrics.connections.set(inner.sessions.len() as i64);
+        self.metrics.rooms.set(inner.rooms.len() as i64);
+        (last, emptied)
+    }
+
+    /// Starts a join: frames for the room are held from now on. Returns true
+    /// when the session is the room's first local member (the node must
+    /// subscribe to the room's topic).
+    pub fn begin_join(&self, room: &RoomName, session: &SessionId, user: &UserId) -> bool {
+        let mut inner = self.lock();
+        let created = !inner.rooms.contains_key(room);
+        let members = inner.rooms.entry(room.clone()).or_default();
+        let previous_seq = match members.get(session).map(|m| &m.state) {
+            Some(MemberState::Live { last_seq }) => Some(*last_seq),
+            Some(MemberState::Joining { previous_seq, .. }) => *previous_seq,
+            None => None,
+        };
+        members.insert(
+            session.clone(),
+            RoomMember {
+                user: user.clone(),
+                state: MemberState::Joining { pending: Pending::default(), previous_seq },
+            },
+        );
+        if created {
+            self.metrics.rooms.set(inner.rooms.len() as i64);
+        }
+        created
+    }
+
+    /// Finishes a join: queues `joined`, then the held frames newer than
+    /// `replayed_seq`, and makes the session live in the room. Returns false
+    /// if the session is gone.
+    pub fn complete_join(&self, room: &RoomName, session: &SessionId, joined: ByteString, replayed_seq: u64) -> bool {
+        let mut inner = self.lock();
+        let Inner { sessions, rooms, .. } = &mut *inner;
+        let (Some(local), Some(member)) =
+            (sessions.get(session), rooms.get_mut(room).and_then(|members| members.get_mut(session)))
+        else {
+            return false;
+        };
+        let pending = match &mut member.state {
+            MemberState::Joining { pending, .. } => std::mem::take(pending),
+            MemberState::Live { .. } => Pending::default(),
+        };
+        self.push_counted(&local.outbox, "joined", joined);
+        let mut last_seq = replayed_seq;
+        for (seq, kind, json) in pending.frames {
+            match seq {
+                Some(seq) if seq <= last_seq => continue,
+                Some(seq) => last_seq = seq,
+                None => {}
+            }
+            self.push_counted(&local.outbox, kind, json);
+        }
+        member.state = MemberState::Live { last_seq };
+        true
+    }
+
+    /// Undoes [`Registry::begin_join`] after a failure. A repeated join falls
+    /// back to live delivery; a first join removes the session from the room.
+    /// Returns true when the room has no local session left.
+    pub fn abort_join(&self, room: &RoomName, session: &SessionId) -> bool {
+        let mut inner = self.lock();
+        let Inner { sessions, rooms, .. } = &mut *inner;
+        let Some(members) = rooms.get_mut(room) else { return false };
+        if let Some(member) = members.get_mut(session) {
+            if let MemberState::Joining { pending, previous_seq: Some(previous) } = &mut member.state {
+                let mut last_seq = *previous;
+                if let Some(local) = sessions.get(session) {
+                    for (seq, kind, json) in std::mem::take(&mut pending.frames) {
+                        match seq {
+                            Some(seq) if seq <= last_seq => continue,
+                            Some(seq) => last_seq = seq,
+                            None => {}
+                        }
+                        self.push_counted(&local.outbox, kind, json);
+                    }
+                }
+                member.state = MemberState::Live { last_seq };
+                return false;
+            }
+        }
+        self.remove_member(&mut inner, room, session)
+    }
+
+    /// Removes the session from the room. Returns true when the room has no
+    /// local session left (the node may unsubscribe from its topic).
+    pub fn leave(&self, room: &RoomName, session: &SessionId) -> bool {
+        let mut inner = self.lock();
+        self.remove_member(&mut inner, room, session)
+    }
+
+    fn remove_member(&self, inner: &mut Inner, room: &RoomName, session: &SessionId) -> bool {
+        let Some(members) = inner.rooms.get_mut(room) else { return false };
+        members.remove(session);
+        if !members.is_empty() {
+            return false;
+        }
+        inner.rooms.remove(room);
+        inner.typing.retain(|(r, _), _| r != room);
+        self.metrics.rooms.set(inner.rooms.len() as i64);
+        true
+    }
+
+    /// Queues a frame for one session (its own replies). Returns false when
+    /// the session is closing or gone.
+    pub fn send_to(&self, session: &SessionId, kind: &'static str, json: ByteString) -> bool {
+        let inner = self.lock();
+        match inner.sessions.get(session) {
+            Some(local) => self.push_counted(&local.outbox, kind, json),
+            None => false,
+        }
+    }
+
+    fn push_counted(&self, outbox: &Outbox, kind: &'static str, json: ByteString) -> bool {
+        match outbox.push_text(json) {
+            Push::Queued => {
+                self.metrics.frames_out(kind, 1);
+                true
+            }
+            Push::Overflowed => {
+                self.metrics.slow_consumer_closes.inc();
+                false
+            }
+            Push::Closed => false,
+        }
+    }
+
+    /// Queues `frame` for a held session, or closes it with 4008 when the
+    /// held bytes pass the limit.
+    fn hold(&self, pending: &mut Pending, outbox: &Outbox, frame: &FramePayload) {
+        if outbox.is_closing() {
+            return;
+        }
+        pending.bytes += frame.json.len();
+        if pending.bytes > self.max_pending_bytes {
+            pending.frames.clear();
+            pending.bytes = 0;
+            if outbox.close_now(CloseCode::SlowConsumer, "slow consumer") {
+                self.metrics.slow_consumer_closes.inc();
+            }
+            return;
+        }
+        pending.frames.push((frame.seq, frame.kind, frame.json.clone()));
+    }
+
+    fn deliver_room(&self, inner: &mut Inner, room: &RoomName, frame: &FramePayload) -> usize {
+        let Inner { sessions, rooms, .. } = inner;
+        let Some(members) = rooms.get_mut(room) else { return 0 };
+        let mut queued = 0;
+        for (session, member) in members.iter_mut() {
+            if frame.skip_user.as_ref() == Some(&member.user) || frame.skip_session.as_ref() == Some(session) {
+                continue;
+            }
+            let Some(local) = sessions.get(session) else { continue };
+            match &mut member.state {
+                MemberState::Joining { pending, .. } => self.hold(pending, &local.outbox, frame),
+                MemberState::Live { last_seq } => {
+                    if let Some(seq) = frame.seq {
+                        if seq <= *last_seq {
+                            continue;
+                        }
+                        *last_seq = seq;
+                    }
+                    match local.outbox.push_text(frame.json.clone()) {
+                        Push::Queued => queued += 1,
+                        Push::Overflowed => self.metrics.slow_consumer_closes.inc(),
+                        Push::Closed => {}
+                    }
+                }
+            }
+        }
+        queued
+    }
+
+    fn deliver_user(&self, inner: &mut Inner, user: &UserId, frame: &FramePayload) -> usize {
+        let Inner { sessions, users, .. } = inner;
+        let Some(ids) = users.get(user) else { return 0 };
+        let mut reached = 0;
+        for session in ids {
+            if frame.skip_session.as_ref() == Some(session) {
+                continue;
+            }
+            let Some(local) = sessions.get_mut(session) else { continue };
+            reached += 1;
+            match &mut local.pending_dms {
+                Some(pending) => self.hold(pending, &local.outbox, frame),
+                None => match local.outbox.push_text(frame.json.clone()) {
+                    Push::Queued => self.metrics.frames_out(frame.kind, 1),
+                    Push::Overflowed => self.metrics.slow_consumer_closes.inc(),
+                    Push::Closed => {}
+                },
+            }
+        }
+        reached
+    }
+
+    /// Closes every session of `user` on this node; returns how many.
+    pub fn close_user(&self, user: &UserId, code: CloseCode, reason: &'static str) -> usize {
+        let inner = self.lock();
+        let Some(ids) = inner.users.get(user) else { return 0 };
+        ids.iter()
+            .filter_map(|id| inner.sessions.get(id))
+            .filter(|local| local.outbox.close(code, reason))
+            .count()
+    }
+
+    /// Closes every session on this node after what is queued (drain).
+    pub fn close_all(&self, code: CloseCode, reason: &'static str) -> usize {
+        let inner = self.lock();
+        inner.sessions.values().filter(|local| local.outbox.close(code, reason)).count()
+    }
+
+    /// Open local sessions.
+    pub fn session_count(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    /// Local sessions of one user.
+    pub fn user_session_count(&self, user: &UserId) -> usize {
+        self.lock().users.get(user).map_or(0, Vec::len)
+    }
+
+    pub fn stats(&self) -> RegistryStats {
+        let inner = self.lock();
+        RegistryStats { connections: inner.sessions.len(), users: inner.users.len(), rooms: inner.rooms.len() }
+    }
+
+    /// Records a `typing start` from `session` (see [`TypingStart`]).
+    pub fn typing_start(&self, room: &RoomName, user: &UserId, session: &SessionId, now: Instant) -> TypingStart {
+        let mut inner = self.lock();
+        let interval = Duration::from_millis(TYPING_RELAY_INTERVAL_MS);
+        let key = (room.clone(), user.clone());
+        match inner.typing.get_mut(&key) {
+            Some(entry) => {
+                entry.generation += 1;
+                let relay = !entry.active || now.saturating_duration_since(entry.last_relay) >= interval;
+                if relay {
+                    entry.last_relay = now;
+                }
+                entry.active = true;
+                entry.session = session.clone();
+                TypingStart { relay, generation: entry.generation }
+            }
+            None => {
+                inner.typing.insert(
+                    key,
+                    TypingEntry { last_relay: now, active: true, generation: 1, session: session.clone() },
+                );
+                TypingStart { relay: true, generation: 1 }
+            }
+        }
+    }
+
+    /// Records a `typing stop`; true when it must be relayed (a start was).
+    pub fn typing_stop(&self, room: &RoomName, user: &UserId) -> bool {
+        let mut inner = self.lock();
+        match inner.typing.get_mut(&(room.clone(), user.clone())) {
+            Some(entry) if entry.active => {
+                entry.active = false;
+                entry.generation += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The auto-stop timer of `generation` fired; true when a `stop` must be relayed.
+    pub fn typing_expire(&self, room: &RoomName, user: &UserId, generation: u64) -> bool {
+        let mut inner = self.lock();
+        match inner.typing.get_mut(&(room.clone(), user.clone())) {
+            Some(entry) if entry.active && entry.generation == generation => {
+                entry.active = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The session left the room; true when its user's relayed `start` must
+    /// be ended with a `stop`.
+    pub fn typing_session_left(&self, room: &RoomName, user: &UserId, session: &SessionId) -> bool {
+        let mut inner = self.lock();
+        let key = (room.clone(), user.clone());
+        match inner.typing.get(&key) {
+            Some(entry) if &entry.session == session => {
+                let active = entry.active;
+                inner.typing.remove(&key);
+                active
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Deliver for Registry {
+    fn deliver(&self, topic: &Topic, msg: &BusMessage) -> usize {
+        let started = Instant::now();
+        let mut inner = self.lock();
+        let reached = match (topic, msg) {
+            (Topic::Room(room), BusMessage::Frame(frame)) => {
+                let n = self.deliver_room(&mut inner, room, frame);
+                self.metrics.frames_out(frame.kind, n);
+                n
+            }
+            (Topic::User(user), BusMessage::Frame(frame)) => self.deliver_user(&mut inner, user, frame),
+            (Topic::Broadcast, BusMessage::Frame(frame)) => {
+                let mut n = 0;
+                for local in inner.sessions.values() {
+                    if local.outbox.push_text(frame.json.clone()) == Push::Queued {
+                        n += 1;
+                    }
+                }
+                self.metrics.frames_out(frame.kind, n);
+                n
+            }
+            (_, BusMessage::Disconnect { user }) => {
+                drop(inner);
+                return self.close_user(user, CloseCode::Policy, "disconnected by an operator");
+            }
+            (Topic::Control, BusMessage::Frame(_)) => 0,
+        };
+        drop(inner);
+        self.metrics.fanout_seconds.observe(started.elapsed().as_secs_f64());
+        reached
+    }
+}

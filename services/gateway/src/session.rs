@@ -1,0 +1,605 @@
+//! One WebSocket connection: an actix actor that speaks the protocol.
+//!
+//! The actor owns the session's state (its rooms, rate limiter, liveness)
+//! and reads the socket as a stream. Frames are handled one at a time, in
+//! order: a frame that needs the engine holds the actor (`ctx.wait`) until
+//! its reply is queued, so replies come back in request order and a client
+//! that floods is slowed by TCP, not buffered.
+//!
+//! Nothing is written to the socket from here: replies and fan-out go
+//! through the session's bounded [`Outbox`], drained by the writer task
+//! ([`crate::outbox::run_writer`]). Unlike `actix-web-actors`, whose actor
+//! lives inside the response stream and freezes when a client stops reading,
+//! this actor keeps running its timers and mailbox however slow the client.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler, WrapFuture,
+};
+use actix_ws::{AggregatedMessage, ProtocolError};
+use bytestring::ByteString;
+
+use chat_shared::protocol::{
+    parse_client_frame, ClientFrame, ClientId, RequestId, RoomName, ServerFrame, TypingState, UserId, WelcomeLimits,
+    DEFAULT_HISTORY_LIMIT,
+};
+use chat_shared::{CloseCode, ErrorCode};
+
+use crate::auth::RoomGrant;
+use crate::engine::{
+    now_ms, BusMessage, DmDraft, Engine, EngineError, FramePayload, Replay, ReplayFrom, RoomDraft, SessionId,
+    SessionInfo, Topic,
+};
+use crate::limits::{AbuseMeter, TokenBucket};
+use crate::metrics::INVALID_FRAME_LABEL;
+use crate::node::{Node, SessionGuard};
+use crate::outbox::{run_writer, Outbox, Push};
+use crate::registry::TYPING_AUTO_STOP_MS;
+
+/// The most history entries a `history` request returns, whatever `limit` says.
+pub const MAX_HISTORY_PAGE: u64 = 1_000;
+
+/// One connection's actor.
+pub struct WsSession {
+    node: Arc<Node>,
+    info: SessionInfo,
+    /// What the token lets this connection touch.
+    grant: RoomGrant,
+    outbox: Arc<Outbox>,
+    /// The socket's write half, handed to the writer task on start.
+    socket: Option<actix_ws::Session>,
+    /// Rooms this session has joined.
+    rooms: HashSet<RoomName>,
+    /// Rooms whose join is in flight (cleaned up too if the session ends mid-join).
+    joining: HashSet<RoomName>,
+    bucket: TokenBucket,
+    abuse: AbuseMeter,
+    /// When the client last showed life (any frame, pong included).
+    last_seen: Instant,
+    /// Counts the session until its cleanup is done (the drain waits on it).
+    guard: Option<SessionGuard>,
+}
+
+/// The writer task has finished: the socket is closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriterDone;
+
+impl WsSession {
+    pub fn new(node: Arc<Node>, info: SessionInfo, grant: RoomGrant, socket: actix_ws::Session) -> WsSession {
+        let limits = &node.settings.limits;
+        let now = Instant::now();
+        WsSession {
+            outbox: Arc::new(Outbox::new(limits.max_outbox_bytes)),
+            bucket: TokenBucket::new(limits.messages_per_second, now),
+            abuse: AbuseMeter::new(
+                limits.max_rate_limited_frames,
+                Duration::from_millis(limits.rate_limit_window_ms),
+                now,
+            ),
+            guard: Some(node.session_guard()),
+            node,
+            info,
+            grant,
+            socket: Some(socket),
+            rooms: HashSet::new(),
+            joining: HashSet::new(),
+            last_seen: now,
+        }
+    }
+
+    fn id(&self) -> &SessionId {
+        &self.info.session
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.node.engine
+    }
+
+    /// Queues a reply to this session.
+    fn reply(&self, frame: &ServerFrame) {
+        if let ServerFrame::Error { code, .. } = frame {
+            self.node.metrics.errors.with_label_values(&[code.as_str()]).inc();
+        }
+        match self.outbox.push_text(frame.to_json()) {
+            Push::Queued => self.node.metrics.frames_out(frame.kind(), 1),
+            Push::Overflowed => self.node.metrics.slow_consumer_closes.inc(),
+            Push::Closed => {}
+        }
+    }
+
+    fn reply_error(&self, re: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
+        self.reply(&ServerFrame::error(re, code, message));
+    }
+
+    fn reply_unavailable(&self, re: Option<RequestId>, what: &str, err: &EngineError) {
+        tracing::warn!(session = %self.id(), cause = %err, what, "backend call failed");
+        self.reply_error(re, ErrorCode::Unavailable, format!("{what} failed: the backend is unavailable"));
+    }
+
+    /// Closes the connection after what is queued, and stops the actor.
+    fn close(&self, code: CloseCode, reason: &'static str, ctx: &mut Context<Self>) {
+        self.outbox.close(code, reason);
+        ctx.stop();
+    }
+
+    fn check_text(&self, re: &Option<RequestId>, text: &str) -> bool {
+        if text.is_empty() {
+            self.reply_error(re.clone(), ErrorCode::BadRequest, "text must not be empty");
+            return false;
+        }
+        let max = self.node.settings.limits.max_text_bytes;
+        if text.len() > max {
+            self.reply_error(re.clone(), ErrorCode::TooLarge, format!("text is over {max} bytes"));
+            return false;
+        }
+        true
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let parsed = parse_client_frame(text);
+        let label = parsed.as_ref().map_or(INVALID_FRAME_LABEL, |(_, frame)| frame.kind());
+        self.node.metrics.frames_in.with_label_values(&[label]).inc();
+        if let Err(retry_after_ms) = self.bucket.take(now) {
+            let re = match &parsed {
+                Ok((re, _)) => re.clone(),
+                Err(err) => err.re.clone(),
+            };
+            self.rate_limited(re, retry_after_ms, now, ctx);
+            return;
+        }
+        match parsed {
+            Ok((re, frame)) => self.on_frame(re, frame, ctx),
+            Err(err) => self.reply_error(err.re, err.code, err.message),
+        }
+    }
+
+    fn rate_limited(&mut self, re: Option<RequestId>, retry_after_ms: u64, now: Instant, ctx: &mut Context<Self>) {
+        self.reply(&ServerFrame::Error {
+            re,
+            code: ErrorCode::RateLimited,
+            message: format!("over {} frames per second", self.node.settings.limits.messages_per_second),
+            retry_after_ms: Some(retry_after_ms),
+        });
+        if self.abuse.record(now) {
+            tracing::info!(session = %self.id(), user = %self.info.user.id, "closing a connection for rate-limit abuse");
+            self.node.metrics.rate_limit_closes.inc();
+            self.close(CloseCode::Policy, "rate limit exceeded repeatedly", ctx);
+        }
+    }
+
+    fn on_frame(&mut self, re: Option<RequestId>, frame: ClientFrame, ctx: &mut Context<Self>) {
+        match frame {
+            ClientFrame::Ping => self.reply(&ServerFrame::Pong { re, ts: now_ms() }),
+            ClientFrame::Join { room, since, epoch, limit } => {
+                if !self.grant.allows(&room) {
+                    return self.reply_error(re, ErrorCode::Forbidden, format!("room {room} is not allowed"));
+                }
+                let max_rooms = self.node.settings.limits.max_rooms_per_connection;
+                if !self.rooms.contains(&room) && self.rooms.len() >= max_rooms {
+                    return self.reply_error(
+                        re,
+                        ErrorCode::BadRequest,
+                        format!("a connection may be in at most {max_rooms} rooms"),
+                    );
+                }
+                self.join(re, room, since, epoch, limit, ctx);
+            }
+            ClientFrame::Leave { room } => {
+                if self.rooms.contains(&room) {
+                    self.leave(re, room, ctx);
+                } else {
+                    self.reply(&ServerFrame::Left { re, room });
+                }
+            }
+            ClientFrame::Send { room, text, client_id } => {
+                if !self.check_text(&re, &text) {
+                    return;
+                }
+                if !self.rooms.contains(&room) {
+                    return self.reply_error(re, ErrorCode::NotJoined, format!("join {room} before sending to it"));
+                }
+                self.send(re, room, text, client_id, ctx);
+            }
+            ClientFrame::Typing { room, state } => {
+                if !self.rooms.contains(&room) {
+                    return self.reply_error(re, ErrorCode::NotJoined, format!("join {room} before typing in it"));
+                }
+                self.typing(re, room, state, ctx);
+            }
+            ClientFrame::Dm { to, text, client_id } => {
+                if self.check_text(&re, &text) {
+                    self.dm(re, to, text, client_id, ctx);
+                }
+            }
+            ClientFrame::Members { room } => {
+                if !self.grant.allows(&room) {
+                    return self.reply_error(re, ErrorCode::Forbidden, format!("room {room} is not allowed"));
+                }
+                let presence = self.engine().presence.clone();
+                let fut = async move {
+                    let members = presence.members(&room).await;
+                    (room, members)
+                };
+                ctx.wait(fut.into_actor(self).map(move |(room, result), act, _| match result {
+                    Ok(members) => act.reply(&ServerFrame::Members { re, room, members }),
+                    Err(err) => act.reply_unavailable(re, "members", &err),
+                }));
+            }
+            ClientFrame::History { room, before, limit } => {
+                if !self.grant.allows(&room) {
+                    return self.reply_error(re, ErrorCode::Forbidden, format!("room {room} is not allowed"));
+                }
+                let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(MAX_HISTORY_PAGE) as usize;
+                let history = self.engine().history.clone();
+                let fut = async move {
+                    let page = history.page(&room, before, limit).await;
+                    (room, page)
+                };
+                ctx.wait(fut.into_actor(self).map(move |(room, result), act, _| match result {
+                    Ok(messages) => act.reply(&ServerFrame::History { re, room, messages }),
+                    Err(err) => act.reply_unavailable(re, "history", &err),
+                }));
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        re: Option<RequestId>,
+        room: RoomName,
+        since: Option<u64>,
+        epoch: Option<String>,
+        limit: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
+        let registry = self.node.registry.clone();
+        let first_local = registry.begin_join(&room, self.id(), &self.info.user.id);
+        self.joining.insert(room.clone());
+        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(self.node.settings.history.size as u64) as usize;
+        let engine = self.engine().clone();
+        let info = self.info.clone();
+        let target = room.clone();
+        let wanted_epoch = epoch.clone();
+        let fut = async move {
+            if first_local {
+                engine.bus.subscribe(&Topic::Room(target.clone())).await?;
+            }
+            engine.presence.join(&target, &info).await?;
+            let members = engine.presence.members(&target).await?;
+            let from = since.map_or(ReplayFrom::Latest(limit), ReplayFrom::After);
+            let mut replay = engine.history.replay(&target, from).await?;
+            if since.is_some() && wanted_epoch.as_ref().is_some_and(|e| *e != replay.epoch) {
+                // The client's seqs name a lost history: start it afresh.
+                replay = engine.history.replay(&target, ReplayFrom::Latest(limit)).await?;
+            }
+            Ok::<_, EngineError>((members, replay))
+        };
+        ctx.wait(fut.into_actor(self).map(move |result, act, _| {
+            act.joining.remove(&room);
+            match result {
+                Ok((members, replay)) => {
+                    let recovered = is_recovered(since, epoch.as_deref(), &replay);
+                    let seq = replay.seq;
+                    let frame = ServerFrame::Joined {
+                        re,
+                        room: room.clone(),
+                        seq,
+                        epoch: replay.epoch,
+                        members,
+                        history: replay.messages,
+                        recovered,
+                    };
+                    if registry.complete_join(&room, act.id(), frame.to_json(), seq) {
+                        act.rooms.insert(room);
+                    }
+                }
+                Err(err) => {
+                    let emptied = registry.abort_join(&room, act.id());
+                    if !act.rooms.contains(&room) {
+                        let engine = act.engine().clone();
+                        let info = act.info.clone();
+                        let room = room.clone();
+                        actix_rt::spawn(async move {
+                            let _ = engine.presence.leave(&room, &info).await;
+                            if emptied {
+                                let _ = engine.bus.unsubscribe(&Topic::Room(room)).await;
+                            }
+                        });
+                    }
+                    act.reply_unavailable(re, "join", &err);
+                }
+            }
+        }));
+    }
+
+    fn leave(&mut self, re: Option<RequestId>, room: RoomName, ctx: &mut Context<Self>) {
+        let engine = self.engine().clone();
+        let info = self.info.clone();
+        let target = room.clone();
+        let fut = async move { engine.presence.leave(&target, &info).await };
+        ctx.wait(fut.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(()) => {
+                act.rooms.remove(&room);
+                let registry = act.node.registry.clone();
+                if registry.typing_session_left(&room, &act.info.user.id, act.id()) {
+                    act.publish_typing(None, room.clone(), TypingState::Stop, ctx);
+                }
+                if registry.leave(&room, act.id()) {
+                    let bus = act.engine().bus.clone();
+                    let topic = Topic::Room(room.clone());
+                    actix_rt::spawn(async move {
+                        if let Err(err) = bus.unsubscribe(&topic).await {
+                            tracing::warn!(cause = %err, "unsubscribe failed");
+                        }
+                    });
+                }
+                act.reply(&ServerFrame::Left { re, room });
+            }
+            Err(err) => act.reply_unavailable(re, "leave", &err),
+        }));
+    }
+
+    fn send(
+        &mut self,
+        re: Option<RequestId>,
+        room: RoomName,
+        text: String,
+        client_id: Option<ClientId>,
+        ctx: &mut Context<Self>,
+    ) {
+        let history = self.engine().history.clone();
+        let draft = RoomDraft { room: room.clone(), from: self.info.user.clone(), text, client_id };
+        let started = Instant::now();
+        let fut = async move { history.publish_room(draft).await };
+        ctx.wait(fut.into_actor(self).map(move |result, act, _| match result {
+            Ok(stored) => {
+                act.node.metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
+                act.node.metrics.messages_published.inc();
+                act.reply(&ServerFrame::Ack {
+                    re,
+                    room: Some(room),
+                    to: None,
+                    seq: stored.seq,
+                    ts: stored.ts,
+                    delivered: None,
+                });
+            }
+            Err(err) => act.reply_unavailable(re, "send", &err),
+        }));
+    }
+
+    fn dm(&mut self, re: Option<RequestId>, to: UserId, text: String, client_id: Option<ClientId>, ctx: &mut Context<Self>) {
+        let history = self.engine().history.clone();
+        let draft =
+            DmDraft { from: self.info.user.clone(), to: to.clone(), text, client_id, origin: self.id().clone() };
+        let fut = async move { history.publish_dm(draft).await };
+        ctx.wait(fut.into_actor(self).map(move |result, act, _| match result {
+            Ok(stored) => {
+                act.node.metrics.dms_published.inc();
+                act.reply(&ServerFrame::Ack {
+                    re,
+                    room: None,
+                    to: Some(to),
+                    seq: stored.seq,
+                    ts: stored.ts,
+                    delivered: Some(stored.delivered),
+                });
+            }
+            Err(err) => act.reply_unavailable(re, "dm", &err),
+        }));
+    }
+
+    fn typing(&mut self, re: Option<RequestId>, room: RoomName, state: TypingState, ctx: &mut Context<Self>) {
+        let registry = self.node.registry.clone();
+        let user = self.info.user.id.clone();
+        match state {
+            TypingState::Start => {
+                let decision = registry.typing_start(&room, &user, self.id(), Instant::now());
+                let generation = decision.generation;
+                let timer_room = room.clone();
+                ctx.run_later(Duration::from_millis(TYPING_AUTO_STOP_MS), move |act, ctx| {
+                    if act.node.registry.typing_expire(&timer_room, &act.info.user.id, generation) {
+                        act.publish_typing(None, timer_room, TypingState::Stop, ctx);
+                    }
+                });
+                if decision.relay {
+                    self.publish_typing(re, room, TypingState::Start, ctx);
+                }
+            }
+            TypingState::Stop => {
+                if registry.typing_stop(&room, &user) {
+                    self.publish_typing(re, room, TypingState::Stop, ctx);
+                }
+            }
+        }
+    }
+
+    /// Relays a `typing` frame to the room's other users. With a request id
+    /// (a client's frame), a failure is replied; timers stay silent.
+    fn publish_typing(&mut self, re: Option<RequestId>, room: RoomName, state: TypingState, ctx: &mut Context<Self>) {
+        let frame = ServerFrame::Typing { room: room.clone(), user: self.info.user.clone(), state };
+        let msg = BusMessage::Frame(FramePayload {
+            kind: "typing",
+            seq: None,
+            skip_user: Some(self.info.user.id.clone()),
+            skip_session: None,
+            json: frame.to_json(),
+        });
+        let bus = self.engine().bus.clone();
+        let fut = async move { bus.publish(&Topic::Room(room), msg).await };
+        ctx.wait(fut.into_actor(self).map(move |result, act, _| {
+            if let Err(err) = result {
+                act.reply_unavailable(re, "typing", &err);
+            }
+        }));
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let interval = Duration::from_millis(self.node.settings.heartbeat.interval_ms);
+        if self.last_seen.elapsed() > interval * 2 {
+            tracing::debug!(session = %self.id(), "closing a silent connection");
+            self.close(CloseCode::Normal, "heartbeat timeout", ctx);
+        } else if self.outbox.push(crate::outbox::Outgoing::Ping) == Push::Overflowed {
+            self.node.metrics.slow_consumer_closes.inc();
+        }
+    }
+
+    fn welcome(&self) -> ByteString {
+        let limits = &self.node.settings.limits;
+        ServerFrame::Welcome {
+            session: self.id().to_string(),
+            user: self.info.user.clone(),
+            node: self.node.settings.node_id.clone(),
+            heartbeat_ms: self.node.settings.heartbeat.interval_ms,
+            limits: WelcomeLimits {
+                max_frame_bytes: limits.max_frame_bytes,
+                max_text_bytes: limits.max_text_bytes,
+                messages_per_second: limits.messages_per_second,
+                user_messages_per_second: None,
+            },
+        }
+        .to_json()
+    }
+}
+
+/// `joined.recovered`: a resume that replayed everything after `since` in the
+/// same history.
+fn is_recovered(since: Option<u64>, epoch: Option<&str>, replay: &Replay) -> bool {
+    let Some(since) = since else { return false };
+    if epoch.is_some_and(|e| e != replay.epoch) || since > replay.seq {
+        return false;
+    }
+    since == replay.seq || replay.messages.first().is_some_and(|m| m.seq == since + 1)
+}
+
+impl Actor for WsSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.node.metrics.connections_opened.inc();
+        if let Some(socket) = self.socket.take() {
+            let outbox = self.outbox.clone();
+            let addr = ctx.address();
+            actix_rt::spawn(async move {
+                run_writer(outbox, socket).await;
+                addr.do_send(WriterDone);
+            });
+        }
+        // `welcome` is queued before the session is reachable, so it is first.
+        if self.outbox.push_text(self.welcome()) == Push::Queued {
+            self.node.metrics.frames_out("welcome", 1);
+        }
+        let first_of_user = self.node.registry.register(self.id(), &self.info.user, self.outbox.clone());
+        let interval = Duration::from_millis(self.node.settings.heartbeat.interval_ms);
+        ctx.run_interval(interval, |act, ctx| act.heartbeat(ctx));
+
+        let engine = self.engine().clone();
+        let user = self.info.user.id.clone();
+        let fut = async move {
+            if first_of_user {
+                engine.bus.subscribe(&Topic::User(user.clone())).await?;
+            }
+            engine.history.take_offline(&user).await
+        };
+        ctx.wait(fut.into_actor(self).map(|result, act, _| {
+            let offline = result.unwrap_or_else(|err| {
+                tracing::warn!(session = %act.id(), cause = %err, "offline DMs could not be read; they stay queued");
+                Vec::new()
+            });
+            act.node.registry.complete_welcome(act.id(), offline);
+        }));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.outbox.close(CloseCode::Normal, "");
+        let registry = self.node.registry.clone();
+        let user = self.info.user.clone();
+        let rooms: Vec<RoomName> = self.rooms.drain().chain(self.joining.drain()).collect();
+        let typing_rooms: Vec<RoomName> =
+            rooms.iter().filter(|room| registry.typing_session_left(room, &user.id, self.id())).cloned().collect();
+        let (last_of_user, emptied) = registry.unregister(self.id());
+        let engine = self.engine().clone();
+        let info = self.info.clone();
+        let guard = self.guard.take();
+        actix_rt::spawn(async move {
+            for room in typing_rooms {
+                let frame = ServerFrame::Typing { room: room.clone(), user: user.clone(), state: TypingState::Stop };
+                let msg = BusMessage::Frame(FramePayload {
+                    kind: "typing",
+                    seq: None,
+                    skip_user: Some(user.id.clone()),
+                    skip_session: None,
+                    json: frame.to_json(),
+                });
+                let _ = engine.bus.publish(&Topic::Room(room), msg).await;
+            }
+            for room in &rooms {
+                if let Err(err) = engine.presence.leave(room, &info).await {
+                    tracing::warn!(session = %info.session, room = %room, cause = %err, "presence leave failed");
+                }
+            }
+            for room in emptied {
+                let _ = engine.bus.unsubscribe(&Topic::Room(room)).await;
+            }
+            if last_of_user {
+                let _ = engine.bus.unsubscribe(&Topic::User(user.id.clone())).await;
+            }
+            if let Err(err) = engine.presence.release(&info).await {
+                tracing::warn!(session = %info.session, cause = %err, "connection release failed");
+            }
+            drop(guard);
+        });
+    }
+}
+
+impl Handler<WriterDone> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: WriterDone, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        if self.outbox.is_closing() {
+            return;
+        }
+        match item {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(_)) => {
+                self.node.metrics.frames_in.with_label_values(&[INVALID_FRAME_LABEL]).inc();
+                let now = Instant::now();
+                if let Err(retry_after_ms) = self.bucket.take(now) {
+                    return self.rate_limited(None, retry_after_ms, now, ctx);
+                }
+                self.reply_error(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text");
+            }
+            Ok(AggregatedMessage::Ping(payload)) => {
+                if self.outbox.push(crate::outbox::Outgoing::Pong(payload)) == Push::Overflowed {
+                    self.node.metrics.slow_consumer_closes.inc();
+                }
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => self.close(CloseCode::Normal, "", ctx),
+            Err(err) => {
+                let too_big = matches!(err, ProtocolError::Overflow)
+                    || matches!(&err, ProtocolError::Io(io) if io.to_string().contains("maximum continuation size"));
+                if too_big {
+                    self.node.metrics.errors.with_label_values(&[ErrorCode::TooLarge.as_str()]).inc();
+                    self.outbox.close_now(CloseCode::TooBig, "frame too large");
+                } else {
+                    tracing::debug!(session = %self.id(), cause = %err, "websocket protocol error");
+                    self.outbox.close_now(CloseCode::ProtocolError, "websocket protocol error");
+                }
+                ctx.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Building and running a gateway: [`Application::build`] binds the listener
+//! and wires the parts; [`Application::run_until_stopped`] serves until
+//! SIGTERM/SIGINT (or [`ShutdownHandle::shutdown`]) and then drains.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{dev::Server, web, App, HttpServer};
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use chat_shared::CloseCode;
+
+use crate::auth::Authenticator;
+use crate::engine::{memory, Topic};
+use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::registry::Registry;
+use crate::settings::{EngineKind, Settings};
+
+/// How often the drain checks whether every session has finished.
+const DRAIN_POLL_INTERVAL_MS: u64 = 20;
+
+/// A bound, ready-to-run gateway.
+pub struct Application {
+    port: u16,
+    server: Server,
+    node: Arc<Node>,
+    shutdown_rx: watch::Receiver<bool>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+/// Starts the drain of a running [`Application`] from elsewhere (tests).
+#[derive(Clone)]
+pub struct ShutdownHandle(watch::Sender<bool>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Application {
+    /// Binds `settings.listen` and builds the node. Must run inside an actix
+    /// system.
+    ///
+    /// # Errors
+    /// An address that cannot be bound, an unreadable key file, or an engine
+    /// that cannot start.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let metrics = Arc::new(Metrics::new().context("metrics registration")?);
+        let registry = Arc::new(Registry::new(metrics.clone(), settings.limits.max_outbox_bytes));
+        let engine = match settings.engine {
+            EngineKind::Memory => memory::engine(
+                registry.clone(),
+                memory::MemorySettings {
+                    history_size: settings.history.size,
+                    idempotency_window: Duration::from_millis(settings.history.idempotency_window_ms),
+                    offline_queue_max_messages: settings.dm.offline_queue_max_messages,
+                    offline_ttl: Duration::from_millis(settings.dm.offline_ttl_ms),
+                },
+            ),
+            EngineKind::Redis => anyhow::bail!("engine = \"redis\" is not available in this build; use \"memory\""),
+        };
+        engine.bus.subscribe(&Topic::Broadcast).await.context("subscribing to broadcasts")?;
+        engine.bus.subscribe(&Topic::Control).await.context("subscribing to the control topic")?;
+        let auth = Authenticator::new(&settings.auth)?;
+        let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let drain_secs = settings.shutdown.drain_timeout_ms.div_ceil(1000).max(1);
+        let workers = if settings.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { settings.workers };
+        let node = Arc::new(Node::new(settings, engine, registry, metrics, auth));
+        let data = web::Data::from(node.clone());
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::http::routes))
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(drain_secs)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .listen(listener)?
+            .run();
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        tracing::info!(node = %node.node_id, port, engine = ?node.settings.engine, auth = ?node.settings.auth.mode, "gateway listening");
+        Ok(Application { port, server, node, shutdown_rx, shutdown_tx })
+    }
+
+    /// The bound port (useful with `listen = "127.0.0.1:0"`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn node(&self) -> Arc<Node> {
+        self.node.clone()
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown_tx.clone())
+    }
+
+    /// Serves until SIGTERM, SIGINT or [`ShutdownHandle::shutdown`], then
+    /// drains: readiness fails, every socket is closed with 1001, every
+    /// session's presence is cleared, and the server stops within
+    /// `shutdown.drain_timeout_ms`.
+    ///
+    /// # Errors
+    /// The HTTP server failing.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { server, node, mut shutdown_rx, .. } = self;
+        let handle = server.handle();
+        let server_task = actix_rt::spawn(server);
+        tokio::select! {
+            _ = wait_for_signal() => tracing::info!("signal received"),
+            _ = shutdown_rx.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
+        }
+        drain(&node).await;
+        handle.stop(false).await;
+        server_task.await.context("server task")?.context("server")?;
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(err) => {
+                tracing::warn!(cause = %err, "SIGTERM handler unavailable; only SIGINT stops the gateway");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Fails readiness, closes every socket with 1001 and waits (up to the drain
+/// timeout) until every session has cleaned up its presence.
+async fn drain(node: &Node) {
+    let deadline = Instant::now() + Duration::from_millis(node.settings.shutdown.drain_timeout_ms);
+    node.start_draining();
+    let closed = node.registry.close_all(CloseCode::GoingAway, "server shutting down");
+    tracing::info!(sessions = closed, "draining");
+    while node.live_sessions() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(DRAIN_POLL_INTERVAL_MS)).await;
+    }
+    let left = node.live_sessions();
+    if left > 0 {
+        tracing::warn!(sessions = left, "drain timeout: stopping with sessions still open");
+    }
+}
