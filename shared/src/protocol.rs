@@ -261,6 +261,13 @@ pub struct FrameError {
     pub message: String,
 }
 
+/// Only the `id`, for frames whose `type` is not a string.
+#[derive(Deserialize)]
+struct IdOnly {
+    #[serde(default)]
+    id: Option<RequestId>,
+}
+
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "type", borrow, default)]
@@ -279,15 +286,22 @@ pub fn parse_client_frame(text: &str) -> Result<(Option<RequestId>, ClientFrame)
     let envelope: Envelope<'_> = match serde_json::from_str(text) {
         Ok(envelope) => envelope,
         Err(err) => {
-            let message = if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
-                "the frame is not valid JSON".to_owned()
+            let (re, message) = if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+                (None, "the frame is not valid JSON".to_owned())
             } else if !text.trim_start().starts_with('{') {
-                "the frame is not a JSON object".to_owned()
+                (None, "the frame is not a JSON object".to_owned())
             } else {
-                format!("ill-typed field: {}", strip_position(&err.to_string()))
+                // An object whose `type` or `id` is ill-typed: keep the id if it is fine.
+                let re = serde_json::from_str::<IdOnly>(text)
+                    .ok()
+                    .and_then(|frame| frame.id);
+                (
+                    re,
+                    format!("ill-typed field: {}", strip_position(&err.to_string())),
+                )
             };
             return Err(FrameError {
-                re: None,
+                re,
                 code: ErrorCode::BadRequest,
                 message,
             });
@@ -625,8 +639,13 @@ mod tests {
             (e.code, e.re),
             (ErrorCode::UnknownType, Some(RequestId::Str("x".into())))
         );
-        let e = parse(r#"{"type":7}"#).unwrap_err();
-        assert_eq!(e.code, ErrorCode::BadRequest);
+        let e = parse(r#"{"type":7,"id":"t"}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.re),
+            (ErrorCode::BadRequest, Some(RequestId::Str("t".into())))
+        );
+        let e = parse(r#"{"type":"ping","id":{"x":1}}"#).unwrap_err();
+        assert_eq!((e.code, e.re), (ErrorCode::BadRequest, None));
         let e = parse(r#"{"type":"join","id":9,"room":"bad room"}"#).unwrap_err();
         assert_eq!(
             (e.code, e.re.clone()),

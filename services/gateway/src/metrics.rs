@@ -1,9 +1,7 @@
 //! The gateway's Prometheus metrics, on a registry of its own (so several
 //! gateways can run in one test process).
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use chat_shared::protocol::{ClientFrame, ServerFrame};
 use chat_shared::ErrorCode;
@@ -50,21 +48,37 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let latency_buckets = vec![
-            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+            0.25, 0.5, 1.0, 2.5,
         ];
         let metrics = Metrics {
             connections: IntGauge::new("chat_connections", "Open WebSocket connections.")?,
-            connections_opened: IntCounter::new("chat_connections_opened_total", "WebSocket connections accepted.")?,
+            connections_opened: IntCounter::new(
+                "chat_connections_opened_total",
+                "WebSocket connections accepted.",
+            )?,
             connections_refused: IntCounterVec::new(
-                Opts::new("chat_connections_refused_total", "WebSocket upgrades refused, by error code."),
+                Opts::new(
+                    "chat_connections_refused_total",
+                    "WebSocket upgrades refused, by error code.",
+                ),
                 &["code"],
             )?,
-            frames_in: IntCounterVec::new(Opts::new("chat_frames_in_total", "Client frames read, by type."), &["type"])?,
-            frames_out: IntCounterVec::new(
-                Opts::new("chat_frames_out_total", "Frames queued to clients, by type."),
+            frames_in: IntCounterVec::new(
+                Opts::new("chat_frames_in_total", "Client frames read, by type."),
                 &["type"],
             )?,
-            errors: IntCounterVec::new(Opts::new("chat_errors_total", "Error frames sent, by code."), &["code"])?,
+            frames_out: IntCounterVec::new(
+                Opts::new(
+                    "chat_frames_out_total",
+                    "Frames queued to clients, by type.",
+                ),
+                &["type"],
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new("chat_errors_total", "Error frames sent, by code."),
+                &["code"],
+            )?,
             fanout_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "chat_fanout_seconds",
@@ -73,8 +87,11 @@ impl Metrics {
                 .buckets(latency_buckets.clone()),
             )?,
             publish_seconds: Histogram::with_opts(
-                HistogramOpts::new("chat_publish_seconds", "Time from reading a send to its ack (store and publish).")
-                    .buckets(latency_buckets),
+                HistogramOpts::new(
+                    "chat_publish_seconds",
+                    "Time from reading a send to its ack (store and publish).",
+                )
+                .buckets(latency_buckets),
             )?,
             slow_consumer_closes: IntCounter::new(
                 "chat_slow_consumer_closes_total",
@@ -84,12 +101,18 @@ impl Metrics {
                 "chat_rate_limit_closes_total",
                 "Connections closed with 1008 for sustained rate-limit abuse.",
             )?,
-            rooms: IntGauge::new("chat_rooms", "Rooms with at least one session on this node.")?,
+            rooms: IntGauge::new(
+                "chat_rooms",
+                "Rooms with at least one session on this node.",
+            )?,
             messages_published: IntCounter::new(
                 "chat_messages_published_total",
                 "Room messages stored and published by this node.",
             )?,
-            dms_published: IntCounter::new("chat_dms_published_total", "Direct messages stored by this node.")?,
+            dms_published: IntCounter::new(
+                "chat_dms_published_total",
+                "Direct messages stored by this node.",
+            )?,
             registry,
         };
         let r = &metrics.registry;

@@ -29,7 +29,13 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(settings: Settings, engine: Engine, registry: Arc<Registry>, metrics: Arc<Metrics>, auth: Authenticator) -> Node {
+    pub fn new(
+        settings: Settings,
+        engine: Engine,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        auth: Authenticator,
+    ) -> Node {
         Node {
             node_id: Arc::from(settings.node_id.as_str()),
             settings,

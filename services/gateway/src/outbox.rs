@@ -81,7 +81,12 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(max_bytes: usize) -> Outbox {
         Outbox {
-            state: Mutex::new(State { queue: VecDeque::new(), queued_bytes: 0, close: None, finished: false }),
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                close: None,
+                finished: false,
+            }),
             wake: Notify::new(),
             abort: Notify::new(),
             max_bytes,
@@ -91,7 +96,9 @@ impl Outbox {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the queue inconsistent
         // (every mutation is a single push or pop), so a poisoned lock is used as is.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a text frame.
@@ -179,7 +186,10 @@ enum Step {
 
 /// Drains `outbox` into the socket until the connection closes. Returns the
 /// close code that was sent (or attempted), if the server closed it.
-pub async fn run_writer(outbox: std::sync::Arc<Outbox>, mut session: actix_ws::Session) -> Option<CloseCode> {
+pub async fn run_writer(
+    outbox: std::sync::Arc<Outbox>,
+    mut session: actix_ws::Session,
+) -> Option<CloseCode> {
     let closed_with = loop {
         let step = {
             let mut state = outbox.lock();
@@ -205,7 +215,10 @@ pub async fn run_writer(outbox: std::sync::Arc<Outbox>, mut session: actix_ws::S
                 }
             }
             Step::Close(code, reason) => {
-                let frame = CloseReason { code: code.code().into(), description: Some(reason.to_owned()) };
+                let frame = CloseReason {
+                    code: code.code().into(),
+                    description: Some(reason.to_owned()),
+                };
                 let timeout = Duration::from_millis(CLOSE_FRAME_TIMEOUT_MS);
                 let _ = tokio::time::timeout(timeout, session.close(Some(frame))).await;
                 break Some(code);
@@ -247,8 +260,15 @@ mod tests {
         assert_eq!(outbox.push_text("a".into()), Push::Queued);
         assert!(outbox.close(CloseCode::GoingAway, "shutting down"));
         assert_eq!(outbox.push_text("b".into()), Push::Closed);
-        assert_eq!(outbox.queued_bytes(), 1, "queued frames still go out before the close");
-        assert!(!outbox.close_now(CloseCode::SlowConsumer, "slow"), "not the first close");
+        assert_eq!(
+            outbox.queued_bytes(),
+            1,
+            "queued frames still go out before the close"
+        );
+        assert!(
+            !outbox.close_now(CloseCode::SlowConsumer, "slow"),
+            "not the first close"
+        );
         assert_eq!(outbox.queued_bytes(), 0, "close_now drops the queue");
     }
 }

@@ -43,7 +43,10 @@ struct Pending {
 enum MemberState {
     /// History is being read; frames are held. `previous_seq` is set when the
     /// session was already in the room (a repeated join).
-    Joining { pending: Pending, previous_seq: Option<u64> },
+    Joining {
+        pending: Pending,
+        previous_seq: Option<u64>,
+    },
     /// Frames go straight out; `last_seq` is the newest seq the session got.
     Live { last_seq: u64 },
 }
@@ -108,13 +111,19 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(metrics: Arc<Metrics>, max_pending_bytes: usize) -> Registry {
-        Registry { inner: Mutex::new(Inner::default()), metrics, max_pending_bytes }
+        Registry {
+            inner: Mutex::new(Inner::default()),
+            metrics,
+            max_pending_bytes,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every mutation under this lock is a single insert or remove, so a
         // panic elsewhere cannot leave it half-done: keep using it.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds a session. Returns true when it is its user's first local session
@@ -124,7 +133,11 @@ impl Registry {
         let mut inner = self.lock();
         inner.sessions.insert(
             session.clone(),
-            LocalSession { user: user.clone(), outbox, pending_dms: Some(Pending::default()) },
+            LocalSession {
+                user: user.clone(),
+                outbox,
+                pending_dms: Some(Pending::default()),
+            },
         );
         let sessions = inner.users.entry(user.id.clone()).or_default();
         sessions.push(session.clone());
@@ -136,7 +149,9 @@ impl Registry {
     /// Queues the offline DMs, then the live DMs held since `register`.
     pub fn complete_welcome(&self, session: &SessionId, offline: Vec<ByteString>) {
         let mut inner = self.lock();
-        let Some(local) = inner.sessions.get_mut(session) else { return };
+        let Some(local) = inner.sessions.get_mut(session) else {
+            return;
+        };
         let held = local.pending_dms.take().unwrap_or_default();
         for json in offline {
             self.push_counted(&local.outbox, "dm", json);
@@ -151,7 +166,9 @@ impl Registry {
     /// and the rooms left without local sessions.
     pub fn unregister(&self, session: &SessionId) -> (bool, Vec<RoomName>) {
         let mut inner = self.lock();
-        let Some(local) = inner.sessions.remove(session) else { return (false, Vec::new()) };
+        let Some(local) = inner.sessions.remove(session) else {
+            return (false, Vec::new());
+        };
         let mut emptied = Vec::new();
         inner.rooms.retain(|room, members| {
             members.remove(session);
@@ -163,7 +180,9 @@ impl Registry {
             }
         });
         let typing_rooms = emptied.clone();
-        inner.typing.retain(|(room, _), _| !typing_rooms.contains(room));
+        inner
+            .typing
+            .retain(|(room, _), _| !typing_rooms.contains(room));
         let mut last = false;
         if let Some(sessions) = inner.users.get_mut(&local.user.id) {
             sessions.retain(|s| s != session);
@@ -193,7 +212,10 @@ impl Registry {
             session.clone(),
             RoomMember {
                 user: user.clone(),
-                state: MemberState::Joining { pending: Pending::default(), previous_seq },
+                state: MemberState::Joining {
+                    pending: Pending::default(),
+                    previous_seq,
+                },
             },
         );
         if created {
@@ -205,12 +227,23 @@ impl Registry {
     /// Finishes a join: queues `joined`, then the held frames newer than
     /// `replayed_seq`, and makes the session live in the room. Returns false
     /// if the session is gone.
-    pub fn complete_join(&self, room: &RoomName, session: &SessionId, joined: ByteString, replayed_seq: u64) -> bool {
+    pub fn complete_join(
+        &self,
+        room: &RoomName,
+        session: &SessionId,
+        joined: ByteString,
+        replayed_seq: u64,
+    ) -> bool {
         let mut inner = self.lock();
-        let Inner { sessions, rooms, .. } = &mut *inner;
-        let (Some(local), Some(member)) =
-            (sessions.get(session), rooms.get_mut(room).and_then(|members| members.get_mut(session)))
-        else {
+        let Inner {
+            sessions, rooms, ..
+        } = &mut *inner;
+        let (Some(local), Some(member)) = (
+            sessions.get(session),
+            rooms
+                .get_mut(room)
+                .and_then(|members| members.get_mut(session)),
+        ) else {
             return false;
         };
         let pending = match &mut member.state {
@@ -236,10 +269,18 @@ impl Registry {
     /// Returns true when the room has no local session left.
     pub fn abort_join(&self, room: &RoomName, session: &SessionId) -> bool {
         let mut inner = self.lock();
-        let Inner { sessions, rooms, .. } = &mut *inner;
-        let Some(members) = rooms.get_mut(room) else { return false };
+        let Inner {
+            sessions, rooms, ..
+        } = &mut *inner;
+        let Some(members) = rooms.get_mut(room) else {
+            return false;
+        };
         if let Some(member) = members.get_mut(session) {
-            if let MemberState::Joining { pending, previous_seq: Some(previous) } = &mut member.state {
+            if let MemberState::Joining {
+                pending,
+                previous_seq: Some(previous),
+            } = &mut member.state
+            {
                 let mut last_seq = *previous;
                 if let Some(local) = sessions.get(session) {
                     for (seq, kind, json) in std::mem::take(&mut pending.frames) {
@@ -266,7 +307,9 @@ impl Registry {
     }
 
     fn remove_member(&self, inner: &mut Inner, room: &RoomName, session: &SessionId) -> bool {
-        let Some(members) = inner.rooms.get_mut(room) else { return false };
+        let Some(members) = inner.rooms.get_mut(room) else {
+            return false;
+        };
         members.remove(session);
         if !members.is_empty() {
             return false;
@@ -316,18 +359,28 @@ impl Registry {
             }
             return;
         }
-        pending.frames.push((frame.seq, frame.kind, frame.json.clone()));
+        pending
+            .frames
+            .push((frame.seq, frame.kind, frame.json.clone()));
     }
 
     fn deliver_room(&self, inner: &mut Inner, room: &RoomName, frame: &FramePayload) -> usize {
-        let Inner { sessions, rooms, .. } = inner;
-        let Some(members) = rooms.get_mut(room) else { return 0 };
+        let Inner {
+            sessions, rooms, ..
+        } = inner;
+        let Some(members) = rooms.get_mut(room) else {
+            return 0;
+        };
         let mut queued = 0;
         for (session, member) in members.iter_mut() {
-            if frame.skip_user.as_ref() == Some(&member.user) || frame.skip_session.as_ref() == Some(session) {
+            if frame.skip_user.as_ref() == Some(&member.user)
+                || frame.skip_session.as_ref() == Some(session)
+            {
                 continue;
             }
-            let Some(local) = sessions.get(session) else { continue };
+            let Some(local) = sessions.get(session) else {
+                continue;
+            };
             match &mut member.state {
                 MemberState::Joining { pending, .. } => self.hold(pending, &local.outbox, frame),
                 MemberState::Live { last_seq } => {
@@ -349,14 +402,18 @@ impl Registry {
     }
 
     fn deliver_user(&self, inner: &mut Inner, user: &UserId, frame: &FramePayload) -> usize {
-        let Inner { sessions, users, .. } = inner;
+        let Inner {
+            sessions, users, ..
+        } = inner;
         let Some(ids) = users.get(user) else { return 0 };
         let mut reached = 0;
         for session in ids {
             if frame.skip_session.as_ref() == Some(session) {
                 continue;
             }
-            let Some(local) = sessions.get_mut(session) else { continue };
+            let Some(local) = sessions.get_mut(session) else {
+                continue;
+            };
             reached += 1;
             match &mut local.pending_dms {
                 Some(pending) => self.hold(pending, &local.outbox, frame),
@@ -373,7 +430,9 @@ impl Registry {
     /// Closes every session of `user` on this node; returns how many.
     pub fn close_user(&self, user: &UserId, code: CloseCode, reason: &'static str) -> usize {
         let inner = self.lock();
-        let Some(ids) = inner.users.get(user) else { return 0 };
+        let Some(ids) = inner.users.get(user) else {
+            return 0;
+        };
         ids.iter()
             .filter_map(|id| inner.sessions.get(id))
             .filter(|local| local.outbox.close(code, reason))
@@ -383,7 +442,11 @@ impl Registry {
     /// Closes every session on this node after what is queued (drain).
     pub fn close_all(&self, code: CloseCode, reason: &'static str) -> usize {
         let inner = self.lock();
-        inner.sessions.values().filter(|local| local.outbox.close(code, reason)).count()
+        inner
+            .sessions
+            .values()
+            .filter(|local| local.outbox.close(code, reason))
+            .count()
     }
 
     /// Open local sessions.
@@ -398,31 +461,53 @@ impl Registry {
 
     pub fn stats(&self) -> RegistryStats {
         let inner = self.lock();
-        RegistryStats { connections: inner.sessions.len(), users: inner.users.len(), rooms: inner.rooms.len() }
+        RegistryStats {
+            connections: inner.sessions.len(),
+            users: inner.users.len(),
+            rooms: inner.rooms.len(),
+        }
     }
 
     /// Records a `typing start` from `session` (see [`TypingStart`]).
-    pub fn typing_start(&self, room: &RoomName, user: &UserId, session: &SessionId, now: Instant) -> TypingStart {
+    pub fn typing_start(
+        &self,
+        room: &RoomName,
+        user: &UserId,
+        session: &SessionId,
+        now: Instant,
+    ) -> TypingStart {
         let mut inner = self.lock();
         let interval = Duration::from_millis(TYPING_RELAY_INTERVAL_MS);
         let key = (room.clone(), user.clone());
         match inner.typing.get_mut(&key) {
             Some(entry) => {
                 entry.generation += 1;
-                let relay = !entry.active || now.saturating_duration_since(entry.last_relay) >= interval;
+                let relay =
+                    !entry.active || now.saturating_duration_since(entry.last_relay) >= interval;
                 if relay {
                     entry.last_relay = now;
                 }
                 entry.active = true;
                 entry.session = session.clone();
-                TypingStart { relay, generation: entry.generation }
+                TypingStart {
+                    relay,
+                    generation: entry.generation,
+                }
             }
             None => {
                 inner.typing.insert(
                     key,
-                    TypingEntry { last_relay: now, active: true, generation: 1, session: session.clone() },
+                    TypingEntry {
+                        last_relay: now,
+                        active: true,
+                        generation: 1,
+                        session: session.clone(),
+                    },
                 );
-                TypingStart { relay: true, generation: 1 }
+                TypingStart {
+                    relay: true,
+                    generation: 1,
+                }
             }
         }
     }
@@ -478,7 +563,9 @@ impl Deliver for Registry {
                 self.metrics.frames_out(frame.kind, n);
                 n
             }
-            (Topic::User(user), BusMessage::Frame(frame)) => self.deliver_user(&mut inner, user, frame),
+            (Topic::User(user), BusMessage::Frame(frame)) => {
+                self.deliver_user(&mut inner, user, frame)
+            }
             (Topic::Broadcast, BusMessage::Frame(frame)) => {
                 let mut n = 0;
                 for local in inner.sessions.values() {
@@ -496,7 +583,9 @@ impl Deliver for Registry {
             (Topic::Control, BusMessage::Frame(_)) => 0,
         };
         drop(inner);
-        self.metrics.fanout_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .fanout_seconds
+            .observe(started.elapsed().as_secs_f64());
         reached
     }
 }

@@ -17,21 +17,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler,
+    WrapFuture,
 };
 use actix_ws::{AggregatedMessage, ProtocolError};
 use bytestring::ByteString;
 
 use chat_shared::protocol::{
-    parse_client_frame, ClientFrame, ClientId, RequestId, RoomName, ServerFrame, TypingState, UserId, WelcomeLimits,
-    DEFAULT_HISTORY_LIMIT,
+    parse_client_frame, ClientFrame, ClientId, RequestId, RoomName, ServerFrame, TypingState,
+    UserId, WelcomeLimits, DEFAULT_HISTORY_LIMIT,
 };
 use chat_shared::{CloseCode, ErrorCode};
 
 use crate::auth::RoomGrant;
 use crate::engine::{
-    now_ms, BusMessage, DmDraft, Engine, EngineError, FramePayload, Replay, ReplayFrom, RoomDraft, SessionId,
-    SessionInfo, Topic,
+    now_ms, BusMessage, DmDraft, Engine, EngineError, FramePayload, Replay, ReplayFrom, RoomDraft,
+    SessionId, SessionInfo, Topic,
 };
 use crate::limits::{AbuseMeter, TokenBucket};
 use crate::metrics::INVALID_FRAME_LABEL;
@@ -69,7 +70,12 @@ pub struct WsSession {
 struct WriterDone;
 
 impl WsSession {
-    pub fn new(node: Arc<Node>, info: SessionInfo, grant: RoomGrant, socket: actix_ws::Session) -> WsSession {
+    pub fn new(
+        node: Arc<Node>,
+        info: SessionInfo,
+        grant: RoomGrant,
+        socket: actix_ws::Session,
+    ) -> WsSession {
         let limits = &node.settings.limits;
         let now = Instant::now();
         WsSession {
@@ -102,7 +108,11 @@ impl WsSession {
     /// Queues a reply to this session.
     fn reply(&self, frame: &ServerFrame) {
         if let ServerFrame::Error { code, .. } = frame {
-            self.node.metrics.errors.with_label_values(&[code.as_str()]).inc();
+            self.node
+                .metrics
+                .errors
+                .with_label_values(&[code.as_str()])
+                .inc();
         }
         match self.outbox.push_text(frame.to_json()) {
             Push::Queued => self.node.metrics.frames_out(frame.kind(), 1),
@@ -117,7 +127,11 @@ impl WsSession {
 
     fn reply_unavailable(&self, re: Option<RequestId>, what: &str, err: &EngineError) {
         tracing::warn!(session = %self.id(), cause = %err, what, "backend call failed");
-        self.reply_error(re, ErrorCode::Unavailable, format!("{what} failed: the backend is unavailable"));
+        self.reply_error(
+            re,
+            ErrorCode::Unavailable,
+            format!("{what} failed: the backend is unavailable"),
+        );
     }
 
     /// Closes the connection after what is queued, and stops the actor.
@@ -133,7 +147,11 @@ impl WsSession {
         }
         let max = self.node.settings.limits.max_text_bytes;
         if text.len() > max {
-            self.reply_error(re.clone(), ErrorCode::TooLarge, format!("text is over {max} bytes"));
+            self.reply_error(
+                re.clone(),
+                ErrorCode::TooLarge,
+                format!("text is over {max} bytes"),
+            );
             return false;
         }
         true
@@ -142,8 +160,14 @@ impl WsSession {
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let parsed = parse_client_frame(text);
-        let label = parsed.as_ref().map_or(INVALID_FRAME_LABEL, |(_, frame)| frame.kind());
-        self.node.metrics.frames_in.with_label_values(&[label]).inc();
+        let label = parsed
+            .as_ref()
+            .map_or(INVALID_FRAME_LABEL, |(_, frame)| frame.kind());
+        self.node
+            .metrics
+            .frames_in
+            .with_label_values(&[label])
+            .inc();
         if let Err(retry_after_ms) = self.bucket.take(now) {
             let re = match &parsed {
                 Ok((re, _)) => re.clone(),
@@ -158,11 +182,20 @@ impl WsSession {
         }
     }
 
-    fn rate_limited(&mut self, re: Option<RequestId>, retry_after_ms: u64, now: Instant, ctx: &mut Context<Self>) {
+    fn rate_limited(
+        &mut self,
+        re: Option<RequestId>,
+        retry_after_ms: u64,
+        now: Instant,
+        ctx: &mut Context<Self>,
+    ) {
         self.reply(&ServerFrame::Error {
             re,
             code: ErrorCode::RateLimited,
-            message: format!("over {} frames per second", self.node.settings.limits.messages_per_second),
+            message: format!(
+                "over {} frames per second",
+                self.node.settings.limits.messages_per_second
+            ),
             retry_after_ms: Some(retry_after_ms),
         });
         if self.abuse.record(now) {
@@ -175,9 +208,18 @@ impl WsSession {
     fn on_frame(&mut self, re: Option<RequestId>, frame: ClientFrame, ctx: &mut Context<Self>) {
         match frame {
             ClientFrame::Ping => self.reply(&ServerFrame::Pong { re, ts: now_ms() }),
-            ClientFrame::Join { room, since, epoch, limit } => {
+            ClientFrame::Join {
+                room,
+                since,
+                epoch,
+                limit,
+            } => {
                 if !self.grant.allows(&room) {
-                    return self.reply_error(re, ErrorCode::Forbidden, format!("room {room} is not allowed"));
+                    return self.reply_error(
+                        re,
+                        ErrorCode::Forbidden,
+                        format!("room {room} is not allowed"),
+                    );
                 }
                 let max_rooms = self.node.settings.limits.max_rooms_per_connection;
                 if !self.rooms.contains(&room) && self.rooms.len() >= max_rooms {
@@ -196,43 +238,74 @@ impl WsSession {
                     self.reply(&ServerFrame::Left { re, room });
                 }
             }
-            ClientFrame::Send { room, text, client_id } => {
+            ClientFrame::Send {
+                room,
+                text,
+                client_id,
+            } => {
                 if !self.check_text(&re, &text) {
                     return;
                 }
                 if !self.rooms.contains(&room) {
-                    return self.reply_error(re, ErrorCode::NotJoined, format!("join {room} before sending to it"));
+                    return self.reply_error(
+                        re,
+                        ErrorCode::NotJoined,
+                        format!("join {room} before sending to it"),
+                    );
                 }
                 self.send(re, room, text, client_id, ctx);
             }
             ClientFrame::Typing { room, state } => {
                 if !self.rooms.contains(&room) {
-                    return self.reply_error(re, ErrorCode::NotJoined, format!("join {room} before typing in it"));
+                    return self.reply_error(
+                        re,
+                        ErrorCode::NotJoined,
+                        format!("join {room} before typing in it"),
+                    );
                 }
                 self.typing(re, room, state, ctx);
             }
-            ClientFrame::Dm { to, text, client_id } => {
+            ClientFrame::Dm {
+                to,
+                text,
+                client_id,
+            } => {
                 if self.check_text(&re, &text) {
                     self.dm(re, to, text, client_id, ctx);
                 }
             }
             ClientFrame::Members { room } => {
                 if !self.grant.allows(&room) {
-                    return self.reply_error(re, ErrorCode::Forbidden, format!("room {room} is not allowed"));
+                    return self.reply_error(
+                        re,
+                        ErrorCode::Forbidden,
+                        format!("room {room} is not allowed"),
+                    );
                 }
                 let presence = self.engine().presence.clone();
                 let fut = async move {
                     let members = presence.members(&room).await;
                     (room, members)
                 };
-                ctx.wait(fut.into_actor(self).map(move |(room, result), act, _| match result {
-                    Ok(members) => act.reply(&ServerFrame::Members { re, room, members }),
-                    Err(err) => act.reply_unavailable(re, "members", &err),
-                }));
+                ctx.wait(
+                    fut.into_actor(self)
+                        .map(move |(room, result), act, _| match result {
+                            Ok(members) => act.reply(&ServerFrame::Members { re, room, members }),
+                            Err(err) => act.reply_unavailable(re, "members", &err),
+                        }),
+                );
             }
-            ClientFrame::History { room, before, limit } => {
+            ClientFrame::History {
+                room,
+                before,
+                limit,
+            } => {
                 if !self.grant.allows(&room) {
-                    return self.reply_error(re, ErrorCode::Forbidden, format!("room {room} is not allowed"));
+                    return self.reply_error(
+                        re,
+                        ErrorCode::Forbidden,
+                        format!("room {room} is not allowed"),
+                    );
                 }
                 let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(MAX_HISTORY_PAGE) as usize;
                 let history = self.engine().history.clone();
@@ -240,10 +313,13 @@ impl WsSession {
                     let page = history.page(&room, before, limit).await;
                     (room, page)
                 };
-                ctx.wait(fut.into_actor(self).map(move |(room, result), act, _| match result {
-                    Ok(messages) => act.reply(&ServerFrame::History { re, room, messages }),
-                    Err(err) => act.reply_unavailable(re, "history", &err),
-                }));
+                ctx.wait(
+                    fut.into_actor(self)
+                        .map(move |(room, result), act, _| match result {
+                            Ok(messages) => act.reply(&ServerFrame::History { re, room, messages }),
+                            Err(err) => act.reply_unavailable(re, "history", &err),
+                        }),
+                );
             }
         }
     }
@@ -260,7 +336,9 @@ impl WsSession {
         let registry = self.node.registry.clone();
         let first_local = registry.begin_join(&room, self.id(), &self.info.user.id);
         self.joining.insert(room.clone());
-        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(self.node.settings.history.size as u64) as usize;
+        let limit = limit
+            .unwrap_or(DEFAULT_HISTORY_LIMIT)
+            .min(self.node.settings.history.size as u64) as usize;
         let engine = self.engine().clone();
         let info = self.info.clone();
         let target = room.clone();
@@ -275,7 +353,10 @@ impl WsSession {
             let mut replay = engine.history.replay(&target, from).await?;
             if since.is_some() && wanted_epoch.as_ref().is_some_and(|e| *e != replay.epoch) {
                 // The client's seqs name a lost history: start it afresh.
-                replay = engine.history.replay(&target, ReplayFrom::Latest(limit)).await?;
+                replay = engine
+                    .history
+                    .replay(&target, ReplayFrom::Latest(limit))
+                    .await?;
             }
             Ok::<_, EngineError>((members, replay))
         };
@@ -322,26 +403,29 @@ impl WsSession {
         let info = self.info.clone();
         let target = room.clone();
         let fut = async move { engine.presence.leave(&target, &info).await };
-        ctx.wait(fut.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(()) => {
-                act.rooms.remove(&room);
-                let registry = act.node.registry.clone();
-                if registry.typing_session_left(&room, &act.info.user.id, act.id()) {
-                    act.publish_typing(None, room.clone(), TypingState::Stop, ctx);
-                }
-                if registry.leave(&room, act.id()) {
-                    let bus = act.engine().bus.clone();
-                    let topic = Topic::Room(room.clone());
-                    actix_rt::spawn(async move {
-                        if let Err(err) = bus.unsubscribe(&topic).await {
-                            tracing::warn!(cause = %err, "unsubscribe failed");
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(()) => {
+                        act.rooms.remove(&room);
+                        let registry = act.node.registry.clone();
+                        if registry.typing_session_left(&room, &act.info.user.id, act.id()) {
+                            act.publish_typing(None, room.clone(), TypingState::Stop, ctx);
                         }
-                    });
-                }
-                act.reply(&ServerFrame::Left { re, room });
-            }
-            Err(err) => act.reply_unavailable(re, "leave", &err),
-        }));
+                        if registry.leave(&room, act.id()) {
+                            let bus = act.engine().bus.clone();
+                            let topic = Topic::Room(room.clone());
+                            actix_rt::spawn(async move {
+                                if let Err(err) = bus.unsubscribe(&topic).await {
+                                    tracing::warn!(cause = %err, "unsubscribe failed");
+                                }
+                            });
+                        }
+                        act.reply(&ServerFrame::Left { re, room });
+                    }
+                    Err(err) => act.reply_unavailable(re, "leave", &err),
+                }),
+        );
     }
 
     fn send(
@@ -353,48 +437,80 @@ impl WsSession {
         ctx: &mut Context<Self>,
     ) {
         let history = self.engine().history.clone();
-        let draft = RoomDraft { room: room.clone(), from: self.info.user.clone(), text, client_id };
+        let draft = RoomDraft {
+            room: room.clone(),
+            from: self.info.user.clone(),
+            text,
+            client_id,
+        };
         let started = Instant::now();
         let fut = async move { history.publish_room(draft).await };
-        ctx.wait(fut.into_actor(self).map(move |result, act, _| match result {
-            Ok(stored) => {
-                act.node.metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
-                act.node.metrics.messages_published.inc();
-                act.reply(&ServerFrame::Ack {
-                    re,
-                    room: Some(room),
-                    to: None,
-                    seq: stored.seq,
-                    ts: stored.ts,
-                    delivered: None,
-                });
-            }
-            Err(err) => act.reply_unavailable(re, "send", &err),
-        }));
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(stored) => {
+                        act.node
+                            .metrics
+                            .publish_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                        act.node.metrics.messages_published.inc();
+                        act.reply(&ServerFrame::Ack {
+                            re,
+                            room: Some(room),
+                            to: None,
+                            seq: stored.seq,
+                            ts: stored.ts,
+                            delivered: None,
+                        });
+                    }
+                    Err(err) => act.reply_unavailable(re, "send", &err),
+                }),
+        );
     }
 
-    fn dm(&mut self, re: Option<RequestId>, to: UserId, text: String, client_id: Option<ClientId>, ctx: &mut Context<Self>) {
+    fn dm(
+        &mut self,
+        re: Option<RequestId>,
+        to: UserId,
+        text: String,
+        client_id: Option<ClientId>,
+        ctx: &mut Context<Self>,
+    ) {
         let history = self.engine().history.clone();
-        let draft =
-            DmDraft { from: self.info.user.clone(), to: to.clone(), text, client_id, origin: self.id().clone() };
+        let draft = DmDraft {
+            from: self.info.user.clone(),
+            to: to.clone(),
+            text,
+            client_id,
+            origin: self.id().clone(),
+        };
         let fut = async move { history.publish_dm(draft).await };
-        ctx.wait(fut.into_actor(self).map(move |result, act, _| match result {
-            Ok(stored) => {
-                act.node.metrics.dms_published.inc();
-                act.reply(&ServerFrame::Ack {
-                    re,
-                    room: None,
-                    to: Some(to),
-                    seq: stored.seq,
-                    ts: stored.ts,
-                    delivered: Some(stored.delivered),
-                });
-            }
-            Err(err) => act.reply_unavailable(re, "dm", &err),
-        }));
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(stored) => {
+                        act.node.metrics.dms_published.inc();
+                        act.reply(&ServerFrame::Ack {
+                            re,
+                            room: None,
+                            to: Some(to),
+                            seq: stored.seq,
+                            ts: stored.ts,
+                            delivered: Some(stored.delivered),
+                        });
+                    }
+                    Err(err) => act.reply_unavailable(re, "dm", &err),
+                }),
+        );
     }
 
-    fn typing(&mut self, re: Option<RequestId>, room: RoomName, state: TypingState, ctx: &mut Context<Self>) {
+    fn typing(
+        &mut self,
+        re: Option<RequestId>,
+        room: RoomName,
+        state: TypingState,
+        ctx: &mut Context<Self>,
+    ) {
         let registry = self.node.registry.clone();
         let user = self.info.user.id.clone();
         match state {
@@ -402,11 +518,18 @@ impl WsSession {
                 let decision = registry.typing_start(&room, &user, self.id(), Instant::now());
                 let generation = decision.generation;
                 let timer_room = room.clone();
-                ctx.run_later(Duration::from_millis(TYPING_AUTO_STOP_MS), move |act, ctx| {
-                    if act.node.registry.typing_expire(&timer_room, &act.info.user.id, generation) {
-                        act.publish_typing(None, timer_room, TypingState::Stop, ctx);
-                    }
-                });
+                ctx.run_later(
+                    Duration::from_millis(TYPING_AUTO_STOP_MS),
+                    move |act, ctx| {
+                        if act.node.registry.typing_expire(
+                            &timer_room,
+                            &act.info.user.id,
+                            generation,
+                        ) {
+                            act.publish_typing(None, timer_room, TypingState::Stop, ctx);
+                        }
+                    },
+                );
                 if decision.relay {
                     self.publish_typing(re, room, TypingState::Start, ctx);
                 }
@@ -421,8 +544,18 @@ impl WsSession {
 
     /// Relays a `typing` frame to the room's other users. With a request id
     /// (a client's frame), a failure is replied; timers stay silent.
-    fn publish_typing(&mut self, re: Option<RequestId>, room: RoomName, state: TypingState, ctx: &mut Context<Self>) {
-        let frame = ServerFrame::Typing { room: room.clone(), user: self.info.user.clone(), state };
+    fn publish_typing(
+        &mut self,
+        re: Option<RequestId>,
+        room: RoomName,
+        state: TypingState,
+        ctx: &mut Context<Self>,
+    ) {
+        let frame = ServerFrame::Typing {
+            room: room.clone(),
+            user: self.info.user.clone(),
+            state,
+        };
         let msg = BusMessage::Frame(FramePayload {
             kind: "typing",
             seq: None,
@@ -494,7 +627,10 @@ impl Actor for WsSession {
         if self.outbox.push_text(self.welcome()) == Push::Queued {
             self.node.metrics.frames_out("welcome", 1);
         }
-        let first_of_user = self.node.registry.register(self.id(), &self.info.user, self.outbox.clone());
+        let first_of_user =
+            self.node
+                .registry
+                .register(self.id(), &self.info.user, self.outbox.clone());
         let interval = Duration::from_millis(self.node.settings.heartbeat.interval_ms);
         ctx.run_interval(interval, |act, ctx| act.heartbeat(ctx));
 
@@ -520,15 +656,22 @@ impl Actor for WsSession {
         let registry = self.node.registry.clone();
         let user = self.info.user.clone();
         let rooms: Vec<RoomName> = self.rooms.drain().chain(self.joining.drain()).collect();
-        let typing_rooms: Vec<RoomName> =
-            rooms.iter().filter(|room| registry.typing_session_left(room, &user.id, self.id())).cloned().collect();
+        let typing_rooms: Vec<RoomName> = rooms
+            .iter()
+            .filter(|room| registry.typing_session_left(room, &user.id, self.id()))
+            .cloned()
+            .collect();
         let (last_of_user, emptied) = registry.unregister(self.id());
         let engine = self.engine().clone();
         let info = self.info.clone();
         let guard = self.guard.take();
         actix_rt::spawn(async move {
             for room in typing_rooms {
-                let frame = ServerFrame::Typing { room: room.clone(), user: user.clone(), state: TypingState::Stop };
+                let frame = ServerFrame::Typing {
+                    room: room.clone(),
+                    user: user.clone(),
+                    state: TypingState::Stop,
+                };
                 let msg = BusMessage::Frame(FramePayload {
                     kind: "typing",
                     seq: None,
@@ -574,12 +717,20 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
         match item {
             Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
             Ok(AggregatedMessage::Binary(_)) => {
-                self.node.metrics.frames_in.with_label_values(&[INVALID_FRAME_LABEL]).inc();
+                self.node
+                    .metrics
+                    .frames_in
+                    .with_label_values(&[INVALID_FRAME_LABEL])
+                    .inc();
                 let now = Instant::now();
                 if let Err(retry_after_ms) = self.bucket.take(now) {
                     return self.rate_limited(None, retry_after_ms, now, ctx);
                 }
-                self.reply_error(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text");
+                self.reply_error(
+                    None,
+                    ErrorCode::BadRequest,
+                    "binary frames are not supported; send JSON text",
+                );
             }
             Ok(AggregatedMessage::Ping(payload)) => {
                 if self.outbox.push(crate::outbox::Outgoing::Pong(payload)) == Push::Overflowed {
@@ -592,11 +743,16 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
                 let too_big = matches!(err, ProtocolError::Overflow)
                     || matches!(&err, ProtocolError::Io(io) if io.to_string().contains("maximum continuation size"));
                 if too_big {
-                    self.node.metrics.errors.with_label_values(&[ErrorCode::TooLarge.as_str()]).inc();
+                    self.node
+                        .metrics
+                        .errors
+                        .with_label_values(&[ErrorCode::TooLarge.as_str()])
+                        .inc();
                     self.outbox.close_now(CloseCode::TooBig, "frame too large");
                 } else {
                     tracing::debug!(session = %self.id(), cause = %err, "websocket protocol error");
-                    self.outbox.close_now(CloseCode::ProtocolError, "websocket protocol error");
+                    self.outbox
+                        .close_now(CloseCode::ProtocolError, "websocket protocol error");
                 }
                 ctx.stop();
             }

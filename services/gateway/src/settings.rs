@@ -189,25 +189,35 @@ impl Default for LimitSettings {
 
 impl Default for HeartbeatSettings {
     fn default() -> Self {
-        HeartbeatSettings { interval_ms: 25_000 }
+        HeartbeatSettings {
+            interval_ms: 25_000,
+        }
     }
 }
 
 impl Default for HistorySettings {
     fn default() -> Self {
-        HistorySettings { size: 1_000, idempotency_window_ms: 300_000 }
+        HistorySettings {
+            size: 1_000,
+            idempotency_window_ms: 300_000,
+        }
     }
 }
 
 impl Default for DmSettings {
     fn default() -> Self {
-        DmSettings { offline_queue_max_messages: 1_000, offline_ttl_ms: 7 * 24 * 3_600_000 }
+        DmSettings {
+            offline_queue_max_messages: 1_000,
+            offline_ttl_ms: 7 * 24 * 3_600_000,
+        }
     }
 }
 
 impl Default for ShutdownSettings {
     fn default() -> Self {
-        ShutdownSettings { drain_timeout_ms: 10_000 }
+        ShutdownSettings {
+            drain_timeout_ms: 10_000,
+        }
     }
 }
 
@@ -246,9 +256,13 @@ impl Settings {
             && self.auth.hs256_secret.as_deref().is_none_or(str::is_empty)
             && self.auth.rs256_public_key_path.is_none()
         {
-            return invalid("auth.mode = jwt needs auth.hs256_secret or auth.rs256_public_key_path");
+            return invalid(
+                "auth.mode = jwt needs auth.hs256_secret or auth.rs256_public_key_path",
+            );
         }
-        if self.limits.max_text_bytes == 0 || self.limits.max_text_bytes > self.limits.max_frame_bytes {
+        if self.limits.max_text_bytes == 0
+            || self.limits.max_text_bytes > self.limits.max_frame_bytes
+        {
             return invalid("limits.max_text_bytes must be between 1 and limits.max_frame_bytes");
         }
         if self.limits.messages_per_second == 0 {

@@ -16,13 +16,14 @@ use bytestring::ByteString;
 use serde_json::value::RawValue;
 
 use chat_shared::protocol::{
-    ClientId, DirectMessage, DisplayName, PresenceState, RoomMessage, RoomName, ServerFrame, StoredMessage, UserId,
-    UserRef,
+    ClientId, DirectMessage, DisplayName, PresenceState, RoomMessage, RoomName, ServerFrame,
+    StoredMessage, UserId, UserRef,
 };
 
 use super::{
-    now_ms, Admission, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft, Engine, EngineError, EngineResult,
-    FramePayload, HistoryStore, PresenceStore, Replay, ReplayFrom, RoomDraft, SessionId, SessionInfo, Stored, Topic,
+    now_ms, Admission, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft, Engine, EngineError,
+    EngineResult, FramePayload, HistoryStore, PresenceStore, Replay, ReplayFrom, RoomDraft,
+    SessionId, SessionInfo, Stored, Topic,
 };
 
 /// Most `client_id`s remembered per room or conversation; the oldest go first.
@@ -40,7 +41,9 @@ pub struct MemorySettings {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section here finishes its mutation before anything can
     // panic, so a poisoned lock still holds consistent data.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Builds the three engine parts on one shared state.
@@ -48,7 +51,10 @@ pub fn engine(sink: Arc<dyn Deliver>, settings: MemorySettings) -> Engine {
     let bus = Arc::new(MemoryBus { sink: sink.clone() });
     Engine {
         bus,
-        presence: Arc::new(MemoryPresence { sink: sink.clone(), state: Mutex::default() }),
+        presence: Arc::new(MemoryPresence {
+            sink: sink.clone(),
+            state: Mutex::default(),
+        }),
         history: Arc::new(MemoryHistory {
             sink,
             epoch: format!("{:x}", now_ms()),
@@ -94,7 +100,11 @@ struct MemoryPresence {
 
 impl MemoryPresence {
     fn announce(&self, room: &RoomName, user: &UserRef, state: PresenceState) {
-        let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state };
+        let frame = ServerFrame::Presence {
+            room: room.clone(),
+            user: user.clone(),
+            state,
+        };
         let msg = BusMessage::Frame(FramePayload {
             kind: "presence",
             seq: None,
@@ -117,9 +127,17 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: &K) {
 
 #[async_trait]
 impl PresenceStore for MemoryPresence {
-    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> EngineResult<Admission> {
+    async fn admit(
+        &self,
+        session: &SessionInfo,
+        limits: ConnectionLimits,
+    ) -> EngineResult<Admission> {
         let mut state = lock(&self.state);
-        let user_count = state.connections_per_user.get(&session.user.id).copied().unwrap_or(0);
+        let user_count = state
+            .connections_per_user
+            .get(&session.user.id)
+            .copied()
+            .unwrap_or(0);
         if user_count >= limits.per_user {
             return Ok(Admission::UserLimit);
         }
@@ -130,7 +148,9 @@ impl PresenceStore for MemoryPresence {
             }
             state.connections_per_ip.insert(ip, ip_count + 1);
         }
-        state.connections_per_user.insert(session.user.id.clone(), user_count + 1);
+        state
+            .connections_per_user
+            .insert(session.user.id.clone(), user_count + 1);
         Ok(Admission::Admitted)
     }
 
@@ -146,7 +166,9 @@ impl PresenceStore for MemoryPresence {
     async fn join(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
         let mut state = lock(&self.state);
         let users = state.rooms.entry(room.clone()).or_default();
-        let entry = users.entry(session.user.id.clone()).or_insert_with(|| (session.user.name.clone(), HashSet::new()));
+        let entry = users
+            .entry(session.user.id.clone())
+            .or_insert_with(|| (session.user.name.clone(), HashSet::new()));
         let first = entry.1.is_empty();
         entry.0 = session.user.name.clone();
         entry.1.insert(session.session.clone());
@@ -158,8 +180,12 @@ impl PresenceStore for MemoryPresence {
 
     async fn leave(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
         let mut state = lock(&self.state);
-        let Some(users) = state.rooms.get_mut(room) else { return Ok(()) };
-        let Some(entry) = users.get_mut(&session.user.id) else { return Ok(()) };
+        let Some(users) = state.rooms.get_mut(room) else {
+            return Ok(());
+        };
+        let Some(entry) = users.get_mut(&session.user.id) else {
+            return Ok(());
+        };
         if !entry.1.remove(&session.session) {
             return Ok(());
         }
@@ -179,7 +205,13 @@ impl PresenceStore for MemoryPresence {
             .rooms
             .get(room)
             .map(|users| {
-                users.iter().map(|(id, (name, _))| UserRef { id: id.clone(), name: name.clone() }).collect()
+                users
+                    .iter()
+                    .map(|(id, (name, _))| UserRef {
+                        id: id.clone(),
+                        name: name.clone(),
+                    })
+                    .collect()
             })
             .unwrap_or_default())
     }
@@ -196,7 +228,9 @@ struct Idempotency {
 impl Idempotency {
     fn get(&mut self, key: &(UserId, ClientId), now: Instant, window: Duration) -> Option<Stored> {
         while let Some((at, _)) = self.order.front() {
-            if now.saturating_duration_since(*at) < window && self.order.len() <= MAX_IDEMPOTENCY_KEYS_PER_LOG {
+            if now.saturating_duration_since(*at) < window
+                && self.order.len() <= MAX_IDEMPOTENCY_KEYS_PER_LOG
+            {
                 break;
             }
             if let Some((_, old)) = self.order.pop_front() {
@@ -252,13 +286,17 @@ impl MemoryHistory {
 }
 
 fn to_raw<T: serde::Serialize>(frame: &T) -> EngineResult<Box<RawValue>> {
-    serde_json::value::to_raw_value(frame).map_err(|err| EngineError::Unavailable(format!("serialisation: {err}")))
+    serde_json::value::to_raw_value(frame)
+        .map_err(|err| EngineError::Unavailable(format!("serialisation: {err}")))
 }
 
 #[async_trait]
 impl HistoryStore for MemoryHistory {
     async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
-        let log = lock(&self.rooms).entry(draft.room.clone()).or_default().clone();
+        let log = lock(&self.rooms)
+            .entry(draft.room.clone())
+            .or_default()
+            .clone();
         let mut log = lock(&log);
         let now = Instant::now();
         let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
@@ -270,25 +308,44 @@ impl HistoryStore for MemoryHistory {
         let seq = log.seq + 1;
         let ts = now_ms();
         let room = draft.room.clone();
-        let frame =
-            ServerFrame::Message(RoomMessage { room: draft.room, seq, from: draft.from, text: draft.text, ts, client_id: draft.client_id });
+        let frame = ServerFrame::Message(RoomMessage {
+            room: draft.room,
+            seq,
+            from: draft.from,
+            text: draft.text,
+            ts,
+            client_id: draft.client_id,
+        });
         let raw: Arc<RawValue> = Arc::from(to_raw(&frame)?);
         let json = ByteString::from(raw.get().to_owned());
         log.seq = seq;
         log.append(seq, raw, self.settings.history_size);
-        let stored = Stored { seq, ts, delivered: true };
+        let stored = Stored {
+            seq,
+            ts,
+            delivered: true,
+        };
         if let Some(key) = key {
             log.recent.insert(key, stored, now);
         }
-        let msg =
-            BusMessage::Frame(FramePayload { kind: "message", seq: Some(seq), skip_user: None, skip_session: None, json });
+        let msg = BusMessage::Frame(FramePayload {
+            kind: "message",
+            seq: Some(seq),
+            skip_user: None,
+            skip_session: None,
+            json,
+        });
         self.sink.deliver(&Topic::Room(room), &msg);
         Ok(stored)
     }
 
     async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
         let Some(log) = self.room_log(room) else {
-            return Ok(Replay { seq: 0, epoch: self.epoch.clone(), messages: Vec::new() });
+            return Ok(Replay {
+                seq: 0,
+                epoch: self.epoch.clone(),
+                messages: Vec::new(),
+            });
         };
         let log = lock(&log);
         let messages = match from {
@@ -296,13 +353,29 @@ impl HistoryStore for MemoryHistory {
                 let skip = log.messages.len().saturating_sub(n);
                 log.messages.iter().skip(skip).cloned().collect()
             }
-            ReplayFrom::After(since) => log.messages.iter().filter(|m| m.seq > since).cloned().collect(),
+            ReplayFrom::After(since) => log
+                .messages
+                .iter()
+                .filter(|m| m.seq > since)
+                .cloned()
+                .collect(),
         };
-        Ok(Replay { seq: log.seq, epoch: self.epoch.clone(), messages })
+        Ok(Replay {
+            seq: log.seq,
+            epoch: self.epoch.clone(),
+            messages,
+        })
     }
 
-    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
-        let Some(log) = self.room_log(room) else { return Ok(Vec::new()) };
+    async fn page(
+        &self,
+        room: &RoomName,
+        before: Option<u64>,
+        limit: usize,
+    ) -> EngineResult<Vec<StoredMessage>> {
+        let Some(log) = self.room_log(room) else {
+            return Ok(Vec::new());
+        };
         let log = lock(&log);
         let end = match before {
             Some(before) => log.messages.partition_point(|m| m.seq < before),
@@ -343,11 +416,21 @@ impl HistoryStore for MemoryHistory {
         log.seq = seq;
         log.append(seq, raw, self.settings.history_size);
         let payload = |skip_session| {
-            BusMessage::Frame(FramePayload { kind: "dm", seq: Some(seq), skip_user: None, skip_session, json: json.clone() })
+            BusMessage::Frame(FramePayload {
+                kind: "dm",
+                seq: Some(seq),
+                skip_user: None,
+                skip_session,
+                json: json.clone(),
+            })
         };
-        let reached = self.sink.deliver(&Topic::User(to.clone()), &payload(Some(draft.origin.clone())));
+        let reached = self.sink.deliver(
+            &Topic::User(to.clone()),
+            &payload(Some(draft.origin.clone())),
+        );
         if from != to {
-            self.sink.deliver(&Topic::User(from), &payload(Some(draft.origin)));
+            self.sink
+                .deliver(&Topic::User(from), &payload(Some(draft.origin)));
         }
         let delivered = reached > 0;
         let stored = Stored { seq, ts, delivered };

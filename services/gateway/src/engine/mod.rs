@@ -122,7 +122,11 @@ pub struct ConnectionLimits {
 pub trait PresenceStore: Send + Sync {
     /// Counts a new connection against the limits; on `Admitted` the caller
     /// must call [`PresenceStore::release`] when it closes.
-    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> EngineResult<Admission>;
+    async fn admit(
+        &self,
+        session: &SessionInfo,
+        limits: ConnectionLimits,
+    ) -> EngineResult<Admission>;
     /// Forgets a connection counted by `admit`.
     async fn release(&self, session: &SessionInfo) -> EngineResult<()>;
     /// Records that the session is in the room; publishes `presence online`
@@ -197,7 +201,12 @@ pub trait HistoryStore: Send + Sync {
     async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay>;
     /// Messages with seq below `before` (all when `None`), the newest `limit`
     /// of them, oldest first.
-    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>>;
+    async fn page(
+        &self,
+        room: &RoomName,
+        before: Option<u64>,
+        limit: usize,
+    ) -> EngineResult<Vec<StoredMessage>>;
     /// Stores a DM in the pair's conversation, delivers it to the recipient's
     /// sessions and the sender's other sessions, and queues it for the
     /// recipient when they have no session.

@@ -1,0 +1,167 @@
+//! Frame size, rate limits, slow consumers and heartbeats.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{admin_post, spawn_app, Client};
+
+#[tokio::test]
+async fn a_frame_over_max_frame_bytes_closes_with_1009() {
+    let app = spawn_app(|s| {
+        s.limits.max_frame_bytes = 1024;
+        s.limits.max_text_bytes = 512;
+    });
+    let mut c = app.client("c").await;
+    let big = json!({"type": "ping", "pad": "x".repeat(2000)}).to_string();
+    c.send_raw(Message::Text(big.into())).await;
+    assert_eq!(c.expect_close(Duration::from_secs(5)).await, Some(1009));
+}
+
+#[tokio::test]
+async fn rate_limit_gives_retry_after_and_sustained_abuse_closes_with_1008() {
+    let app = spawn_app(|s| {
+        s.limits.messages_per_second = 5;
+        s.limits.max_rate_limited_frames = 10;
+    });
+    let mut c = app.client("c").await;
+    for i in 0..5 {
+        c.send(json!({"type": "ping", "id": i})).await;
+    }
+    for _ in 0..5 {
+        assert_eq!(c.recv().await["type"], "pong", "the bucket starts full");
+    }
+    let limited = c.request(json!({"type": "ping"})).await;
+    assert_eq!(limited["type"], "error");
+    assert_eq!(limited["code"], "rate_limited");
+    let retry = limited["retry_after_ms"].as_u64().expect("retry_after_ms");
+    assert!((1..=200).contains(&retry), "{retry}");
+    tokio::time::sleep(Duration::from_millis(retry + 20)).await;
+    assert_eq!(
+        c.request(json!({"type": "ping"})).await["type"],
+        "pong",
+        "a token came back"
+    );
+    // Ignoring retry_after_ms over and over ends the connection.
+    for _ in 0..30 {
+        c.send(json!({"type": "ping"})).await;
+    }
+    assert_eq!(c.expect_close(Duration::from_secs(5)).await, Some(1008));
+    assert_eq!(app.metric("chat_rate_limit_closes_total").await, 1.0);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_with_4008_and_others_keep_up() {
+    let app = spawn_app(|s| {
+        s.admin.api_key = Some("k".into());
+        s.limits.max_frame_bytes = 16 * 1024;
+        s.limits.max_outbox_bytes = 64 * 1024;
+    });
+    let mut slow = Client::connect_small_buffer(&app.ws_url("user=slow"), 4096).await;
+    assert_eq!(slow.recv().await["type"], "welcome");
+    slow.join("flood").await;
+    let mut fast = app.client("fast").await;
+    fast.join("flood").await;
+    let reader = tokio::spawn(async move {
+        let mut last = 0;
+        while last < 1500 {
+            let frame = fast.recv().await;
+            if frame["type"] == "message" {
+                let seq = frame["seq"].as_u64().unwrap();
+                assert_eq!(seq, last + 1, "the fast reader sees every message in order");
+                last = seq;
+            }
+        }
+        last
+    });
+    let text = "x".repeat(4000);
+    let mut overflowed_at = None;
+    for i in 0..1500 {
+        let (status, _) =
+            admin_post(&app, "k", "/v1/rooms/flood/messages", json!({"text": text})).await;
+        assert_eq!(status, 200);
+        if overflowed_at.is_none()
+            && i % 50 == 0
+            && app.metric("chat_slow_consumer_closes_total").await >= 1.0
+        {
+            overflowed_at = Some(i);
+        }
+    }
+    assert_eq!(reader.await.unwrap(), 1500);
+    assert_eq!(app.metric("chat_slow_consumer_closes_total").await, 1.0);
+    assert!(
+        overflowed_at.is_some(),
+        "the slow client overflowed while the flood was running"
+    );
+    // The slow client now reads: what was already on the wire, then 4008.
+    assert_eq!(slow.expect_close(Duration::from_secs(10)).await, Some(4008));
+    let members = app
+        .client("probe")
+        .await
+        .request(json!({"type": "members", "room": "flood"}))
+        .await;
+    assert!(
+        !members["members"].to_string().contains("slow"),
+        "the slow session left the room: {members}"
+    );
+}
+
+#[tokio::test]
+async fn silent_peers_are_closed_after_two_heartbeats() {
+    let app = spawn_app(|s| s.heartbeat.interval_ms = 200);
+    let mut silent = app.client("silent").await;
+    // This client does not read (so it never answers pings) for a while.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        silent.expect_close(Duration::from_secs(3)).await,
+        Some(1000)
+    );
+}
+
+#[tokio::test]
+async fn any_client_frame_counts_as_life() {
+    let app = spawn_app(|s| s.heartbeat.interval_ms = 200);
+    let mut talker = app.client("talker").await;
+    // Sends protocol pings but never reads (so never answers WebSocket pings).
+    for _ in 0..10 {
+        talker.send(json!({"type": "ping"})).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut pongs = 0;
+    while let Some(frame) = talker.try_recv(Duration::from_millis(300)).await {
+        assert_eq!(frame["type"], "pong");
+        pongs += 1;
+    }
+    assert_eq!(pongs, 10, "still open after 1 s of only sending");
+}
+
+#[tokio::test]
+async fn server_sends_websocket_pings() {
+    use futures_util::StreamExt;
+    let app = spawn_app(|s| s.heartbeat.interval_ms = 150);
+    let mut c = app.client("c").await;
+    let next = tokio::time::timeout(Duration::from_secs(2), c.ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(next, Message::Ping(_)), "{next:?}");
+}
+
+#[tokio::test]
+async fn per_user_connection_limit_gives_429() {
+    let app = spawn_app(|s| s.limits.max_connections_per_user = 2);
+    let _a = app.client("u").await;
+    let b = app.client("u").await;
+    let refused = Client::connect(&app.ws_url("user=u"))
+        .await
+        .err()
+        .expect("third is refused");
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.body["error"]["code"], "too_many_connections");
+    let _other = app.client("someone-else").await;
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _again = app.client("u").await; // a slot came free
+}

@@ -1,0 +1,14 @@
+//! Integration tests: real gateways on port 0, real WebSocket clients over
+//! real sockets. One test binary; one module per area.
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod limits;
+mod ordering;
+mod presence_typing;
+mod process;
+mod protocol;
+mod rooms;
+mod shutdown;
