@@ -24,7 +24,7 @@ use chat_shared::CloseCode;
 
 /// How long the writer waits for a close frame to be accepted by a peer that
 /// does not read, before it drops the connection without one.
-pub const CLOSE_FRAME_TIMEOUT_MS: u64 = 2_000;
+pub const CLOSE_FRAME_TIMEOUT_MS: u64 = 5_000;
 
 /// Bytes charged for a control frame (ping or pong) in the queue.
 const CONTROL_FRAME_BYTES: usize = 16;
@@ -184,11 +184,16 @@ enum Step {
     Wait,
 }
 
-/// Drains `outbox` into the socket until the connection closes. Returns the
-/// close code that was sent (or attempted), if the server closed it.
+/// Drains `outbox` into the socket until the connection closes.
+///
+/// `on_done` runs once, as soon as the connection is over for the session:
+/// when the socket fails, or when the close frame starts out (its delivery to
+/// a peer that does not read may then take up to [`CLOSE_FRAME_TIMEOUT_MS`]).
+/// Returns the close code that was sent (or attempted), if the server closed.
 pub async fn run_writer(
     outbox: std::sync::Arc<Outbox>,
     mut session: actix_ws::Session,
+    on_done: impl FnOnce(),
 ) -> Option<CloseCode> {
     let closed_with = loop {
         let step = {
@@ -211,10 +216,14 @@ pub async fn run_writer(
                     sent = send(&mut session, item) => sent,
                 };
                 if sent.is_err() {
-                    break None;
+                    outbox.finish();
+                    on_done();
+                    return None;
                 }
             }
             Step::Close(code, reason) => {
+                outbox.finish();
+                on_done();
                 let frame = CloseReason {
                     code: code.code().into(),
                     description: Some(reason.to_owned()),
@@ -225,7 +234,6 @@ pub async fn run_writer(
             }
         }
     };
-    outbox.finish();
     closed_with
 }
 

@@ -618,10 +618,7 @@ impl Actor for WsSession {
         if let Some(socket) = self.socket.take() {
             let outbox = self.outbox.clone();
             let addr = ctx.address();
-            actix_rt::spawn(async move {
-                run_writer(outbox, socket).await;
-                addr.do_send(WriterDone);
-            });
+            actix_rt::spawn(run_writer(outbox, socket, move || addr.do_send(WriterDone)));
         }
         // `welcome` is queued before the session is reachable, so it is first.
         if self.outbox.push_text(self.welcome()) == Push::Queued {

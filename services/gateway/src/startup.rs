@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use chat_shared::CloseCode;
 
 use crate::auth::Authenticator;
-use crate::engine::{memory, Topic};
+use crate::engine::{memory, Deliver, Engine, Topic};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::registry::Registry;
@@ -49,27 +49,40 @@ impl Application {
     /// An address that cannot be bound, an unreadable key file, or an engine
     /// that cannot start.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let metrics = Arc::new(Metrics::new().context("metrics registration")?);
-        let registry = Arc::new(Registry::new(
-            metrics.clone(),
-            settings.limits.max_outbox_bytes,
-        ));
-        let engine = match settings.engine {
-            EngineKind::Memory => memory::engine(
-                registry.clone(),
-                memory::MemorySettings {
+        match settings.engine {
+            EngineKind::Memory => {
+                let memory_settings = memory::MemorySettings {
                     history_size: settings.history.size,
                     idempotency_window: Duration::from_millis(
                         settings.history.idempotency_window_ms,
                     ),
                     offline_queue_max_messages: settings.dm.offline_queue_max_messages,
                     offline_ttl: Duration::from_millis(settings.dm.offline_ttl_ms),
-                },
-            ),
+                };
+                Self::build_with_engine(settings, |sink| memory::engine(sink, memory_settings))
+                    .await
+            }
             EngineKind::Redis => {
                 anyhow::bail!("engine = \"redis\" is not available in this build; use \"memory\"")
             }
-        };
+        }
+    }
+
+    /// [`Application::build`] with an engine of the caller's making (given
+    /// the node's delivery sink), for engines chosen outside the settings.
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with_engine(
+        settings: Settings,
+        make_engine: impl FnOnce(Arc<dyn Deliver>) -> Engine,
+    ) -> anyhow::Result<Application> {
+        let metrics = Arc::new(Metrics::new().context("metrics registration")?);
+        let registry = Arc::new(Registry::new(
+            metrics.clone(),
+            settings.limits.max_outbox_bytes,
+        ));
+        let engine = make_engine(registry.clone());
         engine
             .bus
             .subscribe(&Topic::Broadcast)

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use gateway::engine::{Deliver, Engine};
 use gateway::node::Node;
 use gateway::{Application, Settings, ShutdownHandle};
 
@@ -38,8 +39,19 @@ pub fn test_settings() -> Settings {
     settings
 }
 
+/// Builds an engine for a test gateway from the node's delivery sink.
+pub type EngineFactory = Box<dyn FnOnce(Arc<dyn Deliver>) -> Engine + Send>;
+
 /// Starts a gateway with [`test_settings`] changed by `configure`.
 pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with(configure, None)
+}
+
+/// [`spawn_app`] with an engine of the test's making.
+pub fn spawn_app_with(
+    configure: impl FnOnce(&mut Settings),
+    engine: Option<EngineFactory>,
+) -> TestApp {
     let mut settings = test_settings();
     configure(&mut settings);
     settings.validate().expect("test settings are valid");
@@ -49,7 +61,11 @@ pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let app = Application::build(settings).await.expect("gateway builds");
+            let app = match engine {
+                Some(make) => Application::build_with_engine(settings, make).await,
+                None => Application::build(settings).await,
+            }
+            .expect("gateway builds");
             tx.send((app.port(), app.node(), app.shutdown_handle()))
                 .expect("test is waiting");
             app.run_until_stopped().await.expect("gateway runs");

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{admin_post, spawn_app, Client};
+use crate::helpers::{spawn_app, Client};
 
 #[tokio::test]
 async fn a_frame_over_max_frame_bytes_closes_with_1009() {
@@ -51,8 +51,9 @@ async fn rate_limit_gives_retry_after_and_sustained_abuse_closes_with_1008() {
     assert_eq!(app.metric("chat_rate_limit_closes_total").await, 1.0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_with_4008_and_others_keep_up() {
+    const FLOOD: u64 = 1500;
     let app = spawn_app(|s| {
         s.admin.api_key = Some("k".into());
         s.limits.max_frame_bytes = 16 * 1024;
@@ -65,7 +66,7 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_others_keep_up() {
     fast.join("flood").await;
     let reader = tokio::spawn(async move {
         let mut last = 0;
-        while last < 1500 {
+        while last < FLOOD {
             let frame = fast.recv().await;
             if frame["type"] == "message" {
                 let seq = frame["seq"].as_u64().unwrap();
@@ -75,27 +76,36 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_others_keep_up() {
         }
         last
     });
-    let text = "x".repeat(4000);
-    let mut overflowed_at = None;
-    for i in 0..1500 {
-        let (status, _) =
-            admin_post(&app, "k", "/v1/rooms/flood/messages", json!({"text": text})).await;
-        assert_eq!(status, 200);
-        if overflowed_at.is_none()
-            && i % 50 == 0
-            && app.metric("chat_slow_consumer_closes_total").await >= 1.0
-        {
-            overflowed_at = Some(i);
+    let port = app.port;
+    let flood = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/v1/rooms/flood/messages");
+        let text = "x".repeat(4000);
+        for _ in 0..FLOOD {
+            let response = client
+                .post(&url)
+                .bearer_auth("k")
+                .json(&json!({"text": text}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
         }
+    });
+    // The slow client reads nothing until the gateway gives up on it...
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.metric("chat_slow_consumer_closes_total").await < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow client never overflowed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(reader.await.unwrap(), 1500);
-    assert_eq!(app.metric("chat_slow_consumer_closes_total").await, 1.0);
-    assert!(
-        overflowed_at.is_some(),
-        "the slow client overflowed while the flood was running"
-    );
-    // The slow client now reads: what was already on the wire, then 4008.
+    // ...then reads what was already on the wire, and the close frame: 4008.
     assert_eq!(slow.expect_close(Duration::from_secs(10)).await, Some(4008));
+    flood.await.unwrap();
+    assert_eq!(reader.await.unwrap(), FLOOD);
+    assert_eq!(app.metric("chat_slow_consumer_closes_total").await, 1.0);
     let members = app
         .client("probe")
         .await

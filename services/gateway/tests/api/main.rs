@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod limits;
 mod ordering;
+mod outage;
 mod presence_typing;
 mod process;
 mod protocol;
