@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Everything else here is a shortcut for contributors.
+
+CARGO ?= cargo
+# Extra arguments for the gateway, e.g. `make run ARGS="--config gateway.toml"`.
+ARGS ?=
+
+.PHONY: run test build release lint fmt clean check-tools token
+
+## run: one gateway on the embedded engine, anonymous auth, ws://127.0.0.1:8080/ws
+run: check-tools
+	$(CARGO) run --release --locked -p gateway --bin gateway -- $(ARGS)
+
+## test: unit and integration tests (real sockets, real processes)
+test: check-tools
+	$(CARGO) test --workspace --locked
+
+## build: debug build of every binary
+build: check-tools
+	$(CARGO) build --workspace --locked
+
+## release: optimised binaries in target/release
+release: check-tools
+	$(CARGO) build --workspace --locked --release
+
+## lint: formatting and clippy, warnings are errors
+lint: check-tools
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## fmt: format the code
+fmt:
+	$(CARGO) fmt --all
+
+## token: a development JWT, e.g. `make token SUB=alice SECRET=dev-secret`
+token: check-tools
+	CHAT_AUTH__HS256_SECRET="$(SECRET)" $(CARGO) run --quiet --locked -p gateway --bin gateway -- token --sub "$(SUB)"
+
+clean:
+	$(CARGO) clean
+
+check-tools:
+	@command -v $(CARGO) >/dev/null 2>&1 || { \
+		echo "cargo is missing: install Rust from https://rustup.rs (1.85 or newer), then run make again" >&2; \
+		exit 1; }
