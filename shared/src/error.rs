@@ -96,6 +96,8 @@ error_codes! {
     TooManyConnections => "too_many_connections", 429, None;
     /// No such HTTP route or resource.
     NotFound => "not_found", 404, None;
+    /// The HTTP route exists but not with this method.
+    MethodNotAllowed => "method_not_allowed", 405, None;
     /// The client did not read fast enough (only ever a close code).
     SlowConsumer => "slow_consumer", 503, Some(CloseCode::SlowConsumer);
 }

@@ -14,14 +14,14 @@ use chat_shared::protocol::{ClientId, DisplayName, RoomName, ServerFrame, UserId
 use chat_shared::ErrorCode;
 
 use crate::engine::{BusMessage, FramePayload, RoomDraft, Topic};
-use crate::http::ApiError;
+use crate::http::{resource, ApiError};
 use crate::node::Node;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/stats", web::get().to(stats))
-        .route("/v1/rooms/{room}/messages", web::post().to(post_message))
-        .route("/v1/broadcast", web::post().to(broadcast))
-        .route("/v1/users/{id}/sessions", web::delete().to(disconnect_user));
+    cfg.service(resource("/v1/stats").get(stats))
+        .service(resource("/v1/rooms/{room}/messages").post(post_message))
+        .service(resource("/v1/broadcast").post(broadcast))
+        .service(resource("/v1/users/{id}/sessions").delete(disconnect_user));
 }
 
 /// Checks the Bearer key in constant time.

@@ -45,10 +45,10 @@ impl ResponseError for ApiError {
 
 /// Registers every route of the gateway.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(upgrade))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
+    cfg.service(resource("/ws").get(upgrade))
+        .service(resource("/healthz").get(healthz))
+        .service(resource("/readyz").get(readyz))
+        .service(resource("/metrics").get(metrics))
         .configure(crate::admin::routes)
         .app_data(
             web::JsonConfig::default()
@@ -67,6 +67,18 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         ErrorCode::NotFound,
         format!("no route for {} {}", req.method(), req.path()),
+    ))
+}
+
+/// A route whose other methods get a JSON 405.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.path()),
     ))
 }
 

@@ -31,7 +31,12 @@ pub struct TestApp {
 
 /// Settings for tests: a free port, short drain, quiet logs.
 pub fn test_settings() -> Settings {
-    let mut settings = Settings { listen: "127.0.0.1:0".into(), node_id: "gw-test".into(), workers: 2, ..Settings::default() };
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        node_id: "gw-test".into(),
+        workers: 2,
+        ..Settings::default()
+    };
     settings.shutdown.drain_timeout_ms = 3_000;
     settings
 }
