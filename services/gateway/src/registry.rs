@@ -251,15 +251,7 @@ impl Registry {
             MemberState::Live { .. } => Pending::default(),
         };
         self.push_counted(&local.outbox, "joined", joined);
-        let mut last_seq = replayed_seq;
-        for (seq, kind, json) in pending.frames {
-            match seq {
-                Some(seq) if seq <= last_seq => continue,
-                Some(seq) => last_seq = seq,
-                None => {}
-            }
-            self.push_counted(&local.outbox, kind, json);
-        }
+        let last_seq = self.flush(&local.outbox, pending, replayed_seq);
         member.state = MemberState::Live { last_seq };
         true
     }
@@ -281,22 +273,29 @@ impl Registry {
                 previous_seq: Some(previous),
             } = &mut member.state
             {
-                let mut last_seq = *previous;
-                if let Some(local) = sessions.get(session) {
-                    for (seq, kind, json) in std::mem::take(&mut pending.frames) {
-                        match seq {
-                            Some(seq) if seq <= last_seq => continue,
-                            Some(seq) => last_seq = seq,
-                            None => {}
-                        }
-                        self.push_counted(&local.outbox, kind, json);
-                    }
-                }
+                let last_seq = match sessions.get(session) {
+                    Some(local) => self.flush(&local.outbox, std::mem::take(pending), *previous),
+                    None => *previous,
+                };
                 member.state = MemberState::Live { last_seq };
                 return false;
             }
         }
         self.remove_member(&mut inner, room, session)
+    }
+
+    /// Queues held frames newer than `last_seq` (and those without a seq);
+    /// returns the newest seq queued.
+    fn flush(&self, outbox: &Outbox, pending: Pending, mut last_seq: u64) -> u64 {
+        for (seq, kind, json) in pending.frames {
+            match seq {
+                Some(seq) if seq <= last_seq => continue,
+                Some(seq) => last_seq = seq,
+                None => {}
+            }
+            self.push_counted(outbox, kind, json);
+        }
+        last_seq
     }
 
     /// Removes the session from the room. Returns true when the room has no

@@ -140,6 +140,19 @@ impl WsSession {
         ctx.stop();
     }
 
+    /// Replies `forbidden` (and returns false) for a room the token does not allow.
+    fn check_grant(&self, re: &Option<RequestId>, room: &RoomName) -> bool {
+        let allowed = self.grant.allows(room);
+        if !allowed {
+            self.reply_error(
+                re.clone(),
+                ErrorCode::Forbidden,
+                format!("room {room} is not allowed"),
+            );
+        }
+        allowed
+    }
+
     fn check_text(&self, re: &Option<RequestId>, text: &str) -> bool {
         if text.is_empty() {
             self.reply_error(re.clone(), ErrorCode::BadRequest, "text must not be empty");
@@ -214,12 +227,8 @@ impl WsSession {
                 epoch,
                 limit,
             } => {
-                if !self.grant.allows(&room) {
-                    return self.reply_error(
-                        re,
-                        ErrorCode::Forbidden,
-                        format!("room {room} is not allowed"),
-                    );
+                if !self.check_grant(&re, &room) {
+                    return;
                 }
                 let max_rooms = self.node.settings.limits.max_rooms_per_connection;
                 if !self.rooms.contains(&room) && self.rooms.len() >= max_rooms {
@@ -275,12 +284,8 @@ impl WsSession {
                 }
             }
             ClientFrame::Members { room } => {
-                if !self.grant.allows(&room) {
-                    return self.reply_error(
-                        re,
-                        ErrorCode::Forbidden,
-                        format!("room {room} is not allowed"),
-                    );
+                if !self.check_grant(&re, &room) {
+                    return;
                 }
                 let presence = self.engine().presence.clone();
                 let fut = async move {
@@ -300,12 +305,8 @@ impl WsSession {
                 before,
                 limit,
             } => {
-                if !self.grant.allows(&room) {
-                    return self.reply_error(
-                        re,
-                        ErrorCode::Forbidden,
-                        format!("room {room} is not allowed"),
-                    );
+                if !self.check_grant(&re, &room) {
+                    return;
                 }
                 let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(MAX_HISTORY_PAGE) as usize;
                 let history = self.engine().history.clone();

@@ -255,10 +255,33 @@ struct Log {
 }
 
 impl Log {
-    fn append(&mut self, seq: u64, json: Arc<RawValue>, cap: usize) {
-        self.messages.push_back(StoredMessage { seq, json });
+    /// The result of an earlier message with the same `(user, client_id)`.
+    fn seen(
+        &mut self,
+        key: &Option<(UserId, ClientId)>,
+        now: Instant,
+        window: Duration,
+    ) -> Option<Stored> {
+        key.as_ref()
+            .and_then(|key| self.recent.get(key, now, window))
+    }
+
+    /// Stores `frame` (carrying `seq`, the log's next) in the capped log and
+    /// returns its JSON, serialised once for history and live delivery.
+    fn store(&mut self, frame: &ServerFrame, seq: u64, cap: usize) -> EngineResult<ByteString> {
+        let raw: Arc<RawValue> = Arc::from(to_raw(frame)?);
+        let json = ByteString::from(raw.get().to_owned());
+        self.seq = seq;
+        self.messages.push_back(StoredMessage { seq, json: raw });
         while self.messages.len() > cap {
             self.messages.pop_front();
+        }
+        Ok(json)
+    }
+
+    fn remember(&mut self, key: Option<(UserId, ClientId)>, stored: Stored, now: Instant) {
+        if let Some(key) = key {
+            self.recent.insert(key, stored, now);
         }
     }
 }
@@ -300,10 +323,8 @@ impl HistoryStore for MemoryHistory {
         let mut log = lock(&log);
         let now = Instant::now();
         let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
-        if let Some(key) = &key {
-            if let Some(stored) = log.recent.get(key, now, self.settings.idempotency_window) {
-                return Ok(stored);
-            }
+        if let Some(stored) = log.seen(&key, now, self.settings.idempotency_window) {
+            return Ok(stored);
         }
         let seq = log.seq + 1;
         let ts = now_ms();
@@ -316,18 +337,13 @@ impl HistoryStore for MemoryHistory {
             ts,
             client_id: draft.client_id,
         });
-        let raw: Arc<RawValue> = Arc::from(to_raw(&frame)?);
-        let json = ByteString::from(raw.get().to_owned());
-        log.seq = seq;
-        log.append(seq, raw, self.settings.history_size);
+        let json = log.store(&frame, seq, self.settings.history_size)?;
         let stored = Stored {
             seq,
             ts,
             delivered: true,
         };
-        if let Some(key) = key {
-            log.recent.insert(key, stored, now);
-        }
+        log.remember(key, stored, now);
         let msg = BusMessage::Frame(FramePayload {
             kind: "message",
             seq: Some(seq),
@@ -395,10 +411,8 @@ impl HistoryStore for MemoryHistory {
         let now = Instant::now();
         let log = dms.conversations.entry(pair).or_default();
         let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
-        if let Some(key) = &key {
-            if let Some(stored) = log.recent.get(key, now, self.settings.idempotency_window) {
-                return Ok(stored);
-            }
+        if let Some(stored) = log.seen(&key, now, self.settings.idempotency_window) {
+            return Ok(stored);
         }
         let seq = log.seq + 1;
         let ts = now_ms();
@@ -411,10 +425,7 @@ impl HistoryStore for MemoryHistory {
             seq,
             client_id: draft.client_id,
         });
-        let raw: Arc<RawValue> = Arc::from(to_raw(&frame)?);
-        let json = ByteString::from(raw.get().to_owned());
-        log.seq = seq;
-        log.append(seq, raw, self.settings.history_size);
+        let json = log.store(&frame, seq, self.settings.history_size)?;
         let payload = |skip_session| {
             BusMessage::Frame(FramePayload {
                 kind: "dm",
@@ -434,9 +445,7 @@ impl HistoryStore for MemoryHistory {
         }
         let delivered = reached > 0;
         let stored = Stored { seq, ts, delivered };
-        if let Some(key) = key {
-            log.recent.insert(key, stored, now);
-        }
+        log.remember(key, stored, now);
         if !delivered {
             let queue = dms.offline.entry(to).or_default();
             queue.push_back((now, json));
