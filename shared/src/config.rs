@@ -29,10 +29,7 @@ pub enum ConfigError {
 ///
 /// # Errors
 /// A missing or malformed file, or a value of the wrong type.
-pub fn load<T: DeserializeOwned>(
-    file: Option<&Path>,
-    list_keys: &[&str],
-) -> Result<T, ConfigError> {
+pub fn load<T: DeserializeOwned>(file: Option<&Path>, list_keys: &[&str]) -> Result<T, ConfigError> {
     load_from(file, list_keys, std::env::vars())
 }
 
@@ -49,10 +46,8 @@ where
     if let Some(path) = file {
         builder = builder.add_source(config::File::from(path).required(true));
     }
-    let vars: config::Map<String, String> = env
-        .into_iter()
-        .filter(|(k, v)| k.starts_with(ENV_PREFIX) && !v.is_empty())
-        .collect();
+    let vars: config::Map<String, String> =
+        env.into_iter().filter(|(k, v)| k.starts_with(ENV_PREFIX) && !v.is_empty()).collect();
     let mut env_source = config::Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("_")
         .separator("__")
@@ -91,20 +86,12 @@ mod tests {
 
     impl Default for Sample {
         fn default() -> Self {
-            Sample {
-                listen: "127.0.0.1:8080".into(),
-                node_id: "n".into(),
-                size: 7,
-                auth: Nested::default(),
-            }
+            Sample { listen: "127.0.0.1:8080".into(), node_id: "n".into(), size: 7, auth: Nested::default() }
         }
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -133,10 +120,7 @@ mod tests {
         assert_eq!(s.node_id, "gw-7");
         assert_eq!(s.size, 12);
         assert_eq!(s.auth.mode, "jwt");
-        assert_eq!(
-            s.auth.origins,
-            vec!["https://a.example", "https://b.example"]
-        );
+        assert_eq!(s.auth.origins, vec!["https://a.example", "https://b.example"]);
     }
 
     #[test]

@@ -123,9 +123,7 @@ pub struct HttpErrorDetail<'a> {
 
 impl<'a> HttpErrorBody<'a> {
     pub fn new(code: ErrorCode, message: &'a str) -> Self {
-        HttpErrorBody {
-            error: HttpErrorDetail { code, message },
-        }
+        HttpErrorBody { error: HttpErrorDetail { code, message } }
     }
 }
 
@@ -143,18 +141,9 @@ mod tests {
 
     #[test]
     fn close_codes_follow_the_protocol() {
-        assert_eq!(
-            ErrorCode::TooLarge.close_code().map(CloseCode::code),
-            Some(1009)
-        );
-        assert_eq!(
-            ErrorCode::RateLimited.close_code().map(CloseCode::code),
-            Some(1008)
-        );
-        assert_eq!(
-            ErrorCode::SlowConsumer.close_code().map(CloseCode::code),
-            Some(4008)
-        );
+        assert_eq!(ErrorCode::TooLarge.close_code().map(CloseCode::code), Some(1009));
+        assert_eq!(ErrorCode::RateLimited.close_code().map(CloseCode::code), Some(1008));
+        assert_eq!(ErrorCode::SlowConsumer.close_code().map(CloseCode::code), Some(4008));
         assert_eq!(ErrorCode::Unauthorized.http_status(), 401);
         assert_eq!(ErrorCode::TooManyConnections.http_status(), 429);
     }

@@ -9,10 +9,14 @@
 //! - [`config`]: layered configuration (defaults, optional file, `CHAT_*`
 //!   environment variables).
 //! - [`telemetry`]: tracing subscriber setup and the Prometheus text encoder.
+//! - [`keys`]: Redis key and channel names, hash-tagged per room and user.
+//! - [`wire`]: the payload format on pub/sub channels between nodes.
 
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod protocol;
 pub mod telemetry;
+pub mod wire;
 
 pub use error::{CloseCode, ErrorCode};

@@ -232,9 +232,7 @@ pub enum ClientFrame {
 
 impl ClientFrame {
     /// Every `type` a client may send.
-    pub const TYPES: &'static [&'static str] = &[
-        "join", "leave", "send", "typing", "dm", "members", "history", "ping",
-    ];
+    pub const TYPES: &'static [&'static str] = &["join", "leave", "send", "typing", "dm", "members", "history", "ping"];
 
     /// The frame's `type`.
     pub fn kind(&self) -> &'static str {
@@ -292,47 +290,26 @@ pub fn parse_client_frame(text: &str) -> Result<(Option<RequestId>, ClientFrame)
                 (None, "the frame is not a JSON object".to_owned())
             } else {
                 // An object whose `type` or `id` is ill-typed: keep the id if it is fine.
-                let re = serde_json::from_str::<IdOnly>(text)
-                    .ok()
-                    .and_then(|frame| frame.id);
-                (
-                    re,
-                    format!("ill-typed field: {}", strip_position(&err.to_string())),
-                )
+                let re = serde_json::from_str::<IdOnly>(text).ok().and_then(|frame| frame.id);
+                (re, format!("ill-typed field: {}", strip_position(&err.to_string())))
             };
-            return Err(FrameError {
-                re,
-                code: ErrorCode::BadRequest,
-                message,
-            });
+            return Err(FrameError { re, code: ErrorCode::BadRequest, message });
         }
     };
     let re = envelope.id;
     let Some(kind) = envelope.kind else {
-        return Err(FrameError {
-            re,
-            code: ErrorCode::BadRequest,
-            message: "missing field `type`".into(),
-        });
+        return Err(FrameError { re, code: ErrorCode::BadRequest, message: "missing field `type`".into() });
     };
     if !ClientFrame::TYPES.contains(&kind.as_ref()) {
         let mut shown: String = kind.chars().take(64).collect();
         if shown.len() < kind.len() {
             shown.push('…');
         }
-        return Err(FrameError {
-            re,
-            code: ErrorCode::UnknownType,
-            message: format!("unknown frame type `{shown}`"),
-        });
+        return Err(FrameError { re, code: ErrorCode::UnknownType, message: format!("unknown frame type `{shown}`") });
     }
     match serde_json::from_str::<ClientFrame>(text) {
         Ok(frame) => Ok((re, frame)),
-        Err(err) => Err(FrameError {
-            re,
-            code: ErrorCode::BadRequest,
-            message: strip_position(&err.to_string()),
-        }),
+        Err(err) => Err(FrameError { re, code: ErrorCode::BadRequest, message: strip_position(&err.to_string()) }),
     }
 }
 
@@ -355,27 +332,73 @@ pub struct WelcomeLimits {
 }
 
 /// A room message, exactly as delivered live and stored in history.
+///
+/// `seq` and `ts` come last so that a store can append them to a prefix
+/// serialised by the gateway (see [`message_prefix`]) without parsing JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoomMessage {
     pub room: RoomName,
-    pub seq: u64,
     pub from: UserRef,
     pub text: String,
-    pub ts: u64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub client_id: Option<ClientId>,
+    pub seq: u64,
+    pub ts: u64,
 }
 
-/// A direct message, exactly as delivered.
+/// A direct message, exactly as delivered (`seq` and `ts` last, as above).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DirectMessage {
     pub from: UserRef,
     pub to: UserId,
     pub text: String,
-    pub ts: u64,
-    pub seq: u64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub client_id: Option<ClientId>,
+    pub seq: u64,
+    pub ts: u64,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "message")]
+struct RoomMessageHead<'a> {
+    room: &'a RoomName,
+    from: &'a UserRef,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a ClientId>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "dm")]
+struct DirectMessageHead<'a> {
+    from: &'a UserRef,
+    to: &'a UserId,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a ClientId>,
+}
+
+/// The JSON of a `message` frame up to (not including) `,"seq":…,"ts":…}`.
+/// [`complete_message`] (or a Lua script doing the same) finishes it.
+pub fn message_prefix(room: &RoomName, from: &UserRef, text: &str, client_id: Option<&ClientId>) -> String {
+    head_prefix(&RoomMessageHead { room, from, text, client_id })
+}
+
+/// The JSON of a `dm` frame up to (not including) `,"seq":…,"ts":…}`.
+pub fn dm_prefix(from: &UserRef, to: &UserId, text: &str, client_id: Option<&ClientId>) -> String {
+    head_prefix(&DirectMessageHead { from, to, text, client_id })
+}
+
+fn head_prefix<T: Serialize>(head: &T) -> String {
+    // Serialising borrowed plain data cannot fail.
+    let mut json = serde_json::to_string(head).unwrap_or_else(|_| String::from("{"));
+    json.pop(); // the closing brace
+    json
+}
+
+/// Appends `seq` and `ts` to a prefix from [`message_prefix`] or [`dm_prefix`].
+pub fn complete_message(prefix: &str, seq: u64, ts: u64) -> String {
+    format!("{prefix},\"seq\":{seq},\"ts\":{ts}}}")
 }
 
 /// One stored room message as JSON (the complete `message` frame), with its
@@ -494,22 +517,13 @@ impl ServerFrame {
 
     /// Every server frame `type` (for metrics pre-registration).
     pub const TYPES: &'static [&'static str] = &[
-        "welcome", "joined", "left", "ack", "members", "history", "pong", "message", "typing",
-        "presence", "dm", "notice", "error",
+        "welcome", "joined", "left", "ack", "members", "history", "pong", "message", "typing", "presence", "dm",
+        "notice", "error",
     ];
 
     /// An `error` frame.
-    pub fn error(
-        re: Option<RequestId>,
-        code: ErrorCode,
-        message: impl Into<String>,
-    ) -> ServerFrame {
-        ServerFrame::Error {
-            re,
-            code,
-            message: message.into(),
-            retry_after_ms: None,
-        }
+    pub fn error(re: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> ServerFrame {
+        ServerFrame::Error { re, code, message: message.into(), retry_after_ms: None }
     }
 
     /// Serialises the frame once, for the socket (and for every recipient).
@@ -563,63 +577,24 @@ mod tests {
 
     #[test]
     fn parses_each_type() {
-        let (re, f) =
-            parse(r#"{"type":"join","id":1,"room":"r1","since":5,"epoch":"e","extra":true}"#)
-                .unwrap();
+        let (re, f) = parse(r#"{"type":"join","id":1,"room":"r1","since":5,"epoch":"e","extra":true}"#).unwrap();
         assert_eq!(re, Some(RequestId::Num(1.into())));
         assert!(matches!(f, ClientFrame::Join { since: Some(5), .. }));
-        let (re, f) =
-            parse(r#"{"type":"send","id":"a","room":"r1","text":"hi","client_id":"c1"}"#).unwrap();
+        let (re, f) = parse(r#"{"type":"send","id":"a","room":"r1","text":"hi","client_id":"c1"}"#).unwrap();
         assert_eq!(re, Some(RequestId::Str("a".into())));
-        assert!(matches!(
-            f,
-            ClientFrame::Send {
-                client_id: Some(_),
-                ..
-            }
-        ));
+        assert!(matches!(f, ClientFrame::Send { client_id: Some(_), .. }));
         let (_, f) = parse(r#"{"type":"typing","room":"r1"}"#).unwrap();
-        assert!(matches!(
-            f,
-            ClientFrame::Typing {
-                state: TypingState::Start,
-                ..
-            }
-        ));
+        assert!(matches!(f, ClientFrame::Typing { state: TypingState::Start, .. }));
         let (_, f) = parse(r#"{"type":"typing","room":"r1","state":"stop"}"#).unwrap();
+        assert!(matches!(f, ClientFrame::Typing { state: TypingState::Stop, .. }));
+        assert!(matches!(parse(r#"{"type":"ping"}"#).unwrap().1, ClientFrame::Ping));
+        assert!(matches!(parse(r#"{"type":"leave","room":"x"}"#).unwrap().1, ClientFrame::Leave { .. }));
+        assert!(matches!(parse(r#"{"type":"members","room":"x"}"#).unwrap().1, ClientFrame::Members { .. }));
         assert!(matches!(
-            f,
-            ClientFrame::Typing {
-                state: TypingState::Stop,
-                ..
-            }
+            parse(r#"{"type":"history","room":"x","before":10,"limit":5}"#).unwrap().1,
+            ClientFrame::History { before: Some(10), limit: Some(5), .. }
         ));
-        assert!(matches!(
-            parse(r#"{"type":"ping"}"#).unwrap().1,
-            ClientFrame::Ping
-        ));
-        assert!(matches!(
-            parse(r#"{"type":"leave","room":"x"}"#).unwrap().1,
-            ClientFrame::Leave { .. }
-        ));
-        assert!(matches!(
-            parse(r#"{"type":"members","room":"x"}"#).unwrap().1,
-            ClientFrame::Members { .. }
-        ));
-        assert!(matches!(
-            parse(r#"{"type":"history","room":"x","before":10,"limit":5}"#)
-                .unwrap()
-                .1,
-            ClientFrame::History {
-                before: Some(10),
-                limit: Some(5),
-                ..
-            }
-        ));
-        assert!(matches!(
-            parse(r#"{"type":"dm","to":"bob","text":"yo"}"#).unwrap().1,
-            ClientFrame::Dm { .. }
-        ));
+        assert!(matches!(parse(r#"{"type":"dm","to":"bob","text":"yo"}"#).unwrap().1, ClientFrame::Dm { .. }));
     }
 
     #[test]
@@ -630,27 +605,15 @@ mod tests {
         assert_eq!(e.code, ErrorCode::BadRequest);
         assert!(e.message.contains("object"), "{}", e.message);
         let e = parse(r#"{"id":3}"#).unwrap_err();
-        assert_eq!(
-            (e.code, e.re),
-            (ErrorCode::BadRequest, Some(RequestId::Num(3.into())))
-        );
+        assert_eq!((e.code, e.re), (ErrorCode::BadRequest, Some(RequestId::Num(3.into()))));
         let e = parse(r#"{"type":"fly","id":"x"}"#).unwrap_err();
-        assert_eq!(
-            (e.code, e.re),
-            (ErrorCode::UnknownType, Some(RequestId::Str("x".into())))
-        );
+        assert_eq!((e.code, e.re), (ErrorCode::UnknownType, Some(RequestId::Str("x".into()))));
         let e = parse(r#"{"type":7,"id":"t"}"#).unwrap_err();
-        assert_eq!(
-            (e.code, e.re),
-            (ErrorCode::BadRequest, Some(RequestId::Str("t".into())))
-        );
+        assert_eq!((e.code, e.re), (ErrorCode::BadRequest, Some(RequestId::Str("t".into()))));
         let e = parse(r#"{"type":"ping","id":{"x":1}}"#).unwrap_err();
         assert_eq!((e.code, e.re), (ErrorCode::BadRequest, None));
         let e = parse(r#"{"type":"join","id":9,"room":"bad room"}"#).unwrap_err();
-        assert_eq!(
-            (e.code, e.re.clone()),
-            (ErrorCode::BadRequest, Some(RequestId::Num(9.into())))
-        );
+        assert_eq!((e.code, e.re.clone()), (ErrorCode::BadRequest, Some(RequestId::Num(9.into()))));
         assert!(e.message.contains("room name"), "{}", e.message);
         for bad in [
             r#"{"type":"join","room":"r","limit":-1}"#,
@@ -667,28 +630,52 @@ mod tests {
     }
 
     #[test]
+    fn prefixes_complete_to_the_serialised_frames() {
+        let from = UserRef { id: UserId::parse("u\"1").unwrap(), name: DisplayName::parse("Ål").unwrap() };
+        let room = RoomName::parse("r").unwrap();
+        for client_id in [None, Some(ClientId::parse("c1").unwrap())] {
+            let full = ServerFrame::Message(RoomMessage {
+                room: room.clone(),
+                from: from.clone(),
+                text: "hi \n there".into(),
+                client_id: client_id.clone(),
+                seq: 12,
+                ts: 1_795_358_155_872,
+            })
+            .to_json();
+            let prefix = message_prefix(&room, &from, "hi \n there", client_id.as_ref());
+            assert_eq!(complete_message(&prefix, 12, 1_795_358_155_872), full.to_string());
+            let to = UserId::parse("bob").unwrap();
+            let dm = ServerFrame::Dm(DirectMessage {
+                from: from.clone(),
+                to: to.clone(),
+                text: "x".into(),
+                client_id: client_id.clone(),
+                seq: 3,
+                ts: 9,
+            })
+            .to_json();
+            assert_eq!(complete_message(&dm_prefix(&from, &to, "x", client_id.as_ref()), 3, 9), dm.to_string());
+        }
+    }
+
+    #[test]
     fn server_frames_serialise_to_the_protocol_shape() {
-        let user = UserRef {
-            id: UserId::parse("u1").unwrap(),
-            name: DisplayName::parse("Alice").unwrap(),
-        };
+        let user = UserRef { id: UserId::parse("u1").unwrap(), name: DisplayName::parse("Alice").unwrap() };
         let msg = RoomMessage {
             room: RoomName::parse("r").unwrap(),
-            seq: 3,
             from: user.clone(),
             text: "hi".into(),
-            ts: 10,
             client_id: None,
+            seq: 3,
+            ts: 10,
         };
         let json = ServerFrame::Message(msg).to_json();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["type"], "message");
         assert_eq!(v["from"]["name"], "Alice");
         assert!(v.get("client_id").is_none());
-        let stored = StoredMessage {
-            seq: 3,
-            json: Arc::from(RawValue::from_string(json.to_string()).unwrap()),
-        };
+        let stored = StoredMessage { seq: 3, json: Arc::from(RawValue::from_string(json.to_string()).unwrap()) };
         let joined = ServerFrame::Joined {
             re: Some(RequestId::Num(1.into())),
             room: RoomName::parse("r").unwrap(),

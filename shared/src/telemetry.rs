@@ -28,10 +28,7 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings {
-            format: LogFormat::Text,
-            level: "info".to_owned(),
-        }
+        LogSettings { format: LogFormat::Text, level: "info".to_owned() }
     }
 }
 

@@ -26,17 +26,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Checks the Bearer key in constant time.
 fn authorize(req: &HttpRequest, node: &Node) -> Result<(), ApiError> {
-    let Some(key) = node
-        .settings
-        .admin
-        .api_key
-        .as_deref()
-        .filter(|k| !k.is_empty())
-    else {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            "the operator API is off (no admin.api_key)",
-        ));
+    let Some(key) = node.settings.admin.api_key.as_deref().filter(|k| !k.is_empty()) else {
+        return Err(ApiError::new(ErrorCode::NotFound, "the operator API is off (no admin.api_key)"));
     };
     let given = req
         .headers()
@@ -45,17 +36,11 @@ fn authorize(req: &HttpRequest, node: &Node) -> Result<(), ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let same_len = given.len() == key.len();
-    let diff = given
-        .bytes()
-        .zip(key.bytes())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    let diff = given.bytes().zip(key.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if same_len && diff == 0 {
         Ok(())
     } else {
-        Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "a valid admin key is required (Authorization: Bearer)",
-        ))
+        Err(ApiError::new(ErrorCode::Unauthorized, "a valid admin key is required (Authorization: Bearer)"))
     }
 }
 
@@ -107,47 +92,27 @@ async fn post_message(
     }
     let max = node.settings.limits.max_text_bytes;
     if body.text.len() > max {
-        return Err(ApiError::new(
-            ErrorCode::TooLarge,
-            format!("text is over {max} bytes"),
-        ));
+        return Err(ApiError::new(ErrorCode::TooLarge, format!("text is over {max} bytes")));
     }
     let from = match body.from {
         None => server_user(),
         Some(from) => {
             let id = UserId::parse(&from.id).map_err(|err| bad(format!("from.id: {}", err.0)))?;
             let name = match from.name {
-                Some(name) => {
-                    DisplayName::parse(&name).map_err(|err| bad(format!("from.name: {}", err.0)))?
-                }
+                Some(name) => DisplayName::parse(&name).map_err(|err| bad(format!("from.name: {}", err.0)))?,
                 None => DisplayName::from_user_id(&id),
             };
             UserRef { id, name }
         }
     };
-    let client_id = body
-        .client_id
-        .map(|c| ClientId::parse(&c))
-        .transpose()
-        .map_err(|err| bad(err.0))?;
-    let draft = RoomDraft {
-        room: room.clone(),
-        from,
-        text: body.text,
-        client_id,
-    };
-    let stored = node
-        .engine
-        .history
-        .publish_room(draft)
-        .await
-        .map_err(|err| {
-            tracing::warn!(room = %room, cause = %err, "operator publish failed");
-            ApiError::new(ErrorCode::Unavailable, "the backend is unavailable")
-        })?;
+    let client_id = body.client_id.map(|c| ClientId::parse(&c)).transpose().map_err(|err| bad(err.0))?;
+    let draft = RoomDraft { room: room.clone(), from, text: body.text, client_id };
+    let stored = node.engine.history.publish_room(draft).await.map_err(|err| {
+        tracing::warn!(room = %room, cause = %err, "operator publish failed");
+        ApiError::new(ErrorCode::Unavailable, "the backend is unavailable")
+    })?;
     node.metrics.messages_published.inc();
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "room": room, "seq": stored.seq, "ts": stored.ts })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room, "seq": stored.seq, "ts": stored.ts })))
 }
 
 fn server_user() -> UserRef {
@@ -169,9 +134,7 @@ async fn broadcast(
     body: web::Json<Broadcast>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &node)?;
-    let frame = ServerFrame::Notice {
-        data: body.into_inner().data,
-    };
+    let frame = ServerFrame::Notice { data: body.into_inner().data };
     let msg = BusMessage::Frame(FramePayload {
         kind: "notice",
         seq: None,

@@ -22,17 +22,11 @@ pub struct AuthError {
 
 impl AuthError {
     fn unauthorized(message: impl Into<String>) -> AuthError {
-        AuthError {
-            code: ErrorCode::Unauthorized,
-            message: message.into(),
-        }
+        AuthError { code: ErrorCode::Unauthorized, message: message.into() }
     }
 
     fn bad_request(message: impl Into<String>) -> AuthError {
-        AuthError {
-            code: ErrorCode::BadRequest,
-            message: message.into(),
-        }
+        AuthError { code: ErrorCode::BadRequest, message: message.into() }
     }
 }
 
@@ -66,8 +60,7 @@ impl RoomGrant {
             RoomGrant::All => true,
             RoomGrant::Only { exact, prefixes } => {
                 let name = room.as_str();
-                exact.iter().any(|e| e == name)
-                    || prefixes.iter().any(|p| name.starts_with(p.as_str()))
+                exact.iter().any(|e| e == name) || prefixes.iter().any(|p| name.starts_with(p.as_str()))
             }
         }
     }
@@ -111,18 +104,13 @@ impl Authenticator {
     pub fn new(settings: &AuthSettings) -> anyhow::Result<Authenticator> {
         let mut keys = Vec::new();
         if let Some(secret) = settings.hs256_secret.as_deref().filter(|s| !s.is_empty()) {
-            keys.push((
-                Algorithm::HS256,
-                DecodingKey::from_secret(secret.as_bytes()),
-            ));
+            keys.push((Algorithm::HS256, DecodingKey::from_secret(secret.as_bytes())));
         }
         if let Some(path) = &settings.rs256_public_key_path {
-            let pem = std::fs::read(path).map_err(|err| {
-                anyhow::anyhow!("auth.rs256_public_key_path {}: {err}", path.display())
-            })?;
-            let key = DecodingKey::from_rsa_pem(&pem).map_err(|err| {
-                anyhow::anyhow!("auth.rs256_public_key_path {}: {err}", path.display())
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|err| anyhow::anyhow!("auth.rs256_public_key_path {}: {err}", path.display()))?;
+            let key = DecodingKey::from_rsa_pem(&pem)
+                .map_err(|err| anyhow::anyhow!("auth.rs256_public_key_path {}: {err}", path.display()))?;
             keys.push((Algorithm::RS256, key));
         }
         let mut validation = Validation::new(Algorithm::HS256);
@@ -139,12 +127,7 @@ impl Authenticator {
             validation.set_issuer(&[iss]);
             validation.required_spec_claims.insert("iss".to_owned());
         }
-        Ok(Authenticator {
-            mode: settings.mode,
-            keys,
-            validation,
-            allowed_origins: settings.allowed_origins.clone(),
-        })
+        Ok(Authenticator { mode: settings.mode, keys, validation, allowed_origins: settings.allowed_origins.clone() })
     }
 
     /// Checks the `Origin` header against the allow-list. Requests without an
@@ -154,14 +137,8 @@ impl Authenticator {
     /// `forbidden` when an allow-list is configured and the origin is not on it.
     pub fn check_origin(&self, origin: Option<&str>) -> Result<(), AuthError> {
         match origin {
-            Some(origin)
-                if !self.allowed_origins.is_empty()
-                    && !self.allowed_origins.iter().any(|o| o == origin) =>
-            {
-                Err(AuthError {
-                    code: ErrorCode::Forbidden,
-                    message: format!("origin {origin} is not allowed"),
-                })
+            Some(origin) if !self.allowed_origins.is_empty() && !self.allowed_origins.iter().any(|o| o == origin) => {
+                Err(AuthError { code: ErrorCode::Forbidden, message: format!("origin {origin} is not allowed") })
             }
             _ => Ok(()),
         }
@@ -172,39 +149,25 @@ impl Authenticator {
     /// # Errors
     /// `unauthorized` for a missing, malformed, expired or badly signed token;
     /// `bad_request` for an invalid anonymous name or user id.
-    pub fn authenticate(
-        &self,
-        query: &HashMap<String, String>,
-        bearer: Option<&str>,
-    ) -> Result<Identity, AuthError> {
+    pub fn authenticate(&self, query: &HashMap<String, String>, bearer: Option<&str>) -> Result<Identity, AuthError> {
         match self.mode {
             AuthMode::Anonymous => anonymous(query),
             AuthMode::Jwt => {
-                let token = query
-                    .get("token")
-                    .map(String::as_str)
-                    .or(bearer)
-                    .filter(|t| !t.is_empty());
-                let token = token.ok_or_else(|| {
-                    AuthError::unauthorized(
-                        "a token is required (?token= or Authorization: Bearer)",
-                    )
-                })?;
+                let token = query.get("token").map(String::as_str).or(bearer).filter(|t| !t.is_empty());
+                let token = token
+                    .ok_or_else(|| AuthError::unauthorized("a token is required (?token= or Authorization: Bearer)"))?;
                 self.verify(token)
             }
         }
     }
 
     fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| AuthError::unauthorized("malformed token"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::unauthorized("malformed token"))?;
         let (_, key) = self
             .keys
             .iter()
             .find(|(alg, _)| *alg == header.alg)
-            .ok_or_else(|| {
-                AuthError::unauthorized(format!("token algorithm {:?} is not accepted", header.alg))
-            })?;
+            .ok_or_else(|| AuthError::unauthorized(format!("token algorithm {:?} is not accepted", header.alg)))?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|err| {
             use jsonwebtoken::errors::ErrorKind;
             let why = match err.kind() {
@@ -219,26 +182,21 @@ impl Authenticator {
             AuthError::unauthorized(why)
         })?;
         let claims = data.claims;
-        let id = UserId::parse(&claims.sub)
-            .map_err(|err| AuthError::unauthorized(format!("token sub: {err}")))?;
+        let id = UserId::parse(&claims.sub).map_err(|err| AuthError::unauthorized(format!("token sub: {err}")))?;
         let name = match claims.name {
-            Some(name) => DisplayName::parse(&name)
-                .map_err(|err| AuthError::unauthorized(format!("token name: {err}")))?,
+            Some(name) => {
+                DisplayName::parse(&name).map_err(|err| AuthError::unauthorized(format!("token name: {err}")))?
+            }
             None => DisplayName::from_user_id(&id),
         };
         let rooms = claims.rooms.map_or(RoomGrant::All, RoomGrant::from_claim);
-        Ok(Identity {
-            user: UserRef { id, name },
-            rooms,
-        })
+        Ok(Identity { user: UserRef { id, name }, rooms })
     }
 }
 
 fn anonymous(query: &HashMap<String, String>) -> Result<Identity, AuthError> {
     let id = match query.get("user") {
-        Some(user) => {
-            UserId::parse(user).map_err(|err| AuthError::bad_request(format!("user: {err}")))?
-        }
+        Some(user) => UserId::parse(user).map_err(|err| AuthError::bad_request(format!("user: {err}")))?,
         None => {
             let n: u64 = rand::rng().random();
             UserId::parse(&format!("anon-{:012x}", n & 0xffff_ffff_ffff))
@@ -246,14 +204,10 @@ fn anonymous(query: &HashMap<String, String>) -> Result<Identity, AuthError> {
         }
     };
     let name = match query.get("name") {
-        Some(name) => DisplayName::parse(name)
-            .map_err(|err| AuthError::bad_request(format!("name: {err}")))?,
+        Some(name) => DisplayName::parse(name).map_err(|err| AuthError::bad_request(format!("name: {err}")))?,
         None => DisplayName::from_user_id(&id),
     };
-    Ok(Identity {
-        user: UserRef { id, name },
-        rooms: RoomGrant::All,
-    })
+    Ok(Identity { user: UserRef { id, name }, rooms: RoomGrant::All })
 }
 
 /// Mints an HS256 development token (`gateway token`).
@@ -280,11 +234,7 @@ pub fn mint_token(
         aud: settings.audience.clone(),
         iss: settings.issuer.clone(),
     };
-    Ok(jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )?)
+    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))?)
 }
 
 #[cfg(test)]
@@ -307,78 +257,43 @@ mod tests {
     }
 
     fn jwt_settings() -> AuthSettings {
-        AuthSettings {
-            mode: AuthMode::Jwt,
-            hs256_secret: Some("s3cret".into()),
-            ..AuthSettings::default()
-        }
+        AuthSettings { mode: AuthMode::Jwt, hs256_secret: Some("s3cret".into()), ..AuthSettings::default() }
     }
 
     #[test]
     fn minted_token_round_trips() {
         let settings = jwt_settings();
         let auth = Authenticator::new(&settings).unwrap();
-        let token = mint_token(
-            "s3cret",
-            "alice",
-            Some("Alice"),
-            60,
-            Some(vec!["a*".into()]),
-            &settings,
-        )
-        .unwrap();
+        let token = mint_token("s3cret", "alice", Some("Alice"), 60, Some(vec!["a*".into()]), &settings).unwrap();
         let id = auth.authenticate(&HashMap::new(), Some(&token)).unwrap();
         assert_eq!(id.user.id.as_str(), "alice");
         assert_eq!(id.user.name.as_str(), "Alice");
         assert!(id.rooms.allows(&room("abc")));
         assert!(!id.rooms.allows(&room("b")));
         let wrong = mint_token("other", "alice", None, 60, None, &settings).unwrap();
-        assert_eq!(
-            auth.authenticate(&HashMap::new(), Some(&wrong))
-                .unwrap_err()
-                .code,
-            ErrorCode::Unauthorized
-        );
-        assert_eq!(
-            auth.authenticate(&HashMap::new(), None).unwrap_err().code,
-            ErrorCode::Unauthorized
-        );
+        assert_eq!(auth.authenticate(&HashMap::new(), Some(&wrong)).unwrap_err().code, ErrorCode::Unauthorized);
+        assert_eq!(auth.authenticate(&HashMap::new(), None).unwrap_err().code, ErrorCode::Unauthorized);
     }
 
     #[test]
     fn anonymous_names() {
         let auth = Authenticator::new(&AuthSettings::default()).unwrap();
-        let q = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
+        let q = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let id = auth.authenticate(&q(&[("name", "bob")]), None).unwrap();
         assert!(id.user.id.as_str().starts_with("anon-"));
         assert_eq!(id.user.name.as_str(), "bob");
         let id = auth.authenticate(&q(&[("user", "u7")]), None).unwrap();
         assert_eq!(id.user.name.as_str(), "u7");
-        let err = auth
-            .authenticate(&q(&[("name", &"n".repeat(65))]), None)
-            .unwrap_err();
+        let err = auth.authenticate(&q(&[("name", &"n".repeat(65))]), None).unwrap_err();
         assert_eq!(err.code, ErrorCode::BadRequest);
     }
 
     #[test]
     fn origins() {
-        let settings = AuthSettings {
-            allowed_origins: vec!["https://chat.example".into()],
-            ..AuthSettings::default()
-        };
+        let settings = AuthSettings { allowed_origins: vec!["https://chat.example".into()], ..AuthSettings::default() };
         let auth = Authenticator::new(&settings).unwrap();
         assert!(auth.check_origin(Some("https://chat.example")).is_ok());
         assert!(auth.check_origin(None).is_ok());
-        assert_eq!(
-            auth.check_origin(Some("https://evil.example"))
-                .unwrap_err()
-                .code,
-            ErrorCode::Forbidden
-        );
+        assert_eq!(auth.check_origin(Some("https://evil.example")).unwrap_err().code, ErrorCode::Forbidden);
     }
 }

@@ -26,10 +26,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
 }
 
@@ -51,23 +48,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/metrics").get(metrics))
         .configure(crate::admin::routes)
         .app_data(
-            web::JsonConfig::default()
-                .limit(256 * 1024)
-                .error_handler(|err, _| {
-                    ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {err}")).into()
-                }),
+            web::JsonConfig::default().limit(256 * 1024).error_handler(|err, _| {
+                ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {err}")).into()
+            }),
         )
-        .app_data(web::PathConfig::default().error_handler(|err, _| {
-            ApiError::new(ErrorCode::BadRequest, format!("invalid path: {err}")).into()
-        }))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|err, _| ApiError::new(ErrorCode::BadRequest, format!("invalid path: {err}")).into()),
+        )
         .default_service(web::to(not_found));
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        ErrorCode::NotFound,
-        format!("no route for {} {}", req.method(), req.path()),
-    ))
+    Err(ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())))
 }
 
 /// A route whose other methods get a JSON 405.
@@ -76,10 +69,7 @@ pub fn resource(path: &str) -> actix_web::Resource {
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        format!("{} is not allowed on {}", req.method(), req.path()),
-    ))
+    Err(ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path())))
 }
 
 async fn healthz() -> HttpResponse {
@@ -88,77 +78,44 @@ async fn healthz() -> HttpResponse {
 
 async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
     if node.is_draining() {
-        return Err(ApiError::new(
-            ErrorCode::Unavailable,
-            "the node is draining",
-        ));
+        return Err(ApiError::new(ErrorCode::Unavailable, "the node is draining"));
+    }
+    if !node.engine.bus.ready() {
+        return Err(ApiError::new(ErrorCode::Unavailable, "the backend is unreachable"));
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }
 
 async fn metrics(node: web::Data<Node>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(METRICS_CONTENT_TYPE)
-        .body(encode_metrics(&node.metrics.registry))
+    HttpResponse::Ok().content_type(METRICS_CONTENT_TYPE).body(encode_metrics(&node.metrics.registry))
 }
 
 fn refuse(node: &Node, err: ApiError) -> ApiError {
-    node.metrics
-        .connections_refused
-        .with_label_values(&[err.code.as_str()])
-        .inc();
+    node.metrics.connections_refused.with_label_values(&[err.code.as_str()]).inc();
     err
 }
 
 /// `GET /ws`: authenticates, admits and upgrades a connection.
-async fn upgrade(
-    req: HttpRequest,
-    body: web::Payload,
-    node: web::Data<Node>,
-) -> Result<HttpResponse, ApiError> {
+async fn upgrade(req: HttpRequest, body: web::Payload, node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
     let node: Arc<Node> = node.into_inner();
     if node.is_draining() {
-        return Err(refuse(
-            &node,
-            ApiError::new(
-                ErrorCode::Unavailable,
-                "the node is draining; connect to another",
-            ),
-        ));
+        return Err(refuse(&node, ApiError::new(ErrorCode::Unavailable, "the node is draining; connect to another")));
     }
     let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
-    node.auth
-        .check_origin(origin)
-        .map_err(|err| refuse(&node, ApiError::new(err.code, err.message)))?;
-    let query =
-        web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|err| {
-            refuse(
-                &node,
-                ApiError::new(ErrorCode::BadRequest, format!("invalid query: {err}")),
-            )
-        })?;
+    node.auth.check_origin(origin).map_err(|err| refuse(&node, ApiError::new(err.code, err.message)))?;
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|err| refuse(&node, ApiError::new(ErrorCode::BadRequest, format!("invalid query: {err}"))))?;
     let bearer = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    let identity = node
-        .auth
-        .authenticate(&query, bearer)
-        .map_err(|err| refuse(&node, ApiError::new(err.code, err.message)))?;
+    let identity =
+        node.auth.authenticate(&query, bearer).map_err(|err| refuse(&node, ApiError::new(err.code, err.message)))?;
     let limits = &node.settings.limits;
     if node.registry.session_count() >= limits.max_connections as usize {
-        return Err(refuse(
-            &node,
-            ApiError::new(
-                ErrorCode::Unavailable,
-                "this node is full; connect to another",
-            ),
-        ));
+        return Err(refuse(&node, ApiError::new(ErrorCode::Unavailable, "this node is full; connect to another")));
     }
     let info = SessionInfo {
         session: new_session_id(&node.node_id),
@@ -166,38 +123,27 @@ async fn upgrade(
         node: node.node_id.clone(),
         ip: req.peer_addr().map(|addr| addr.ip()),
     };
-    let connection_limits = ConnectionLimits {
-        per_user: limits.max_connections_per_user,
-        per_ip: limits.max_connections_per_ip,
-    };
+    let connection_limits =
+        ConnectionLimits { per_user: limits.max_connections_per_user, per_ip: limits.max_connections_per_ip };
     match node.engine.presence.admit(&info, connection_limits).await {
         Ok(Admission::Admitted) => {}
         Ok(Admission::UserLimit) => {
             let max = limits.max_connections_per_user;
             return Err(refuse(
                 &node,
-                ApiError::new(
-                    ErrorCode::TooManyConnections,
-                    format!("at most {max} connections per user"),
-                ),
+                ApiError::new(ErrorCode::TooManyConnections, format!("at most {max} connections per user")),
             ));
         }
         Ok(Admission::IpLimit) => {
             let max = limits.max_connections_per_ip;
             return Err(refuse(
                 &node,
-                ApiError::new(
-                    ErrorCode::TooManyConnections,
-                    format!("at most {max} connections per address"),
-                ),
+                ApiError::new(ErrorCode::TooManyConnections, format!("at most {max} connections per address")),
             ));
         }
         Err(err) => {
             tracing::warn!(cause = %err, "admission failed");
-            return Err(refuse(
-                &node,
-                ApiError::new(ErrorCode::Unavailable, "a backend is unavailable"),
-            ));
+            return Err(refuse(&node, ApiError::new(ErrorCode::Unavailable, "a backend is unavailable")));
         }
     }
     let (response, socket, stream) = match actix_ws::handle(&req, body) {
@@ -206,18 +152,12 @@ async fn upgrade(
             let _ = node.engine.presence.release(&info).await;
             return Err(refuse(
                 &node,
-                ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("expected a WebSocket upgrade: {err}"),
-                ),
+                ApiError::new(ErrorCode::BadRequest, format!("expected a WebSocket upgrade: {err}")),
             ));
         }
     };
     let max_frame = limits.max_frame_bytes;
-    let stream = stream
-        .max_frame_size(max_frame)
-        .aggregate_continuations()
-        .max_continuation_size(max_frame);
+    let stream = stream.max_frame_size(max_frame).aggregate_continuations().max_continuation_size(max_frame);
     tracing::debug!(session = %info.session, user = %info.user.id, "connection opened");
     let grant = identity.rooms;
     WsSession::create(move |ctx| {

@@ -15,12 +15,7 @@ pub struct TokenBucket {
 impl TokenBucket {
     pub fn new(per_second: u32, now: Instant) -> TokenBucket {
         let rate = f64::from(per_second.max(1));
-        TokenBucket {
-            capacity: rate,
-            per_second: rate,
-            tokens: rate,
-            updated: now,
-        }
+        TokenBucket { capacity: rate, per_second: rate, tokens: rate, updated: now }
     }
 
     /// Takes one token, or says how long until the next one (at least 1 ms).
@@ -53,12 +48,7 @@ pub struct AbuseMeter {
 
 impl AbuseMeter {
     pub fn new(max_rejected: u32, window: Duration, now: Instant) -> AbuseMeter {
-        AbuseMeter {
-            max_rejected,
-            window,
-            window_start: now,
-            rejected: 0,
-        }
+        AbuseMeter { max_rejected, window, window_start: now, rejected: 0 }
     }
 
     /// Records one rejected frame; true when the client is over the limit.

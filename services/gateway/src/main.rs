@@ -49,33 +49,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Token {
-            sub,
-            name,
-            ttl,
-            rooms,
-        } => token(&settings, &sub, name.as_deref(), ttl, rooms),
+        Command::Token { sub, name, ttl, rooms } => token(&settings, &sub, name.as_deref(), ttl, rooms),
         Command::Serve => serve(settings),
     }
 }
 
-fn token(
-    settings: &Settings,
-    sub: &str,
-    name: Option<&str>,
-    ttl: u64,
-    rooms: Option<Vec<String>>,
-) -> ExitCode {
-    let Some(secret) = settings
-        .auth
-        .hs256_secret
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "gateway token: set auth.hs256_secret (CHAT_AUTH__HS256_SECRET)"
-        );
+fn token(settings: &Settings, sub: &str, name: Option<&str>, ttl: u64, rooms: Option<Vec<String>>) -> ExitCode {
+    let Some(secret) = settings.auth.hs256_secret.as_deref().filter(|s| !s.is_empty()) else {
+        let _ = writeln!(std::io::stderr(), "gateway token: set auth.hs256_secret (CHAT_AUTH__HS256_SECRET)");
         return ExitCode::from(2);
     };
     match auth::mint_token(secret, sub, name, ttl, rooms, &settings.auth) {

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub messages_published: IntCounter,
     /// `chat_dms_published_total`: direct messages stored by this node.
     pub dms_published: IntCounter,
+    /// `chat_pubsub_lagged_total`: pub/sub messages the node's receiver fell behind on (each lag triggers a resync).
+    pub pubsub_lagged: IntCounter,
 }
 
 impl Metrics {
@@ -48,20 +50,13 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let latency_buckets = vec![
-            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
-            0.25, 0.5, 1.0, 2.5,
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         ];
         let metrics = Metrics {
             connections: IntGauge::new("chat_connections", "Open WebSocket connections.")?,
-            connections_opened: IntCounter::new(
-                "chat_connections_opened_total",
-                "WebSocket connections accepted.",
-            )?,
+            connections_opened: IntCounter::new("chat_connections_opened_total", "WebSocket connections accepted.")?,
             connections_refused: IntCounterVec::new(
-                Opts::new(
-                    "chat_connections_refused_total",
-                    "WebSocket upgrades refused, by error code.",
-                ),
+                Opts::new("chat_connections_refused_total", "WebSocket upgrades refused, by error code."),
                 &["code"],
             )?,
             frames_in: IntCounterVec::new(
@@ -69,29 +64,17 @@ impl Metrics {
                 &["type"],
             )?,
             frames_out: IntCounterVec::new(
-                Opts::new(
-                    "chat_frames_out_total",
-                    "Frames queued to clients, by type.",
-                ),
+                Opts::new("chat_frames_out_total", "Frames queued to clients, by type."),
                 &["type"],
             )?,
-            errors: IntCounterVec::new(
-                Opts::new("chat_errors_total", "Error frames sent, by code."),
-                &["code"],
-            )?,
+            errors: IntCounterVec::new(Opts::new("chat_errors_total", "Error frames sent, by code."), &["code"])?,
             fanout_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "chat_fanout_seconds",
-                    "Time to hand one published frame to every local recipient.",
-                )
-                .buckets(latency_buckets.clone()),
+                HistogramOpts::new("chat_fanout_seconds", "Time to hand one published frame to every local recipient.")
+                    .buckets(latency_buckets.clone()),
             )?,
             publish_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "chat_publish_seconds",
-                    "Time from reading a send to its ack (store and publish).",
-                )
-                .buckets(latency_buckets),
+                HistogramOpts::new("chat_publish_seconds", "Time from reading a send to its ack (store and publish).")
+                    .buckets(latency_buckets),
             )?,
             slow_consumer_closes: IntCounter::new(
                 "chat_slow_consumer_closes_total",
@@ -101,17 +84,15 @@ impl Metrics {
                 "chat_rate_limit_closes_total",
                 "Connections closed with 1008 for sustained rate-limit abuse.",
             )?,
-            rooms: IntGauge::new(
-                "chat_rooms",
-                "Rooms with at least one session on this node.",
-            )?,
+            rooms: IntGauge::new("chat_rooms", "Rooms with at least one session on this node.")?,
             messages_published: IntCounter::new(
                 "chat_messages_published_total",
                 "Room messages stored and published by this node.",
             )?,
-            dms_published: IntCounter::new(
-                "chat_dms_published_total",
-                "Direct messages stored by this node.",
+            dms_published: IntCounter::new("chat_dms_published_total", "Direct messages stored by this node.")?,
+            pubsub_lagged: IntCounter::new(
+                "chat_pubsub_lagged_total",
+                "Pub/sub messages the node's receiver fell behind on; each lag triggers a resync.",
             )?,
             registry,
         };
@@ -129,6 +110,7 @@ impl Metrics {
         r.register(Box::new(metrics.rooms.clone()))?;
         r.register(Box::new(metrics.messages_published.clone()))?;
         r.register(Box::new(metrics.dms_published.clone()))?;
+        r.register(Box::new(metrics.pubsub_lagged.clone()))?;
         // Pre-create the labelled series so dashboards see zeros, not gaps.
         for kind in ClientFrame::TYPES.iter().chain([&INVALID_FRAME_LABEL]) {
             metrics.frames_in.with_label_values(&[kind]);

@@ -81,12 +81,7 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(max_bytes: usize) -> Outbox {
         Outbox {
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                queued_bytes: 0,
-                close: None,
-                finished: false,
-            }),
+            state: Mutex::new(State { queue: VecDeque::new(), queued_bytes: 0, close: None, finished: false }),
             wake: Notify::new(),
             abort: Notify::new(),
             max_bytes,
@@ -96,9 +91,7 @@ impl Outbox {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the queue inconsistent
         // (every mutation is a single push or pop), so a poisoned lock is used as is.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a text frame.
@@ -224,10 +217,7 @@ pub async fn run_writer(
             Step::Close(code, reason) => {
                 outbox.finish();
                 on_done();
-                let frame = CloseReason {
-                    code: code.code().into(),
-                    description: Some(reason.to_owned()),
-                };
+                let frame = CloseReason { code: code.code().into(), description: Some(reason.to_owned()) };
                 let timeout = Duration::from_millis(CLOSE_FRAME_TIMEOUT_MS);
                 let _ = tokio::time::timeout(timeout, session.close(Some(frame))).await;
                 break Some(code);
@@ -268,15 +258,8 @@ mod tests {
         assert_eq!(outbox.push_text("a".into()), Push::Queued);
         assert!(outbox.close(CloseCode::GoingAway, "shutting down"));
         assert_eq!(outbox.push_text("b".into()), Push::Closed);
-        assert_eq!(
-            outbox.queued_bytes(),
-            1,
-            "queued frames still go out before the close"
-        );
-        assert!(
-            !outbox.close_now(CloseCode::SlowConsumer, "slow"),
-            "not the first close"
-        );
+        assert_eq!(outbox.queued_bytes(), 1, "queued frames still go out before the close");
+        assert!(!outbox.close_now(CloseCode::SlowConsumer, "slow"), "not the first close");
         assert_eq!(outbox.queued_bytes(), 0, "close_now drops the queue");
     }
 }

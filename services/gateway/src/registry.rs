@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 
-use chat_shared::protocol::{RoomName, UserId, UserRef};
+use chat_shared::protocol::{RoomName, StoredMessage, UserId, UserRef};
 use chat_shared::CloseCode;
 
 use crate::engine::{BusMessage, Deliver, FramePayload, SessionId, Topic};
@@ -43,12 +43,12 @@ struct Pending {
 enum MemberState {
     /// History is being read; frames are held. `previous_seq` is set when the
     /// session was already in the room (a repeated join).
-    Joining {
-        pending: Pending,
-        previous_seq: Option<u64>,
-    },
+    Joining { pending: Pending, previous_seq: Option<u64> },
     /// Frames go straight out; `last_seq` is the newest seq the session got.
     Live { last_seq: u64 },
+    /// Missed messages are being re-read after a lost subscription; frames
+    /// are held until they have gone out.
+    Resyncing { pending: Pending, last_seq: u64 },
 }
 
 #[derive(Debug)]
@@ -111,39 +111,25 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(metrics: Arc<Metrics>, max_pending_bytes: usize) -> Registry {
-        Registry {
-            inner: Mutex::new(Inner::default()),
-            metrics,
-            max_pending_bytes,
-        }
+        Registry { inner: Mutex::new(Inner::default()), metrics, max_pending_bytes }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every mutation under this lock is a single insert or remove, so a
         // panic elsewhere cannot leave it half-done: keep using it.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds a session. Returns true when it is its user's first local session
-    /// (the node must subscribe to the user's topic). Live DMs are held until
-    /// [`Registry::complete_welcome`].
-    pub fn register(&self, session: &SessionId, user: &UserRef, outbox: Arc<Outbox>) -> bool {
+    /// Adds a session. Live DMs are held until [`Registry::complete_welcome`].
+    pub fn register(&self, session: &SessionId, user: &UserRef, outbox: Arc<Outbox>) {
         let mut inner = self.lock();
         inner.sessions.insert(
             session.clone(),
-            LocalSession {
-                user: user.clone(),
-                outbox,
-                pending_dms: Some(Pending::default()),
-            },
+            LocalSession { user: user.clone(), outbox, pending_dms: Some(Pending::default()) },
         );
         let sessions = inner.users.entry(user.id.clone()).or_default();
         sessions.push(session.clone());
-        let first = sessions.len() == 1;
         self.metrics.connections.set(inner.sessions.len() as i64);
-        first
     }
 
     /// Queues the offline DMs, then the live DMs held since `register`.
@@ -161,13 +147,11 @@ impl Registry {
         }
     }
 
-    /// Removes a session from every map. Returns true when it was its user's
-    /// last local session (the node may unsubscribe from the user's topic),
-    /// and the rooms left without local sessions.
-    pub fn unregister(&self, session: &SessionId) -> (bool, Vec<RoomName>) {
+    /// Removes a session from every map.
+    pub fn unregister(&self, session: &SessionId) {
         let mut inner = self.lock();
         let Some(local) = inner.sessions.remove(session) else {
-            return (false, Vec::new());
+            return;
         };
         let mut emptied = Vec::new();
         inner.rooms.retain(|room, members| {
@@ -180,31 +164,24 @@ impl Registry {
             }
         });
         let typing_rooms = emptied.clone();
-        inner
-            .typing
-            .retain(|(room, _), _| !typing_rooms.contains(room));
-        let mut last = false;
+        inner.typing.retain(|(room, _), _| !typing_rooms.contains(room));
         if let Some(sessions) = inner.users.get_mut(&local.user.id) {
             sessions.retain(|s| s != session);
             if sessions.is_empty() {
                 inner.users.remove(&local.user.id);
-                last = true;
             }
         }
         self.metrics.connections.set(inner.sessions.len() as i64);
         self.metrics.rooms.set(inner.rooms.len() as i64);
-        (last, emptied)
     }
 
-    /// Starts a join: frames for the room are held from now on. Returns true
-    /// when the session is the room's first local member (the node must
-    /// subscribe to the room's topic).
-    pub fn begin_join(&self, room: &RoomName, session: &SessionId, user: &UserId) -> bool {
+    /// Starts a join: frames for the room are held from now on.
+    pub fn begin_join(&self, room: &RoomName, session: &SessionId, user: &UserId) {
         let mut inner = self.lock();
         let created = !inner.rooms.contains_key(room);
         let members = inner.rooms.entry(room.clone()).or_default();
         let previous_seq = match members.get(session).map(|m| &m.state) {
-            Some(MemberState::Live { last_seq }) => Some(*last_seq),
+            Some(MemberState::Live { last_seq } | MemberState::Resyncing { last_seq, .. }) => Some(*last_seq),
             Some(MemberState::Joining { previous_seq, .. }) => *previous_seq,
             None => None,
         };
@@ -212,42 +189,27 @@ impl Registry {
             session.clone(),
             RoomMember {
                 user: user.clone(),
-                state: MemberState::Joining {
-                    pending: Pending::default(),
-                    previous_seq,
-                },
+                state: MemberState::Joining { pending: Pending::default(), previous_seq },
             },
         );
         if created {
             self.metrics.rooms.set(inner.rooms.len() as i64);
         }
-        created
     }
 
     /// Finishes a join: queues `joined`, then the held frames newer than
     /// `replayed_seq`, and makes the session live in the room. Returns false
     /// if the session is gone.
-    pub fn complete_join(
-        &self,
-        room: &RoomName,
-        session: &SessionId,
-        joined: ByteString,
-        replayed_seq: u64,
-    ) -> bool {
+    pub fn complete_join(&self, room: &RoomName, session: &SessionId, joined: ByteString, replayed_seq: u64) -> bool {
         let mut inner = self.lock();
-        let Inner {
-            sessions, rooms, ..
-        } = &mut *inner;
-        let (Some(local), Some(member)) = (
-            sessions.get(session),
-            rooms
-                .get_mut(room)
-                .and_then(|members| members.get_mut(session)),
-        ) else {
+        let Inner { sessions, rooms, .. } = &mut *inner;
+        let (Some(local), Some(member)) =
+            (sessions.get(session), rooms.get_mut(room).and_then(|members| members.get_mut(session)))
+        else {
             return false;
         };
         let pending = match &mut member.state {
-            MemberState::Joining { pending, .. } => std::mem::take(pending),
+            MemberState::Joining { pending, .. } | MemberState::Resyncing { pending, .. } => std::mem::take(pending),
             MemberState::Live { .. } => Pending::default(),
         };
         self.push_counted(&local.outbox, "joined", joined);
@@ -258,30 +220,23 @@ impl Registry {
 
     /// Undoes [`Registry::begin_join`] after a failure. A repeated join falls
     /// back to live delivery; a first join removes the session from the room.
-    /// Returns true when the room has no local session left.
-    pub fn abort_join(&self, room: &RoomName, session: &SessionId) -> bool {
+    pub fn abort_join(&self, room: &RoomName, session: &SessionId) {
         let mut inner = self.lock();
-        let Inner {
-            sessions, rooms, ..
-        } = &mut *inner;
+        let Inner { sessions, rooms, .. } = &mut *inner;
         let Some(members) = rooms.get_mut(room) else {
-            return false;
+            return;
         };
         if let Some(member) = members.get_mut(session) {
-            if let MemberState::Joining {
-                pending,
-                previous_seq: Some(previous),
-            } = &mut member.state
-            {
+            if let MemberState::Joining { pending, previous_seq: Some(previous) } = &mut member.state {
                 let last_seq = match sessions.get(session) {
                     Some(local) => self.flush(&local.outbox, std::mem::take(pending), *previous),
                     None => *previous,
                 };
                 member.state = MemberState::Live { last_seq };
-                return false;
+                return;
             }
         }
-        self.remove_member(&mut inner, room, session)
+        self.remove_member(&mut inner, room, session);
     }
 
     /// Queues held frames newer than `last_seq` (and those without a seq);
@@ -298,34 +253,21 @@ impl Registry {
         last_seq
     }
 
-    /// Removes the session from the room. Returns true when the room has no
-    /// local session left (the node may unsubscribe from its topic).
-    pub fn leave(&self, room: &RoomName, session: &SessionId) -> bool {
+    /// Removes the session from the room.
+    pub fn leave(&self, room: &RoomName, session: &SessionId) {
         let mut inner = self.lock();
-        self.remove_member(&mut inner, room, session)
+        self.remove_member(&mut inner, room, session);
     }
 
-    fn remove_member(&self, inner: &mut Inner, room: &RoomName, session: &SessionId) -> bool {
+    fn remove_member(&self, inner: &mut Inner, room: &RoomName, session: &SessionId) {
         let Some(members) = inner.rooms.get_mut(room) else {
-            return false;
+            return;
         };
         members.remove(session);
-        if !members.is_empty() {
-            return false;
-        }
-        inner.rooms.remove(room);
-        inner.typing.retain(|(r, _), _| r != room);
-        self.metrics.rooms.set(inner.rooms.len() as i64);
-        true
-    }
-
-    /// Queues a frame for one session (its own replies). Returns false when
-    /// the session is closing or gone.
-    pub fn send_to(&self, session: &SessionId, kind: &'static str, json: ByteString) -> bool {
-        let inner = self.lock();
-        match inner.sessions.get(session) {
-            Some(local) => self.push_counted(&local.outbox, kind, json),
-            None => false,
+        if members.is_empty() {
+            inner.rooms.remove(room);
+            inner.typing.retain(|(r, _), _| r != room);
+            self.metrics.rooms.set(inner.rooms.len() as i64);
         }
     }
 
@@ -358,30 +300,26 @@ impl Registry {
             }
             return;
         }
-        pending
-            .frames
-            .push((frame.seq, frame.kind, frame.json.clone()));
+        pending.frames.push((frame.seq, frame.kind, frame.json.clone()));
     }
 
     fn deliver_room(&self, inner: &mut Inner, room: &RoomName, frame: &FramePayload) -> usize {
-        let Inner {
-            sessions, rooms, ..
-        } = inner;
+        let Inner { sessions, rooms, .. } = inner;
         let Some(members) = rooms.get_mut(room) else {
             return 0;
         };
         let mut queued = 0;
         for (session, member) in members.iter_mut() {
-            if frame.skip_user.as_ref() == Some(&member.user)
-                || frame.skip_session.as_ref() == Some(session)
-            {
+            if frame.skip_user.as_ref() == Some(&member.user) || frame.skip_session.as_ref() == Some(session) {
                 continue;
             }
             let Some(local) = sessions.get(session) else {
                 continue;
             };
             match &mut member.state {
-                MemberState::Joining { pending, .. } => self.hold(pending, &local.outbox, frame),
+                MemberState::Joining { pending, .. } | MemberState::Resyncing { pending, .. } => {
+                    self.hold(pending, &local.outbox, frame)
+                }
                 MemberState::Live { last_seq } => {
                     if let Some(seq) = frame.seq {
                         if seq <= *last_seq {
@@ -401,9 +339,7 @@ impl Registry {
     }
 
     fn deliver_user(&self, inner: &mut Inner, user: &UserId, frame: &FramePayload) -> usize {
-        let Inner {
-            sessions, users, ..
-        } = inner;
+        let Inner { sessions, users, .. } = inner;
         let Some(ids) = users.get(user) else { return 0 };
         let mut reached = 0;
         for session in ids {
@@ -432,20 +368,13 @@ impl Registry {
         let Some(ids) = inner.users.get(user) else {
             return 0;
         };
-        ids.iter()
-            .filter_map(|id| inner.sessions.get(id))
-            .filter(|local| local.outbox.close(code, reason))
-            .count()
+        ids.iter().filter_map(|id| inner.sessions.get(id)).filter(|local| local.outbox.close(code, reason)).count()
     }
 
     /// Closes every session on this node after what is queued (drain).
     pub fn close_all(&self, code: CloseCode, reason: &'static str) -> usize {
         let inner = self.lock();
-        inner
-            .sessions
-            .values()
-            .filter(|local| local.outbox.close(code, reason))
-            .count()
+        inner.sessions.values().filter(|local| local.outbox.close(code, reason)).count()
     }
 
     /// Open local sessions.
@@ -460,53 +389,31 @@ impl Registry {
 
     pub fn stats(&self) -> RegistryStats {
         let inner = self.lock();
-        RegistryStats {
-            connections: inner.sessions.len(),
-            users: inner.users.len(),
-            rooms: inner.rooms.len(),
-        }
+        RegistryStats { connections: inner.sessions.len(), users: inner.users.len(), rooms: inner.rooms.len() }
     }
 
     /// Records a `typing start` from `session` (see [`TypingStart`]).
-    pub fn typing_start(
-        &self,
-        room: &RoomName,
-        user: &UserId,
-        session: &SessionId,
-        now: Instant,
-    ) -> TypingStart {
+    pub fn typing_start(&self, room: &RoomName, user: &UserId, session: &SessionId, now: Instant) -> TypingStart {
         let mut inner = self.lock();
         let interval = Duration::from_millis(TYPING_RELAY_INTERVAL_MS);
         let key = (room.clone(), user.clone());
         match inner.typing.get_mut(&key) {
             Some(entry) => {
                 entry.generation += 1;
-                let relay =
-                    !entry.active || now.saturating_duration_since(entry.last_relay) >= interval;
+                let relay = !entry.active || now.saturating_duration_since(entry.last_relay) >= interval;
                 if relay {
                     entry.last_relay = now;
                 }
                 entry.active = true;
                 entry.session = session.clone();
-                TypingStart {
-                    relay,
-                    generation: entry.generation,
-                }
+                TypingStart { relay, generation: entry.generation }
             }
             None => {
                 inner.typing.insert(
                     key,
-                    TypingEntry {
-                        last_relay: now,
-                        active: true,
-                        generation: 1,
-                        session: session.clone(),
-                    },
+                    TypingEntry { last_relay: now, active: true, generation: 1, session: session.clone() },
                 );
-                TypingStart {
-                    relay: true,
-                    generation: 1,
-                }
+                TypingStart { relay: true, generation: 1 }
             }
         }
     }
@@ -553,6 +460,46 @@ impl Registry {
 }
 
 impl Deliver for Registry {
+    fn begin_resync(&self) -> Vec<(RoomName, u64)> {
+        let mut inner = self.lock();
+        let mut rooms = Vec::new();
+        for (room, members) in inner.rooms.iter_mut() {
+            let mut lowest = None;
+            for member in members.values_mut() {
+                if let MemberState::Live { last_seq } = member.state {
+                    member.state = MemberState::Resyncing { pending: Pending::default(), last_seq };
+                    lowest = Some(lowest.map_or(last_seq, |l: u64| l.min(last_seq)));
+                }
+            }
+            if let Some(lowest) = lowest {
+                rooms.push((room.clone(), lowest));
+            }
+        }
+        rooms
+    }
+
+    fn complete_resync(&self, room: &RoomName, missed: Vec<StoredMessage>) {
+        let missed: Vec<(u64, ByteString)> =
+            missed.into_iter().map(|m| (m.seq, ByteString::from(m.json.get().to_owned()))).collect();
+        let mut inner = self.lock();
+        let Inner { sessions, rooms, .. } = &mut *inner;
+        let Some(members) = rooms.get_mut(room) else { return };
+        for (session, member) in members.iter_mut() {
+            let MemberState::Resyncing { pending, last_seq } = &mut member.state else { continue };
+            let (pending, mut last) = (std::mem::take(pending), *last_seq);
+            if let Some(local) = sessions.get(session) {
+                for (seq, json) in &missed {
+                    if *seq > last {
+                        self.push_counted(&local.outbox, "message", json.clone());
+                        last = *seq;
+                    }
+                }
+                last = self.flush(&local.outbox, pending, last);
+            }
+            member.state = MemberState::Live { last_seq: last };
+        }
+    }
+
     fn deliver(&self, topic: &Topic, msg: &BusMessage) -> usize {
         let started = Instant::now();
         let mut inner = self.lock();
@@ -562,9 +509,7 @@ impl Deliver for Registry {
                 self.metrics.frames_out(frame.kind, n);
                 n
             }
-            (Topic::User(user), BusMessage::Frame(frame)) => {
-                self.deliver_user(&mut inner, user, frame)
-            }
+            (Topic::User(user), BusMessage::Frame(frame)) => self.deliver_user(&mut inner, user, frame),
             (Topic::Broadcast, BusMessage::Frame(frame)) => {
                 let mut n = 0;
                 for local in inner.sessions.values() {
@@ -582,9 +527,7 @@ impl Deliver for Registry {
             (Topic::Control, BusMessage::Frame(_)) => 0,
         };
         drop(inner);
-        self.metrics
-            .fanout_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.fanout_seconds.observe(started.elapsed().as_secs_f64());
         reached
     }
 }

@@ -16,23 +16,20 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler,
-    WrapFuture,
-};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler, WrapFuture};
 use actix_ws::{AggregatedMessage, ProtocolError};
 use bytestring::ByteString;
 
 use chat_shared::protocol::{
-    parse_client_frame, ClientFrame, ClientId, RequestId, RoomName, ServerFrame, TypingState,
-    UserId, WelcomeLimits, DEFAULT_HISTORY_LIMIT,
+    parse_client_frame, ClientFrame, ClientId, RequestId, RoomName, ServerFrame, TypingState, UserId, WelcomeLimits,
+    DEFAULT_HISTORY_LIMIT,
 };
 use chat_shared::{CloseCode, ErrorCode};
 
 use crate::auth::RoomGrant;
 use crate::engine::{
-    now_ms, BusMessage, DmDraft, Engine, EngineError, FramePayload, Replay, ReplayFrom, RoomDraft,
-    SessionId, SessionInfo, Topic,
+    now_ms, BusMessage, DmDraft, Engine, EngineError, FramePayload, Replay, ReplayFrom, RoomDraft, SessionId,
+    SessionInfo, Topic,
 };
 use crate::limits::{AbuseMeter, TokenBucket};
 use crate::metrics::INVALID_FRAME_LABEL;
@@ -62,6 +59,8 @@ pub struct WsSession {
     last_seen: Instant,
     /// Counts the session until its cleanup is done (the drain waits on it).
     guard: Option<SessionGuard>,
+    /// The node holds a subscription to this user's channel for the session.
+    user_subscribed: bool,
 }
 
 /// The writer task has finished: the socket is closed.
@@ -70,12 +69,7 @@ pub struct WsSession {
 struct WriterDone;
 
 impl WsSession {
-    pub fn new(
-        node: Arc<Node>,
-        info: SessionInfo,
-        grant: RoomGrant,
-        socket: actix_ws::Session,
-    ) -> WsSession {
+    pub fn new(node: Arc<Node>, info: SessionInfo, grant: RoomGrant, socket: actix_ws::Session) -> WsSession {
         let limits = &node.settings.limits;
         let now = Instant::now();
         WsSession {
@@ -94,6 +88,7 @@ impl WsSession {
             rooms: HashSet::new(),
             joining: HashSet::new(),
             last_seen: now,
+            user_subscribed: false,
         }
     }
 
@@ -108,11 +103,7 @@ impl WsSession {
     /// Queues a reply to this session.
     fn reply(&self, frame: &ServerFrame) {
         if let ServerFrame::Error { code, .. } = frame {
-            self.node
-                .metrics
-                .errors
-                .with_label_values(&[code.as_str()])
-                .inc();
+            self.node.metrics.errors.with_label_values(&[code.as_str()]).inc();
         }
         match self.outbox.push_text(frame.to_json()) {
             Push::Queued => self.node.metrics.frames_out(frame.kind(), 1),
@@ -121,17 +112,25 @@ impl WsSession {
         }
     }
 
+    fn reply_user_rate_limited(&self, re: Option<RequestId>, retry_after_ms: u64) {
+        self.reply(&ServerFrame::Error {
+            re,
+            code: ErrorCode::RateLimited,
+            message: format!(
+                "over {} messages per second for this user",
+                self.node.settings.limits.user_messages_per_second
+            ),
+            retry_after_ms: Some(retry_after_ms),
+        });
+    }
+
     fn reply_error(&self, re: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
         self.reply(&ServerFrame::error(re, code, message));
     }
 
     fn reply_unavailable(&self, re: Option<RequestId>, what: &str, err: &EngineError) {
         tracing::warn!(session = %self.id(), cause = %err, what, "backend call failed");
-        self.reply_error(
-            re,
-            ErrorCode::Unavailable,
-            format!("{what} failed: the backend is unavailable"),
-        );
+        self.reply_error(re, ErrorCode::Unavailable, format!("{what} failed: the backend is unavailable"));
     }
 
     /// Closes the connection after what is queued, and stops the actor.
@@ -144,11 +143,7 @@ impl WsSession {
     fn check_grant(&self, re: &Option<RequestId>, room: &RoomName) -> bool {
         let allowed = self.grant.allows(room);
         if !allowed {
-            self.reply_error(
-                re.clone(),
-                ErrorCode::Forbidden,
-                format!("room {room} is not allowed"),
-            );
+            self.reply_error(re.clone(), ErrorCode::Forbidden, format!("room {room} is not allowed"));
         }
         allowed
     }
@@ -160,11 +155,7 @@ impl WsSession {
         }
         let max = self.node.settings.limits.max_text_bytes;
         if text.len() > max {
-            self.reply_error(
-                re.clone(),
-                ErrorCode::TooLarge,
-                format!("text is over {max} bytes"),
-            );
+            self.reply_error(re.clone(), ErrorCode::TooLarge, format!("text is over {max} bytes"));
             return false;
         }
         true
@@ -173,14 +164,8 @@ impl WsSession {
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let parsed = parse_client_frame(text);
-        let label = parsed
-            .as_ref()
-            .map_or(INVALID_FRAME_LABEL, |(_, frame)| frame.kind());
-        self.node
-            .metrics
-            .frames_in
-            .with_label_values(&[label])
-            .inc();
+        let label = parsed.as_ref().map_or(INVALID_FRAME_LABEL, |(_, frame)| frame.kind());
+        self.node.metrics.frames_in.with_label_values(&[label]).inc();
         if let Err(retry_after_ms) = self.bucket.take(now) {
             let re = match &parsed {
                 Ok((re, _)) => re.clone(),
@@ -195,20 +180,11 @@ impl WsSession {
         }
     }
 
-    fn rate_limited(
-        &mut self,
-        re: Option<RequestId>,
-        retry_after_ms: u64,
-        now: Instant,
-        ctx: &mut Context<Self>,
-    ) {
+    fn rate_limited(&mut self, re: Option<RequestId>, retry_after_ms: u64, now: Instant, ctx: &mut Context<Self>) {
         self.reply(&ServerFrame::Error {
             re,
             code: ErrorCode::RateLimited,
-            message: format!(
-                "over {} frames per second",
-                self.node.settings.limits.messages_per_second
-            ),
+            message: format!("over {} frames per second", self.node.settings.limits.messages_per_second),
             retry_after_ms: Some(retry_after_ms),
         });
         if self.abuse.record(now) {
@@ -221,12 +197,7 @@ impl WsSession {
     fn on_frame(&mut self, re: Option<RequestId>, frame: ClientFrame, ctx: &mut Context<Self>) {
         match frame {
             ClientFrame::Ping => self.reply(&ServerFrame::Pong { re, ts: now_ms() }),
-            ClientFrame::Join {
-                room,
-                since,
-                epoch,
-                limit,
-            } => {
+            ClientFrame::Join { room, since, epoch, limit } => {
                 if !self.check_grant(&re, &room) {
                     return;
                 }
@@ -247,38 +218,22 @@ impl WsSession {
                     self.reply(&ServerFrame::Left { re, room });
                 }
             }
-            ClientFrame::Send {
-                room,
-                text,
-                client_id,
-            } => {
+            ClientFrame::Send { room, text, client_id } => {
                 if !self.check_text(&re, &text) {
                     return;
                 }
                 if !self.rooms.contains(&room) {
-                    return self.reply_error(
-                        re,
-                        ErrorCode::NotJoined,
-                        format!("join {room} before sending to it"),
-                    );
+                    return self.reply_error(re, ErrorCode::NotJoined, format!("join {room} before sending to it"));
                 }
                 self.send(re, room, text, client_id, ctx);
             }
             ClientFrame::Typing { room, state } => {
                 if !self.rooms.contains(&room) {
-                    return self.reply_error(
-                        re,
-                        ErrorCode::NotJoined,
-                        format!("join {room} before typing in it"),
-                    );
+                    return self.reply_error(re, ErrorCode::NotJoined, format!("join {room} before typing in it"));
                 }
                 self.typing(re, room, state, ctx);
             }
-            ClientFrame::Dm {
-                to,
-                text,
-                client_id,
-            } => {
+            ClientFrame::Dm { to, text, client_id } => {
                 if self.check_text(&re, &text) {
                     self.dm(re, to, text, client_id, ctx);
                 }
@@ -292,19 +247,12 @@ impl WsSession {
                     let members = presence.members(&room).await;
                     (room, members)
                 };
-                ctx.wait(
-                    fut.into_actor(self)
-                        .map(move |(room, result), act, _| match result {
-                            Ok(members) => act.reply(&ServerFrame::Members { re, room, members }),
-                            Err(err) => act.reply_unavailable(re, "members", &err),
-                        }),
-                );
+                ctx.wait(fut.into_actor(self).map(move |(room, result), act, _| match result {
+                    Ok(members) => act.reply(&ServerFrame::Members { re, room, members }),
+                    Err(err) => act.reply_unavailable(re, "members", &err),
+                }));
             }
-            ClientFrame::History {
-                room,
-                before,
-                limit,
-            } => {
+            ClientFrame::History { room, before, limit } => {
                 if !self.check_grant(&re, &room) {
                     return;
                 }
@@ -314,13 +262,10 @@ impl WsSession {
                     let page = history.page(&room, before, limit).await;
                     (room, page)
                 };
-                ctx.wait(
-                    fut.into_actor(self)
-                        .map(move |(room, result), act, _| match result {
-                            Ok(messages) => act.reply(&ServerFrame::History { re, room, messages }),
-                            Err(err) => act.reply_unavailable(re, "history", &err),
-                        }),
-                );
+                ctx.wait(fut.into_actor(self).map(move |(room, result), act, _| match result {
+                    Ok(messages) => act.reply(&ServerFrame::History { re, room, messages }),
+                    Err(err) => act.reply_unavailable(re, "history", &err),
+                }));
             }
         }
     }
@@ -335,31 +280,25 @@ impl WsSession {
         ctx: &mut Context<Self>,
     ) {
         let registry = self.node.registry.clone();
-        let first_local = registry.begin_join(&room, self.id(), &self.info.user.id);
+        // A repeated join keeps the subscription the first one took.
+        let subscribe = !self.rooms.contains(&room);
+        registry.begin_join(&room, self.id(), &self.info.user.id);
         self.joining.insert(room.clone());
-        let limit = limit
-            .unwrap_or(DEFAULT_HISTORY_LIMIT)
-            .min(self.node.settings.history.size as u64) as usize;
+        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(self.node.settings.history.size as u64) as usize;
         let engine = self.engine().clone();
         let info = self.info.clone();
         let target = room.clone();
         let wanted_epoch = epoch.clone();
         let fut = async move {
-            if first_local {
+            if subscribe {
                 engine.bus.subscribe(&Topic::Room(target.clone())).await?;
             }
-            engine.presence.join(&target, &info).await?;
-            let members = engine.presence.members(&target).await?;
-            let from = since.map_or(ReplayFrom::Latest(limit), ReplayFrom::After);
-            let mut replay = engine.history.replay(&target, from).await?;
-            if since.is_some() && wanted_epoch.as_ref().is_some_and(|e| *e != replay.epoch) {
-                // The client's seqs name a lost history: start it afresh.
-                replay = engine
-                    .history
-                    .replay(&target, ReplayFrom::Latest(limit))
-                    .await?;
+            let result = join_steps(&engine, &target, &info, since, wanted_epoch, limit).await;
+            if result.is_err() && subscribe {
+                let _ = engine.bus.unsubscribe(&Topic::Room(target.clone())).await;
+                let _ = engine.presence.leave(&target, &info).await;
             }
-            Ok::<_, EngineError>((members, replay))
+            result
         };
         ctx.wait(fut.into_actor(self).map(move |result, act, _| {
             act.joining.remove(&room);
@@ -381,18 +320,7 @@ impl WsSession {
                     }
                 }
                 Err(err) => {
-                    let emptied = registry.abort_join(&room, act.id());
-                    if !act.rooms.contains(&room) {
-                        let engine = act.engine().clone();
-                        let info = act.info.clone();
-                        let room = room.clone();
-                        actix_rt::spawn(async move {
-                            let _ = engine.presence.leave(&room, &info).await;
-                            if emptied {
-                                let _ = engine.bus.unsubscribe(&Topic::Room(room)).await;
-                            }
-                        });
-                    }
+                    registry.abort_join(&room, act.id());
                     act.reply_unavailable(re, "join", &err);
                 }
             }
@@ -404,29 +332,25 @@ impl WsSession {
         let info = self.info.clone();
         let target = room.clone();
         let fut = async move { engine.presence.leave(&target, &info).await };
-        ctx.wait(
-            fut.into_actor(self)
-                .map(move |result, act, ctx| match result {
-                    Ok(()) => {
-                        act.rooms.remove(&room);
-                        let registry = act.node.registry.clone();
-                        if registry.typing_session_left(&room, &act.info.user.id, act.id()) {
-                            act.publish_typing(None, room.clone(), TypingState::Stop, ctx);
-                        }
-                        if registry.leave(&room, act.id()) {
-                            let bus = act.engine().bus.clone();
-                            let topic = Topic::Room(room.clone());
-                            actix_rt::spawn(async move {
-                                if let Err(err) = bus.unsubscribe(&topic).await {
-                                    tracing::warn!(cause = %err, "unsubscribe failed");
-                                }
-                            });
-                        }
-                        act.reply(&ServerFrame::Left { re, room });
+        ctx.wait(fut.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(()) => {
+                act.rooms.remove(&room);
+                let registry = act.node.registry.clone();
+                if registry.typing_session_left(&room, &act.info.user.id, act.id()) {
+                    act.publish_typing(None, room.clone(), TypingState::Stop, ctx);
+                }
+                registry.leave(&room, act.id());
+                let bus = act.engine().bus.clone();
+                let topic = Topic::Room(room.clone());
+                actix_rt::spawn(async move {
+                    if let Err(err) = bus.unsubscribe(&topic).await {
+                        tracing::warn!(cause = %err, "unsubscribe failed");
                     }
-                    Err(err) => act.reply_unavailable(re, "leave", &err),
-                }),
-        );
+                });
+                act.reply(&ServerFrame::Left { re, room });
+            }
+            Err(err) => act.reply_unavailable(re, "leave", &err),
+        }));
     }
 
     fn send(
@@ -437,36 +361,32 @@ impl WsSession {
         client_id: Option<ClientId>,
         ctx: &mut Context<Self>,
     ) {
-        let history = self.engine().history.clone();
-        let draft = RoomDraft {
-            room: room.clone(),
-            from: self.info.user.clone(),
-            text,
-            client_id,
-        };
+        let engine = self.engine().clone();
+        let draft = RoomDraft { room: room.clone(), from: self.info.user.clone(), text, client_id };
         let started = Instant::now();
-        let fut = async move { history.publish_room(draft).await };
-        ctx.wait(
-            fut.into_actor(self)
-                .map(move |result, act, _| match result {
-                    Ok(stored) => {
-                        act.node
-                            .metrics
-                            .publish_seconds
-                            .observe(started.elapsed().as_secs_f64());
-                        act.node.metrics.messages_published.inc();
-                        act.reply(&ServerFrame::Ack {
-                            re,
-                            room: Some(room),
-                            to: None,
-                            seq: stored.seq,
-                            ts: stored.ts,
-                            delivered: None,
-                        });
-                    }
-                    Err(err) => act.reply_unavailable(re, "send", &err),
-                }),
-        );
+        let user_rate = self.node.settings.limits.user_messages_per_second;
+        let fut = async move {
+            if let Some(wait) = user_rate_gate(&engine, &draft.from.id, user_rate).await? {
+                return Ok(Err(wait));
+            }
+            engine.history.publish_room(draft).await.map(Ok)
+        };
+        ctx.wait(fut.into_actor(self).map(move |result, act, _| match result {
+            Ok(Err(wait)) => act.reply_user_rate_limited(re, wait),
+            Ok(Ok(stored)) => {
+                act.node.metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
+                act.node.metrics.messages_published.inc();
+                act.reply(&ServerFrame::Ack {
+                    re,
+                    room: Some(room),
+                    to: None,
+                    seq: stored.seq,
+                    ts: stored.ts,
+                    delivered: None,
+                });
+            }
+            Err(err) => act.reply_unavailable(re, "send", &err),
+        }));
     }
 
     fn dm(
@@ -477,41 +397,34 @@ impl WsSession {
         client_id: Option<ClientId>,
         ctx: &mut Context<Self>,
     ) {
-        let history = self.engine().history.clone();
-        let draft = DmDraft {
-            from: self.info.user.clone(),
-            to: to.clone(),
-            text,
-            client_id,
-            origin: self.id().clone(),
+        let engine = self.engine().clone();
+        let draft =
+            DmDraft { from: self.info.user.clone(), to: to.clone(), text, client_id, origin: self.id().clone() };
+        let user_rate = self.node.settings.limits.user_messages_per_second;
+        let fut = async move {
+            if let Some(wait) = user_rate_gate(&engine, &draft.from.id, user_rate).await? {
+                return Ok(Err(wait));
+            }
+            engine.history.publish_dm(draft).await.map(Ok)
         };
-        let fut = async move { history.publish_dm(draft).await };
-        ctx.wait(
-            fut.into_actor(self)
-                .map(move |result, act, _| match result {
-                    Ok(stored) => {
-                        act.node.metrics.dms_published.inc();
-                        act.reply(&ServerFrame::Ack {
-                            re,
-                            room: None,
-                            to: Some(to),
-                            seq: stored.seq,
-                            ts: stored.ts,
-                            delivered: Some(stored.delivered),
-                        });
-                    }
-                    Err(err) => act.reply_unavailable(re, "dm", &err),
-                }),
-        );
+        ctx.wait(fut.into_actor(self).map(move |result, act, _| match result {
+            Ok(Err(wait)) => act.reply_user_rate_limited(re, wait),
+            Ok(Ok(stored)) => {
+                act.node.metrics.dms_published.inc();
+                act.reply(&ServerFrame::Ack {
+                    re,
+                    room: None,
+                    to: Some(to),
+                    seq: stored.seq,
+                    ts: stored.ts,
+                    delivered: Some(stored.delivered),
+                });
+            }
+            Err(err) => act.reply_unavailable(re, "dm", &err),
+        }));
     }
 
-    fn typing(
-        &mut self,
-        re: Option<RequestId>,
-        room: RoomName,
-        state: TypingState,
-        ctx: &mut Context<Self>,
-    ) {
+    fn typing(&mut self, re: Option<RequestId>, room: RoomName, state: TypingState, ctx: &mut Context<Self>) {
         let registry = self.node.registry.clone();
         let user = self.info.user.id.clone();
         match state {
@@ -519,18 +432,11 @@ impl WsSession {
                 let decision = registry.typing_start(&room, &user, self.id(), Instant::now());
                 let generation = decision.generation;
                 let timer_room = room.clone();
-                ctx.run_later(
-                    Duration::from_millis(TYPING_AUTO_STOP_MS),
-                    move |act, ctx| {
-                        if act.node.registry.typing_expire(
-                            &timer_room,
-                            &act.info.user.id,
-                            generation,
-                        ) {
-                            act.publish_typing(None, timer_room, TypingState::Stop, ctx);
-                        }
-                    },
-                );
+                ctx.run_later(Duration::from_millis(TYPING_AUTO_STOP_MS), move |act, ctx| {
+                    if act.node.registry.typing_expire(&timer_room, &act.info.user.id, generation) {
+                        act.publish_typing(None, timer_room, TypingState::Stop, ctx);
+                    }
+                });
                 if decision.relay {
                     self.publish_typing(re, room, TypingState::Start, ctx);
                 }
@@ -545,18 +451,8 @@ impl WsSession {
 
     /// Relays a `typing` frame to the room's other users. With a request id
     /// (a client's frame), a failure is replied; timers stay silent.
-    fn publish_typing(
-        &mut self,
-        re: Option<RequestId>,
-        room: RoomName,
-        state: TypingState,
-        ctx: &mut Context<Self>,
-    ) {
-        let frame = ServerFrame::Typing {
-            room: room.clone(),
-            user: self.info.user.clone(),
-            state,
-        };
+    fn publish_typing(&mut self, re: Option<RequestId>, room: RoomName, state: TypingState, ctx: &mut Context<Self>) {
+        let frame = ServerFrame::Typing { room: room.clone(), user: self.info.user.clone(), state };
         let msg = BusMessage::Frame(FramePayload {
             kind: "typing",
             seq: None,
@@ -594,11 +490,41 @@ impl WsSession {
                 max_frame_bytes: limits.max_frame_bytes,
                 max_text_bytes: limits.max_text_bytes,
                 messages_per_second: limits.messages_per_second,
-                user_messages_per_second: None,
+                user_messages_per_second: Some(limits.user_messages_per_second).filter(|n| *n > 0),
             },
         }
         .to_json()
     }
+}
+
+/// The engine side of a join, after the subscription: presence, members,
+/// history.
+async fn join_steps(
+    engine: &Engine,
+    room: &RoomName,
+    info: &SessionInfo,
+    since: Option<u64>,
+    epoch: Option<String>,
+    limit: usize,
+) -> Result<(Vec<chat_shared::protocol::UserRef>, Replay), EngineError> {
+    engine.presence.join(room, info).await?;
+    let members = engine.presence.members(room).await?;
+    let from = since.map_or(ReplayFrom::Latest(limit), ReplayFrom::After);
+    let mut replay = engine.history.replay(room, from).await?;
+    if since.is_some() && epoch.as_ref().is_some_and(|e| *e != replay.epoch) {
+        // The client's seqs name a lost history: start it afresh.
+        replay = engine.history.replay(room, ReplayFrom::Latest(limit)).await?;
+    }
+    Ok((members, replay))
+}
+
+/// The cluster-wide per-user rate: `Some(ms)` to wait when it is used up
+/// (no check when `per_second` is 0).
+async fn user_rate_gate(engine: &Engine, user: &UserId, per_second: u32) -> Result<Option<u64>, EngineError> {
+    if per_second == 0 {
+        return Ok(None);
+    }
+    engine.presence.take_user_token(user, per_second).await
 }
 
 /// `joined.recovered`: a resume that replayed everything after `since` in the
@@ -625,27 +551,31 @@ impl Actor for WsSession {
         if self.outbox.push_text(self.welcome()) == Push::Queued {
             self.node.metrics.frames_out("welcome", 1);
         }
-        let first_of_user =
-            self.node
-                .registry
-                .register(self.id(), &self.info.user, self.outbox.clone());
+        self.node.registry.register(self.id(), &self.info.user, self.outbox.clone());
         let interval = Duration::from_millis(self.node.settings.heartbeat.interval_ms);
         ctx.run_interval(interval, |act, ctx| act.heartbeat(ctx));
 
         let engine = self.engine().clone();
         let user = self.info.user.id.clone();
         let fut = async move {
-            if first_of_user {
-                engine.bus.subscribe(&Topic::User(user.clone())).await?;
-            }
-            engine.history.take_offline(&user).await
-        };
-        ctx.wait(fut.into_actor(self).map(|result, act, _| {
-            let offline = result.unwrap_or_else(|err| {
-                tracing::warn!(session = %act.id(), cause = %err, "offline DMs could not be read; they stay queued");
+            engine.bus.subscribe(&Topic::User(user.clone())).await?;
+            let offline = engine.history.take_offline(&user).await.unwrap_or_else(|err| {
+                tracing::warn!(user = %user, cause = %err, "offline DMs could not be read; they stay queued");
                 Vec::new()
             });
-            act.node.registry.complete_welcome(act.id(), offline);
+            Ok::<_, EngineError>(offline)
+        };
+        ctx.wait(fut.into_actor(self).map(|result, act, ctx| match result {
+            Ok(offline) => {
+                act.user_subscribed = true;
+                act.node.registry.complete_welcome(act.id(), offline);
+            }
+            Err(err) => {
+                // Without its DM channel the session would miss messages: let
+                // the client reconnect, to this node or another.
+                tracing::warn!(session = %act.id(), cause = %err, "user channel unavailable; closing");
+                act.close(CloseCode::GoingAway, "backend unavailable, reconnect", ctx);
+            }
         }));
     }
 
@@ -653,23 +583,18 @@ impl Actor for WsSession {
         self.outbox.close(CloseCode::Normal, "");
         let registry = self.node.registry.clone();
         let user = self.info.user.clone();
-        let rooms: Vec<RoomName> = self.rooms.drain().chain(self.joining.drain()).collect();
-        let typing_rooms: Vec<RoomName> = rooms
-            .iter()
-            .filter(|room| registry.typing_session_left(room, &user.id, self.id()))
-            .cloned()
-            .collect();
-        let (last_of_user, emptied) = registry.unregister(self.id());
+        let joined: Vec<RoomName> = self.rooms.drain().collect();
+        let rooms: Vec<RoomName> = joined.iter().cloned().chain(self.joining.drain()).collect();
+        let typing_rooms: Vec<RoomName> =
+            rooms.iter().filter(|room| registry.typing_session_left(room, &user.id, self.id())).cloned().collect();
+        registry.unregister(self.id());
+        let user_subscribed = self.user_subscribed;
         let engine = self.engine().clone();
         let info = self.info.clone();
         let guard = self.guard.take();
         actix_rt::spawn(async move {
             for room in typing_rooms {
-                let frame = ServerFrame::Typing {
-                    room: room.clone(),
-                    user: user.clone(),
-                    state: TypingState::Stop,
-                };
+                let frame = ServerFrame::Typing { room: room.clone(), user: user.clone(), state: TypingState::Stop };
                 let msg = BusMessage::Frame(FramePayload {
                     kind: "typing",
                     seq: None,
@@ -684,10 +609,10 @@ impl Actor for WsSession {
                     tracing::warn!(session = %info.session, room = %room, cause = %err, "presence leave failed");
                 }
             }
-            for room in emptied {
+            for room in joined {
                 let _ = engine.bus.unsubscribe(&Topic::Room(room)).await;
             }
-            if last_of_user {
+            if user_subscribed {
                 let _ = engine.bus.unsubscribe(&Topic::User(user.id.clone())).await;
             }
             if let Err(err) = engine.presence.release(&info).await {
@@ -715,20 +640,12 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
         match item {
             Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
             Ok(AggregatedMessage::Binary(_)) => {
-                self.node
-                    .metrics
-                    .frames_in
-                    .with_label_values(&[INVALID_FRAME_LABEL])
-                    .inc();
+                self.node.metrics.frames_in.with_label_values(&[INVALID_FRAME_LABEL]).inc();
                 let now = Instant::now();
                 if let Err(retry_after_ms) = self.bucket.take(now) {
                     return self.rate_limited(None, retry_after_ms, now, ctx);
                 }
-                self.reply_error(
-                    None,
-                    ErrorCode::BadRequest,
-                    "binary frames are not supported; send JSON text",
-                );
+                self.reply_error(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text");
             }
             Ok(AggregatedMessage::Ping(payload)) => {
                 if self.outbox.push(crate::outbox::Outgoing::Pong(payload)) == Push::Overflowed {
@@ -741,16 +658,11 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
                 let too_big = matches!(err, ProtocolError::Overflow)
                     || matches!(&err, ProtocolError::Io(io) if io.to_string().contains("maximum continuation size"));
                 if too_big {
-                    self.node
-                        .metrics
-                        .errors
-                        .with_label_values(&[ErrorCode::TooLarge.as_str()])
-                        .inc();
+                    self.node.metrics.errors.with_label_values(&[ErrorCode::TooLarge.as_str()]).inc();
                     self.outbox.close_now(CloseCode::TooBig, "frame too large");
                 } else {
                     tracing::debug!(session = %self.id(), cause = %err, "websocket protocol error");
-                    self.outbox
-                        .close_now(CloseCode::ProtocolError, "websocket protocol error");
+                    self.outbox.close_now(CloseCode::ProtocolError, "websocket protocol error");
                 }
                 ctx.stop();
             }

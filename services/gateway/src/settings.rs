@@ -50,6 +50,8 @@ pub struct Settings {
     pub history: HistorySettings,
     pub dm: DmSettings,
     pub shutdown: ShutdownSettings,
+    pub redis: RedisSettings,
+    pub presence: PresenceSettings,
     pub log: LogSettings,
     /// Worker threads for the HTTP server; 0 means one per CPU core.
     pub workers: usize,
@@ -95,7 +97,7 @@ pub struct LimitSettings {
     pub rate_limit_window_ms: u64,
     /// Bytes queued for one connection before it is closed with 4008.
     pub max_outbox_bytes: usize,
-    /// Open connections per user on this node (429 beyond).
+    /// Open connections per user, cluster-wide with the Redis engine (429 beyond).
     pub max_connections_per_user: u32,
     /// Open connections per client IP on this node (429 beyond); 0 turns the check off.
     pub max_connections_per_ip: u32,
@@ -103,6 +105,9 @@ pub struct LimitSettings {
     pub max_connections: u32,
     /// Rooms one connection may be in at once.
     pub max_rooms_per_connection: usize,
+    /// `send`, `dm` and `typing` frames per user per second across all of the
+    /// user's connections and nodes; 0 turns the check off.
+    pub user_messages_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +137,29 @@ pub struct DmSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port[/db]` for a standalone Redis, or
+    /// `redis-cluster://host:port?node=host:port&node=…` for a Redis Cluster.
+    pub url: String,
+    /// Connections in the command pool.
+    pub pool_size: usize,
+    /// Longest wait for any Redis command, in milliseconds; past it the client gets `unavailable`.
+    pub command_timeout_ms: u64,
+    /// Delay between reconnection attempts, in milliseconds.
+    pub reconnect_delay_ms: u32,
+    /// Pub/sub messages buffered between the Redis connection and the node before it counts as lagging.
+    pub subscriber_buffer_messages: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// Lifetime of this node's lease key, in milliseconds; refreshed every third of it.
+    pub lease_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// Time from SIGTERM to exit at the latest, in milliseconds.
     pub drain_timeout_ms: u64,
@@ -150,6 +178,8 @@ impl Default for Settings {
             history: HistorySettings::default(),
             dm: DmSettings::default(),
             shutdown: ShutdownSettings::default(),
+            redis: RedisSettings::default(),
+            presence: PresenceSettings::default(),
             log: LogSettings::default(),
             workers: 0,
         }
@@ -183,41 +213,50 @@ impl Default for LimitSettings {
             max_connections_per_ip: 0,
             max_connections: 50_000,
             max_rooms_per_connection: 100,
+            user_messages_per_second: 0,
         }
     }
 }
 
 impl Default for HeartbeatSettings {
     fn default() -> Self {
-        HeartbeatSettings {
-            interval_ms: 25_000,
-        }
+        HeartbeatSettings { interval_ms: 25_000 }
     }
 }
 
 impl Default for HistorySettings {
     fn default() -> Self {
-        HistorySettings {
-            size: 1_000,
-            idempotency_window_ms: 300_000,
-        }
+        HistorySettings { size: 1_000, idempotency_window_ms: 300_000 }
     }
 }
 
 impl Default for DmSettings {
     fn default() -> Self {
-        DmSettings {
-            offline_queue_max_messages: 1_000,
-            offline_ttl_ms: 7 * 24 * 3_600_000,
+        DmSettings { offline_queue_max_messages: 1_000, offline_ttl_ms: 7 * 24 * 3_600_000 }
+    }
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            pool_size: 4,
+            command_timeout_ms: 2_000,
+            reconnect_delay_ms: 250,
+            subscriber_buffer_messages: 65_536,
         }
+    }
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        PresenceSettings { lease_ms: 10_000 }
     }
 }
 
 impl Default for ShutdownSettings {
     fn default() -> Self {
-        ShutdownSettings {
-            drain_timeout_ms: 10_000,
-        }
+        ShutdownSettings { drain_timeout_ms: 10_000 }
     }
 }
 
@@ -256,13 +295,9 @@ impl Settings {
             && self.auth.hs256_secret.as_deref().is_none_or(str::is_empty)
             && self.auth.rs256_public_key_path.is_none()
         {
-            return invalid(
-                "auth.mode = jwt needs auth.hs256_secret or auth.rs256_public_key_path",
-            );
+            return invalid("auth.mode = jwt needs auth.hs256_secret or auth.rs256_public_key_path");
         }
-        if self.limits.max_text_bytes == 0
-            || self.limits.max_text_bytes > self.limits.max_frame_bytes
-        {
+        if self.limits.max_text_bytes == 0 || self.limits.max_text_bytes > self.limits.max_frame_bytes {
             return invalid("limits.max_text_bytes must be between 1 and limits.max_frame_bytes");
         }
         if self.limits.messages_per_second == 0 {
@@ -276,6 +311,12 @@ impl Settings {
         }
         if self.history.size == 0 {
             return invalid("history.size must be at least 1");
+        }
+        if self.redis.pool_size == 0 || self.redis.subscriber_buffer_messages == 0 {
+            return invalid("redis.pool_size and redis.subscriber_buffer_messages must be at least 1");
+        }
+        if self.presence.lease_ms < 300 {
+            return invalid("presence.lease_ms must be at least 300");
         }
         if self.node_id.is_empty() {
             return invalid("node_id must not be empty");

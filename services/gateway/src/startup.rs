@@ -13,7 +13,8 @@ use tokio::sync::watch;
 use chat_shared::CloseCode;
 
 use crate::auth::Authenticator;
-use crate::engine::{memory, Deliver, Engine, Topic};
+use crate::engine::redis::{RedisEngine, RedisEngineSettings};
+use crate::engine::{memory, Deliver, Engine};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::registry::Registry;
@@ -53,49 +54,47 @@ impl Application {
             EngineKind::Memory => {
                 let memory_settings = memory::MemorySettings {
                     history_size: settings.history.size,
-                    idempotency_window: Duration::from_millis(
-                        settings.history.idempotency_window_ms,
-                    ),
+                    idempotency_window: Duration::from_millis(settings.history.idempotency_window_ms),
                     offline_queue_max_messages: settings.dm.offline_queue_max_messages,
                     offline_ttl: Duration::from_millis(settings.dm.offline_ttl_ms),
                 };
-                Self::build_with_engine(settings, |sink| memory::engine(sink, memory_settings))
-                    .await
+                Self::build_with_engine(settings, |sink, _| Ok(memory::engine(sink, memory_settings))).await
             }
             EngineKind::Redis => {
-                anyhow::bail!("engine = \"redis\" is not available in this build; use \"memory\"")
+                let redis_settings = RedisEngineSettings {
+                    url: settings.redis.url.clone(),
+                    pool_size: settings.redis.pool_size,
+                    command_timeout: Duration::from_millis(settings.redis.command_timeout_ms),
+                    reconnect_delay_ms: settings.redis.reconnect_delay_ms,
+                    subscriber_buffer_messages: settings.redis.subscriber_buffer_messages,
+                    history_size: settings.history.size,
+                    idempotency_window: Duration::from_millis(settings.history.idempotency_window_ms),
+                    offline_queue_max_messages: settings.dm.offline_queue_max_messages,
+                    offline_ttl: Duration::from_millis(settings.dm.offline_ttl_ms),
+                    lease: Duration::from_millis(settings.presence.lease_ms),
+                    node_id: Arc::from(settings.node_id.as_str()),
+                };
+                Self::build_with_engine(settings, |sink, metrics| RedisEngine::connect(redis_settings, sink, metrics))
+                    .await
             }
         }
     }
 
     /// [`Application::build`] with an engine of the caller's making (given
-    /// the node's delivery sink), for engines chosen outside the settings.
+    /// the node's delivery sink and metrics), for engines chosen outside the
+    /// settings.
     ///
     /// # Errors
     /// As [`Application::build`].
     pub async fn build_with_engine(
         settings: Settings,
-        make_engine: impl FnOnce(Arc<dyn Deliver>) -> Engine,
+        make_engine: impl FnOnce(Arc<dyn Deliver>, Arc<Metrics>) -> anyhow::Result<Engine>,
     ) -> anyhow::Result<Application> {
         let metrics = Arc::new(Metrics::new().context("metrics registration")?);
-        let registry = Arc::new(Registry::new(
-            metrics.clone(),
-            settings.limits.max_outbox_bytes,
-        ));
-        let engine = make_engine(registry.clone());
-        engine
-            .bus
-            .subscribe(&Topic::Broadcast)
-            .await
-            .context("subscribing to broadcasts")?;
-        engine
-            .bus
-            .subscribe(&Topic::Control)
-            .await
-            .context("subscribing to the control topic")?;
+        let registry = Arc::new(Registry::new(metrics.clone(), settings.limits.max_outbox_bytes));
+        let engine = make_engine(registry.clone(), metrics.clone())?;
         let auth = Authenticator::new(&settings.auth)?;
-        let listener = TcpListener::bind(&settings.listen)
-            .with_context(|| format!("binding {}", settings.listen))?;
+        let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let drain_secs = settings.shutdown.drain_timeout_ms.div_ceil(1000).max(1);
         let workers = if settings.workers == 0 {
@@ -105,26 +104,16 @@ impl Application {
         };
         let node = Arc::new(Node::new(settings, engine, registry, metrics, auth));
         let data = web::Data::from(node.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .configure(crate::http::routes)
-        })
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(drain_secs)
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .listen(listener)?
-        .run();
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::http::routes))
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(drain_secs)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .listen(listener)?
+            .run();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         tracing::info!(node = %node.node_id, port, engine = ?node.settings.engine, auth = ?node.settings.auth.mode, "gateway listening");
-        Ok(Application {
-            port,
-            server,
-            node,
-            shutdown_rx,
-            shutdown_tx,
-        })
+        Ok(Application { port, server, node, shutdown_rx, shutdown_tx })
     }
 
     /// The bound port (useful with `listen = "127.0.0.1:0"`).
@@ -148,12 +137,7 @@ impl Application {
     /// # Errors
     /// The HTTP server failing.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application {
-            server,
-            node,
-            mut shutdown_rx,
-            ..
-        } = self;
+        let Application { server, node, mut shutdown_rx, .. } = self;
         let handle = server.handle();
         let server_task = actix_rt::spawn(server);
         tokio::select! {
@@ -162,10 +146,7 @@ impl Application {
         }
         drain(&node).await;
         handle.stop(false).await;
-        server_task
-            .await
-            .context("server task")?
-            .context("server")?;
+        server_task.await.context("server task")?.context("server")?;
         tracing::info!("gateway stopped");
         Ok(())
     }
@@ -199,18 +180,13 @@ async fn wait_for_signal() {
 async fn drain(node: &Node) {
     let deadline = Instant::now() + Duration::from_millis(node.settings.shutdown.drain_timeout_ms);
     node.start_draining();
-    let closed = node
-        .registry
-        .close_all(CloseCode::GoingAway, "server shutting down");
+    let closed = node.registry.close_all(CloseCode::GoingAway, "server shutting down");
     tracing::info!(sessions = closed, "draining");
     while node.live_sessions() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(DRAIN_POLL_INTERVAL_MS)).await;
     }
     let left = node.live_sessions();
     if left > 0 {
-        tracing::warn!(
-            sessions = left,
-            "drain timeout: stopping with sessions still open"
-        );
+        tracing::warn!(sessions = left, "drain timeout: stopping with sessions still open");
     }
 }

@@ -16,14 +16,13 @@ use bytestring::ByteString;
 use serde_json::value::RawValue;
 
 use chat_shared::protocol::{
-    ClientId, DirectMessage, DisplayName, PresenceState, RoomMessage, RoomName, ServerFrame,
-    StoredMessage, UserId, UserRef,
+    ClientId, DirectMessage, DisplayName, PresenceState, RoomMessage, RoomName, ServerFrame, StoredMessage, UserId,
+    UserRef,
 };
 
 use super::{
-    now_ms, Admission, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft, Engine, EngineError,
-    EngineResult, FramePayload, HistoryStore, PresenceStore, Replay, ReplayFrom, RoomDraft,
-    SessionId, SessionInfo, Stored, Topic,
+    now_ms, Admission, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft, Engine, EngineError, EngineResult,
+    FramePayload, HistoryStore, PresenceStore, Replay, ReplayFrom, RoomDraft, SessionId, SessionInfo, Stored, Topic,
 };
 
 /// Most `client_id`s remembered per room or conversation; the oldest go first.
@@ -41,9 +40,7 @@ pub struct MemorySettings {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section here finishes its mutation before anything can
     // panic, so a poisoned lock still holds consistent data.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Builds the three engine parts on one shared state.
@@ -51,10 +48,7 @@ pub fn engine(sink: Arc<dyn Deliver>, settings: MemorySettings) -> Engine {
     let bus = Arc::new(MemoryBus { sink: sink.clone() });
     Engine {
         bus,
-        presence: Arc::new(MemoryPresence {
-            sink: sink.clone(),
-            state: Mutex::default(),
-        }),
+        presence: Arc::new(MemoryPresence { sink: sink.clone(), state: Mutex::default() }),
         history: Arc::new(MemoryHistory {
             sink,
             epoch: format!("{:x}", now_ms()),
@@ -87,6 +81,8 @@ impl Bus for MemoryBus {
 
 #[derive(Default)]
 struct PresenceInner {
+    /// user → (window start, frames in it): the per-user rate.
+    user_rate: HashMap<UserId, (Instant, u32)>,
     connections_per_user: HashMap<UserId, u32>,
     connections_per_ip: HashMap<IpAddr, u32>,
     /// room → user → (display name, the user's sessions in the room)
@@ -100,11 +96,7 @@ struct MemoryPresence {
 
 impl MemoryPresence {
     fn announce(&self, room: &RoomName, user: &UserRef, state: PresenceState) {
-        let frame = ServerFrame::Presence {
-            room: room.clone(),
-            user: user.clone(),
-            state,
-        };
+        let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state };
         let msg = BusMessage::Frame(FramePayload {
             kind: "presence",
             seq: None,
@@ -127,17 +119,9 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: &K) {
 
 #[async_trait]
 impl PresenceStore for MemoryPresence {
-    async fn admit(
-        &self,
-        session: &SessionInfo,
-        limits: ConnectionLimits,
-    ) -> EngineResult<Admission> {
+    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> EngineResult<Admission> {
         let mut state = lock(&self.state);
-        let user_count = state
-            .connections_per_user
-            .get(&session.user.id)
-            .copied()
-            .unwrap_or(0);
+        let user_count = state.connections_per_user.get(&session.user.id).copied().unwrap_or(0);
         if user_count >= limits.per_user {
             return Ok(Admission::UserLimit);
         }
@@ -148,15 +132,16 @@ impl PresenceStore for MemoryPresence {
             }
             state.connections_per_ip.insert(ip, ip_count + 1);
         }
-        state
-            .connections_per_user
-            .insert(session.user.id.clone(), user_count + 1);
+        state.connections_per_user.insert(session.user.id.clone(), user_count + 1);
         Ok(Admission::Admitted)
     }
 
     async fn release(&self, session: &SessionInfo) -> EngineResult<()> {
         let mut state = lock(&self.state);
         decrement(&mut state.connections_per_user, &session.user.id);
+        if !state.connections_per_user.contains_key(&session.user.id) {
+            state.user_rate.remove(&session.user.id);
+        }
         if let Some(ip) = session.ip {
             decrement(&mut state.connections_per_ip, &ip);
         }
@@ -166,9 +151,7 @@ impl PresenceStore for MemoryPresence {
     async fn join(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
         let mut state = lock(&self.state);
         let users = state.rooms.entry(room.clone()).or_default();
-        let entry = users
-            .entry(session.user.id.clone())
-            .or_insert_with(|| (session.user.name.clone(), HashSet::new()));
+        let entry = users.entry(session.user.id.clone()).or_insert_with(|| (session.user.name.clone(), HashSet::new()));
         let first = entry.1.is_empty();
         entry.0 = session.user.name.clone();
         entry.1.insert(session.session.clone());
@@ -204,16 +187,24 @@ impl PresenceStore for MemoryPresence {
         Ok(state
             .rooms
             .get(room)
-            .map(|users| {
-                users
-                    .iter()
-                    .map(|(id, (name, _))| UserRef {
-                        id: id.clone(),
-                        name: name.clone(),
-                    })
-                    .collect()
-            })
+            .map(|users| users.iter().map(|(id, (name, _))| UserRef { id: id.clone(), name: name.clone() }).collect())
             .unwrap_or_default())
+    }
+
+    async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>> {
+        let mut state = lock(&self.state);
+        let now = Instant::now();
+        let window = state.user_rate.entry(user.clone()).or_insert((now, 0));
+        let elapsed = now.saturating_duration_since(window.0);
+        if elapsed >= Duration::from_secs(1) {
+            *window = (now, 0);
+        }
+        window.1 += 1;
+        if window.1 > per_second {
+            let left = Duration::from_secs(1).saturating_sub(now.saturating_duration_since(window.0));
+            return Ok(Some((left.as_millis() as u64).max(1)));
+        }
+        Ok(None)
     }
 }
 
@@ -228,9 +219,7 @@ struct Idempotency {
 impl Idempotency {
     fn get(&mut self, key: &(UserId, ClientId), now: Instant, window: Duration) -> Option<Stored> {
         while let Some((at, _)) = self.order.front() {
-            if now.saturating_duration_since(*at) < window
-                && self.order.len() <= MAX_IDEMPOTENCY_KEYS_PER_LOG
-            {
+            if now.saturating_duration_since(*at) < window && self.order.len() <= MAX_IDEMPOTENCY_KEYS_PER_LOG {
                 break;
             }
             if let Some((_, old)) = self.order.pop_front() {
@@ -256,14 +245,8 @@ struct Log {
 
 impl Log {
     /// The result of an earlier message with the same `(user, client_id)`.
-    fn seen(
-        &mut self,
-        key: &Option<(UserId, ClientId)>,
-        now: Instant,
-        window: Duration,
-    ) -> Option<Stored> {
-        key.as_ref()
-            .and_then(|key| self.recent.get(key, now, window))
+    fn seen(&mut self, key: &Option<(UserId, ClientId)>, now: Instant, window: Duration) -> Option<Stored> {
+        key.as_ref().and_then(|key| self.recent.get(key, now, window))
     }
 
     /// Stores `frame` (carrying `seq`, the log's next) in the capped log and
@@ -309,17 +292,13 @@ impl MemoryHistory {
 }
 
 fn to_raw<T: serde::Serialize>(frame: &T) -> EngineResult<Box<RawValue>> {
-    serde_json::value::to_raw_value(frame)
-        .map_err(|err| EngineError::Unavailable(format!("serialisation: {err}")))
+    serde_json::value::to_raw_value(frame).map_err(|err| EngineError::Unavailable(format!("serialisation: {err}")))
 }
 
 #[async_trait]
 impl HistoryStore for MemoryHistory {
     async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
-        let log = lock(&self.rooms)
-            .entry(draft.room.clone())
-            .or_default()
-            .clone();
+        let log = lock(&self.rooms).entry(draft.room.clone()).or_default().clone();
         let mut log = lock(&log);
         let now = Instant::now();
         let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
@@ -338,11 +317,7 @@ impl HistoryStore for MemoryHistory {
             client_id: draft.client_id,
         });
         let json = log.store(&frame, seq, self.settings.history_size)?;
-        let stored = Stored {
-            seq,
-            ts,
-            delivered: true,
-        };
+        let stored = Stored { seq, ts, delivered: true };
         log.remember(key, stored, now);
         let msg = BusMessage::Frame(FramePayload {
             kind: "message",
@@ -357,11 +332,7 @@ impl HistoryStore for MemoryHistory {
 
     async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
         let Some(log) = self.room_log(room) else {
-            return Ok(Replay {
-                seq: 0,
-                epoch: self.epoch.clone(),
-                messages: Vec::new(),
-            });
+            return Ok(Replay { seq: 0, epoch: self.epoch.clone(), messages: Vec::new() });
         };
         let log = lock(&log);
         let messages = match from {
@@ -369,26 +340,12 @@ impl HistoryStore for MemoryHistory {
                 let skip = log.messages.len().saturating_sub(n);
                 log.messages.iter().skip(skip).cloned().collect()
             }
-            ReplayFrom::After(since) => log
-                .messages
-                .iter()
-                .filter(|m| m.seq > since)
-                .cloned()
-                .collect(),
+            ReplayFrom::After(since) => log.messages.iter().filter(|m| m.seq > since).cloned().collect(),
         };
-        Ok(Replay {
-            seq: log.seq,
-            epoch: self.epoch.clone(),
-            messages,
-        })
+        Ok(Replay { seq: log.seq, epoch: self.epoch.clone(), messages })
     }
 
-    async fn page(
-        &self,
-        room: &RoomName,
-        before: Option<u64>,
-        limit: usize,
-    ) -> EngineResult<Vec<StoredMessage>> {
+    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
         let Some(log) = self.room_log(room) else {
             return Ok(Vec::new());
         };
@@ -435,13 +392,9 @@ impl HistoryStore for MemoryHistory {
                 json: json.clone(),
             })
         };
-        let reached = self.sink.deliver(
-            &Topic::User(to.clone()),
-            &payload(Some(draft.origin.clone())),
-        );
+        let reached = self.sink.deliver(&Topic::User(to.clone()), &payload(Some(draft.origin.clone())));
         if from != to {
-            self.sink
-                .deliver(&Topic::User(from), &payload(Some(draft.origin)));
+            self.sink.deliver(&Topic::User(from), &payload(Some(draft.origin)));
         }
         let delivered = reached > 0;
         let stored = Stored { seq, ts, delivered };

@@ -10,6 +10,7 @@
 //! registry), which fans it out to local sessions.
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -73,19 +74,35 @@ pub struct FramePayload {
 pub trait Deliver: Send + Sync {
     /// Hands `msg` to the local sessions of `topic`; returns how many got it.
     fn deliver(&self, topic: &Topic, msg: &BusMessage) -> usize;
+
+    /// After live delivery may have missed messages (a lost subscription, a
+    /// lagging receiver): holds every room's live frames and returns each
+    /// room with the lowest seq its sessions have seen.
+    fn begin_resync(&self) -> Vec<(RoomName, u64)> {
+        Vec::new()
+    }
+
+    /// Delivers `missed` (messages after that seq, oldest first) to the
+    /// room's sessions that lack them, then the frames held meanwhile.
+    fn complete_resync(&self, _room: &RoomName, _missed: Vec<StoredMessage>) {}
 }
 
 /// Pub/sub between nodes.
 #[async_trait]
 pub trait Bus: Send + Sync {
-    /// Starts delivery of `topic` to this node (called when the first local
-    /// session needs it).
+    /// Adds a local reference to `topic`: the first one subscribes the node.
+    /// Returns once delivery of `topic` to this node is in place.
     async fn subscribe(&self, topic: &Topic) -> EngineResult<()>;
-    /// Stops delivery of `topic` to this node (after the last local session).
+    /// Drops a local reference to `topic`: the last one unsubscribes the node.
     async fn unsubscribe(&self, topic: &Topic) -> EngineResult<()>;
     /// Publishes to every node subscribed to `topic`; returns how many
     /// sessions (memory) or nodes (Redis) it reached.
     async fn publish(&self, topic: &Topic, msg: BusMessage) -> EngineResult<usize>;
+    /// Whether the backend is reachable and every subscription is in place
+    /// (`/readyz`).
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// One connection as the presence store sees it.
@@ -122,11 +139,7 @@ pub struct ConnectionLimits {
 pub trait PresenceStore: Send + Sync {
     /// Counts a new connection against the limits; on `Admitted` the caller
     /// must call [`PresenceStore::release`] when it closes.
-    async fn admit(
-        &self,
-        session: &SessionInfo,
-        limits: ConnectionLimits,
-    ) -> EngineResult<Admission>;
+    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> EngineResult<Admission>;
     /// Forgets a connection counted by `admit`.
     async fn release(&self, session: &SessionInfo) -> EngineResult<()>;
     /// Records that the session is in the room; publishes `presence online`
@@ -137,6 +150,9 @@ pub trait PresenceStore: Send + Sync {
     async fn leave(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()>;
     /// The room's online users, sorted by id.
     async fn members(&self, room: &RoomName) -> EngineResult<Vec<UserRef>>;
+    /// Takes one token from the user's rate of `per_second` frames, across
+    /// all of the user's connections; `Some(ms)` when empty for that long.
+    async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>>;
 }
 
 /// A message to store and publish in a room.
@@ -201,12 +217,7 @@ pub trait HistoryStore: Send + Sync {
     async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay>;
     /// Messages with seq below `before` (all when `None`), the newest `limit`
     /// of them, oldest first.
-    async fn page(
-        &self,
-        room: &RoomName,
-        before: Option<u64>,
-        limit: usize,
-    ) -> EngineResult<Vec<StoredMessage>>;
+    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>>;
     /// Stores a DM in the pair's conversation, delivers it to the recipient's
     /// sessions and the sender's other sessions, and queues it for the
     /// recipient when they have no session.
@@ -226,8 +237,5 @@ pub struct Engine {
 
 /// Milliseconds since the Unix epoch (the protocol's `ts`).
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -12,10 +12,7 @@ async fn get(url: String, key: Option<&str>) -> (u16, Value) {
         request = request.bearer_auth(key);
     }
     let response = request.send().await.unwrap();
-    (
-        response.status().as_u16(),
-        response.json().await.unwrap_or(Value::Null),
-    )
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
@@ -31,10 +28,7 @@ async fn a_wrong_or_missing_key_is_401() {
     let app = spawn_app(|s| s.admin.api_key = Some("right".into()));
     assert_eq!(get(app.http_url("/v1/stats"), Some("wrong")).await.0, 401);
     let (status, body) = get(app.http_url("/v1/stats"), None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("unauthorized"))
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
     let (status, _) = admin_post(&app, "wrong", "/v1/broadcast", json!({"data": 1})).await;
     assert_eq!(status, 401);
 }
@@ -51,11 +45,7 @@ async fn stats_count_this_node() {
     assert_eq!(status, 200);
     assert_eq!(stats["node"], "gw-test");
     assert_eq!(
-        (
-            stats["connections"].as_u64(),
-            stats["users"].as_u64(),
-            stats["rooms"].as_u64()
-        ),
+        (stats["connections"].as_u64(), stats["users"].as_u64(), stats["rooms"].as_u64()),
         (Some(3), Some(2), Some(2))
     );
     assert_eq!(stats["draining"], false);
@@ -66,18 +56,9 @@ async fn publish_into_a_room_as_the_server_or_a_named_user() {
     let app = spawn_app(|s| s.admin.api_key = Some("k".into()));
     let mut c = app.client("c").await;
     c.join("news").await;
-    let (status, body) = admin_post(
-        &app,
-        "k",
-        "/v1/rooms/news/messages",
-        json!({"text": "hello all"}),
-    )
-    .await;
+    let (status, body) = admin_post(&app, "k", "/v1/rooms/news/messages", json!({"text": "hello all"})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        (body["room"].as_str(), body["seq"].as_u64()),
-        (Some("news"), Some(1))
-    );
+    assert_eq!((body["room"].as_str(), body["seq"].as_u64()), (Some("news"), Some(1)));
     let msg = c.recv_type("message").await;
     assert_eq!(msg["from"], json!({"id": "server", "name": "server"}));
     assert_eq!(msg["text"], "hello all");
@@ -89,24 +70,13 @@ async fn publish_into_a_room_as_the_server_or_a_named_user() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(
-        c.recv_type("message").await["from"],
-        json!({"id": "bot-1", "name": "Bot"})
-    );
+    assert_eq!(c.recv_type("message").await["from"], json!({"id": "bot-1", "name": "Bot"}));
     for (path, body, code) in [
         ("/v1/rooms/bad%20room/messages", json!({"text": "x"}), 400),
         ("/v1/rooms/news/messages", json!({"text": ""}), 400),
         ("/v1/rooms/news/messages", json!({"nope": 1}), 400),
-        (
-            "/v1/rooms/news/messages",
-            json!({"text": "x".repeat(5000)}),
-            413,
-        ),
-        (
-            "/v1/rooms/news/messages",
-            json!({"text": "x", "from": {"id": ""}}),
-            400,
-        ),
+        ("/v1/rooms/news/messages", json!({"text": "x".repeat(5000)}), 413),
+        ("/v1/rooms/news/messages", json!({"text": "x", "from": {"id": ""}}), 400),
     ] {
         let (status, reply) = admin_post(&app, "k", path, body.clone()).await;
         assert_eq!(status, code, "{path} {body}: {reply}");
@@ -140,12 +110,8 @@ async fn disconnect_a_user_everywhere_with_1008() {
     b.join("r").await;
     a1.join("r").await;
     b.recv_type("presence").await;
-    let response = reqwest::Client::new()
-        .delete(app.http_url("/v1/users/a/sessions"))
-        .bearer_auth("k")
-        .send()
-        .await
-        .unwrap();
+    let response =
+        reqwest::Client::new().delete(app.http_url("/v1/users/a/sessions")).bearer_auth("k").send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["closed"], 2);

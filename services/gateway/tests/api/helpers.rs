@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use gateway::engine::{Deliver, Engine};
+use gateway::metrics::Metrics;
 use gateway::node::Node;
 use gateway::{Application, Settings, ShutdownHandle};
 
@@ -31,18 +32,14 @@ pub struct TestApp {
 
 /// Settings for tests: a free port, short drain, quiet logs.
 pub fn test_settings() -> Settings {
-    let mut settings = Settings {
-        listen: "127.0.0.1:0".into(),
-        node_id: "gw-test".into(),
-        workers: 2,
-        ..Settings::default()
-    };
+    let mut settings =
+        Settings { listen: "127.0.0.1:0".into(), node_id: "gw-test".into(), workers: 2, ..Settings::default() };
     settings.shutdown.drain_timeout_ms = 3_000;
     settings
 }
 
 /// Builds an engine for a test gateway from the node's delivery sink.
-pub type EngineFactory = Box<dyn FnOnce(Arc<dyn Deliver>) -> Engine + Send>;
+pub type EngineFactory = Box<dyn FnOnce(Arc<dyn Deliver>, Arc<Metrics>) -> anyhow::Result<Engine> + Send>;
 
 /// Starts a gateway with [`test_settings`] changed by `configure`.
 pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
@@ -50,10 +47,7 @@ pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 /// [`spawn_app`] with an engine of the test's making.
-pub fn spawn_app_with(
-    configure: impl FnOnce(&mut Settings),
-    engine: Option<EngineFactory>,
-) -> TestApp {
+pub fn spawn_app_with(configure: impl FnOnce(&mut Settings), engine: Option<EngineFactory>) -> TestApp {
     let mut settings = test_settings();
     configure(&mut settings);
     settings.validate().expect("test settings are valid");
@@ -68,30 +62,17 @@ pub fn spawn_app_with(
                 None => Application::build(settings).await,
             }
             .expect("gateway builds");
-            tx.send((app.port(), app.node(), app.shutdown_handle()))
-                .expect("test is waiting");
+            tx.send((app.port(), app.node(), app.shutdown_handle())).expect("test is waiting");
             app.run_until_stopped().await.expect("gateway runs");
         });
     });
-    let (port, node, shutdown) = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("gateway started");
-    TestApp {
-        port,
-        node,
-        shutdown,
-        thread: Some(thread),
-    }
+    let (port, node, shutdown) = rx.recv_timeout(Duration::from_secs(10)).expect("gateway started");
+    TestApp { port, node, shutdown, thread: Some(thread) }
 }
 
 impl TestApp {
     pub fn ws_url(&self, query: &str) -> String {
-        format!(
-            "ws://127.0.0.1:{}/ws{}{}",
-            self.port,
-            if query.is_empty() { "" } else { "?" },
-            query
-        )
+        format!("ws://127.0.0.1:{}/ws{}{}", self.port, if query.is_empty() { "" } else { "?" }, query)
     }
 
     pub fn http_url(&self, path: &str) -> String {
@@ -100,9 +81,7 @@ impl TestApp {
 
     /// An anonymous client with this user id and name.
     pub async fn client(&self, user: &str) -> Client {
-        let mut client = Client::connect(&self.ws_url(&format!("user={user}&name={user}")))
-            .await
-            .expect("connects");
+        let mut client = Client::connect(&self.ws_url(&format!("user={user}&name={user}"))).await.expect("connects");
         let welcome = client.recv().await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
         client
@@ -120,17 +99,9 @@ impl TestApp {
 
     /// Reads a metric's value from `/metrics` (a line `name value`).
     pub async fn metric(&self, series: &str) -> f64 {
-        let body = reqwest::get(self.http_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = reqwest::get(self.http_url("/metrics")).await.unwrap().text().await.unwrap();
         body.lines()
-            .find_map(|line| {
-                line.strip_prefix(series)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("metric {series} not found"))
     }
@@ -163,22 +134,12 @@ impl Client {
         Self::connect_request(url.into_client_request().unwrap()).await
     }
 
-    pub async fn connect_request(
-        request: tungstenite::handshake::client::Request,
-    ) -> Result<Client, Refused> {
+    pub async fn connect_request(request: tungstenite::handshake::client::Request) -> Result<Client, Refused> {
         match tokio_tungstenite::connect_async(request).await {
-            Ok((ws, _)) => Ok(Client {
-                ws,
-                next_id: 1,
-                backlog: Default::default(),
-            }),
+            Ok((ws, _)) => Ok(Client { ws, next_id: 1, backlog: Default::default() }),
             Err(tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();
-                let body = response
-                    .body()
-                    .as_ref()
-                    .and_then(|b| serde_json::from_slice(b).ok())
-                    .unwrap_or(Value::Null);
+                let body = response.body().as_ref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
                 Err(Refused { status, body })
             }
             Err(other) => panic!("connect failed: {other}"),
@@ -187,31 +148,16 @@ impl Client {
 
     /// Connects over a socket with a small receive buffer (slow-consumer tests).
     pub async fn connect_small_buffer(url: &str, recv_buffer_bytes: u32) -> Client {
-        let addr = url
-            .trim_start_matches("ws://")
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let addr = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(recv_buffer_bytes).unwrap();
         let stream = socket.connect(addr).await.unwrap();
-        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
-        Client {
-            ws,
-            next_id: 1,
-            backlog: Default::default(),
-        }
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.unwrap();
+        Client { ws, next_id: 1, backlog: Default::default() }
     }
 
     pub async fn send(&mut self, frame: Value) {
-        self.ws
-            .send(Message::Text(frame.to_string().into()))
-            .await
-            .expect("send");
+        self.ws.send(Message::Text(frame.to_string().into())).await.expect("send");
     }
 
     pub async fn send_raw(&mut self, message: Message) {
@@ -258,13 +204,9 @@ impl Client {
     async fn read_frame(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let next = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .ok()?;
+            let next = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
             match next {
-                Some(Ok(Message::Text(text))) => {
-                    return Some(serde_json::from_str(&text).expect("JSON frame"))
-                }
+                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).expect("JSON frame")),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Binary(_))) => panic!("binary frame from server"),
                 Some(Ok(Message::Close(frame))) => panic!("closed: {frame:?}"),
@@ -312,9 +254,7 @@ impl Client {
     }
 
     pub async fn say(&mut self, room: &str, text: &str) -> Value {
-        let reply = self
-            .request(json!({"type": "send", "room": room, "text": text}))
-            .await;
+        let reply = self.request(json!({"type": "send", "room": room, "text": text})).await;
         assert_eq!(reply["type"], "ack", "{reply}");
         reply
     }
@@ -322,24 +262,14 @@ impl Client {
 
 /// Publishes through the operator API.
 pub async fn admin_post(app: &TestApp, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(app.http_url(path))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = reqwest::Client::new().post(app.http_url(path)).bearer_auth(key).json(&body).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// A free loopback port (for process tests that cannot use port 0).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A `gateway` process on a free port, killed on drop.
@@ -385,11 +315,7 @@ impl GatewayProcess {
 
     /// Sends a signal by name (`TERM`, `INT`, `KILL`).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(status.success());
     }
 
@@ -400,10 +326,7 @@ impl GatewayProcess {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return (started.elapsed(), status);
             }
-            assert!(
-                started.elapsed() < within,
-                "process still running after {within:?}"
-            );
+            assert!(started.elapsed() < within, "process still running after {within:?}");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -417,17 +340,202 @@ impl Drop for GatewayProcess {
 }
 
 /// Signs a token with arbitrary claims and algorithm.
-pub fn sign(
-    claims: &Value,
-    alg: jsonwebtoken::Algorithm,
-    key: &jsonwebtoken::EncodingKey,
-) -> String {
+pub fn sign(claims: &Value, alg: jsonwebtoken::Algorithm, key: &jsonwebtoken::EncodingKey) -> String {
     jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), claims, key).unwrap()
 }
 
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A `redis-server` on a free loopback port, stopped on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+    args: Vec<String>,
+}
+
+fn redis_server_binary() -> &'static str {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CHECKED.get_or_init(|| {
+        if Command::new("redis-server").arg("--version").output().is_err() {
+            panic!(
+                "redis-server is not installed: run `make test` (it installs it) or `apt-get install -y redis-server`"
+            );
+        }
+    });
+    "redis-server"
+}
+
+impl RedisServer {
+    /// A standalone server without persistence.
+    pub fn start() -> RedisServer {
+        Self::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// A server that fsyncs every write (survives `kill -9` with its data).
+    pub fn start_durable() -> RedisServer {
+        Self::start_with(&["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("chat-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut args: Vec<String> = vec!["--port".into(), port.to_string(), "--bind".into(), "127.0.0.1".into()];
+        args.extend(["--dir".into(), dir.display().to_string()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let mut server = RedisServer { port, child: None, dir, args };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(redis_server_binary())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if redis_cli(self.port, &["PING"]).trim() == "PONG" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on {} did not answer", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILLs the server.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        redis_cli(self.port, args)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `redis-cli -p PORT ARGS…` and returns its output.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// A 3-master Redis Cluster on loopback.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(addrs.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        let created = Command::new("redis-cli").args(&args).output().expect("redis-cli runs");
+        assert!(created.status.success(), "cluster create: {}", String::from_utf8_lossy(&created.stderr));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = nodes.iter().all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"));
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "cluster did not reach cluster_state:ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RedisCluster { nodes }
+    }
+
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
+        for (i, node) in self.nodes.iter().enumerate().skip(1) {
+            url.push_str(if i == 1 { "?" } else { "&" });
+            url.push_str(&format!("node=127.0.0.1:{}", node.port));
+        }
+        url
+    }
+
+    /// Every shard channel with a subscriber, across the masters.
+    pub fn shard_channels(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.cli(&["pubsub", "shardchannels"]).lines().map(str::to_owned).collect::<Vec<_>>())
+            .filter(|l| !l.is_empty())
+            .collect();
+        all.sort();
+        all
+    }
+}
+
+/// Starts `n` in-process gateways on one Redis URL.
+pub fn spawn_cluster(n: usize, redis_url: &str, configure: impl Fn(&mut Settings)) -> Vec<TestApp> {
+    (0..n)
+        .map(|i| {
+            spawn_app(|s| {
+                s.engine = gateway::settings::EngineKind::Redis;
+                s.redis.url = redis_url.to_owned();
+                s.node_id = format!("gw-{}", i + 1);
+                s.workers = 1;
+                configure(s);
+            })
+        })
+        .collect()
+}
+
+/// Waits until `/readyz` answers 200 on every gateway.
+pub async fn wait_ready(apps: &[TestApp]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for app in apps {
+        loop {
+            let ok = reqwest::get(app.http_url("/readyz")).await.map(|r| r.status().is_success()).unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "gateway {} never became ready", app.port);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }

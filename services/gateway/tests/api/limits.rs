@@ -38,11 +38,7 @@ async fn rate_limit_gives_retry_after_and_sustained_abuse_closes_with_1008() {
     let retry = limited["retry_after_ms"].as_u64().expect("retry_after_ms");
     assert!((1..=200).contains(&retry), "{retry}");
     tokio::time::sleep(Duration::from_millis(retry + 20)).await;
-    assert_eq!(
-        c.request(json!({"type": "ping"})).await["type"],
-        "pong",
-        "a token came back"
-    );
+    assert_eq!(c.request(json!({"type": "ping"})).await["type"], "pong", "a token came back");
     // Ignoring retry_after_ms over and over ends the connection.
     for _ in 0..30 {
         c.send(json!({"type": "ping"})).await;
@@ -82,23 +78,14 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_others_keep_up() {
         let url = format!("http://127.0.0.1:{port}/v1/rooms/flood/messages");
         let text = "x".repeat(4000);
         for _ in 0..FLOOD {
-            let response = client
-                .post(&url)
-                .bearer_auth("k")
-                .json(&json!({"text": text}))
-                .send()
-                .await
-                .unwrap();
+            let response = client.post(&url).bearer_auth("k").json(&json!({"text": text})).send().await.unwrap();
             assert_eq!(response.status().as_u16(), 200);
         }
     });
     // The slow client reads nothing until the gateway gives up on it...
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while app.metric("chat_slow_consumer_closes_total").await < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the slow client never overflowed"
-        );
+        assert!(std::time::Instant::now() < deadline, "the slow client never overflowed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // ...then reads what was already on the wire, and the close frame: 4008.
@@ -106,15 +93,8 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_others_keep_up() {
     flood.await.unwrap();
     assert_eq!(reader.await.unwrap(), FLOOD);
     assert_eq!(app.metric("chat_slow_consumer_closes_total").await, 1.0);
-    let members = app
-        .client("probe")
-        .await
-        .request(json!({"type": "members", "room": "flood"}))
-        .await;
-    assert!(
-        !members["members"].to_string().contains("slow"),
-        "the slow session left the room: {members}"
-    );
+    let members = app.client("probe").await.request(json!({"type": "members", "room": "flood"})).await;
+    assert!(!members["members"].to_string().contains("slow"), "the slow session left the room: {members}");
 }
 
 #[tokio::test]
@@ -123,10 +103,7 @@ async fn silent_peers_are_closed_after_two_heartbeats() {
     let mut silent = app.client("silent").await;
     // This client does not read (so it never answers pings) for a while.
     tokio::time::sleep(Duration::from_millis(900)).await;
-    assert_eq!(
-        silent.expect_close(Duration::from_secs(3)).await,
-        Some(1000)
-    );
+    assert_eq!(silent.expect_close(Duration::from_secs(3)).await, Some(1000));
 }
 
 #[tokio::test]
@@ -151,11 +128,7 @@ async fn server_sends_websocket_pings() {
     use futures_util::StreamExt;
     let app = spawn_app(|s| s.heartbeat.interval_ms = 150);
     let mut c = app.client("c").await;
-    let next = tokio::time::timeout(Duration::from_secs(2), c.ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(2), c.ws.next()).await.unwrap().unwrap().unwrap();
     assert!(matches!(next, Message::Ping(_)), "{next:?}");
 }
 
@@ -164,10 +137,7 @@ async fn per_user_connection_limit_gives_429() {
     let app = spawn_app(|s| s.limits.max_connections_per_user = 2);
     let _a = app.client("u").await;
     let b = app.client("u").await;
-    let refused = Client::connect(&app.ws_url("user=u"))
-        .await
-        .err()
-        .expect("third is refused");
+    let refused = Client::connect(&app.ws_url("user=u")).await.err().expect("third is refused");
     assert_eq!(refused.status, 429);
     assert_eq!(refused.body["error"]["code"], "too_many_connections");
     let _other = app.client("someone-else").await;

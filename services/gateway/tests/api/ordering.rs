@@ -62,36 +62,18 @@ async fn concurrent_senders_every_session_sees_one_gapless_order() {
     let mut all_acked = Vec::new();
     for task in sending {
         let acked = task.await.unwrap();
-        assert!(
-            acked.windows(2).all(|w| w[0] < w[1]),
-            "one sender's messages keep its order"
-        );
+        assert!(acked.windows(2).all(|w| w[0] < w[1]), "one sender's messages keep its order");
         all_acked.extend(acked);
     }
     all_acked.sort_unstable();
-    assert_eq!(
-        all_acked,
-        (1..=TOTAL).collect::<Vec<_>>(),
-        "every send got its own seq, no gaps"
-    );
+    assert_eq!(all_acked, (1..=TOTAL).collect::<Vec<_>>(), "every send got its own seq, no gaps");
     for task in observing {
         assert_eq!(task.await.unwrap(), (1..=TOTAL).collect::<Vec<_>>());
     }
     let mut reader = app.client("reader").await;
-    let page = reader
-        .request(json!({"type": "history", "room": "race", "limit": 1000}))
-        .await;
-    let stored: Vec<u64> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        stored,
-        (1..=TOTAL).collect::<Vec<_>>(),
-        "history is in seq order"
-    );
+    let page = reader.request(json!({"type": "history", "room": "race", "limit": 1000})).await;
+    let stored: Vec<u64> = page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(stored, (1..=TOTAL).collect::<Vec<_>>(), "history is in seq order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,9 +86,7 @@ async fn join_while_others_send_is_gapless() {
     let sending = tokio::spawn(async move {
         let mut n = 0u64;
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-            sender
-                .send(json!({"type": "send", "room": "busy", "text": format!("m{n}")}))
-                .await;
+            sender.send(json!({"type": "send", "room": "busy", "text": format!("m{n}")})).await;
             n += 1;
             if n % 20 == 0 {
                 // Read our own traffic so we are not a slow consumer.
@@ -118,31 +98,17 @@ async fn join_while_others_send_is_gapless() {
     for round in 0..5 {
         tokio::time::sleep(Duration::from_millis(30)).await;
         let mut joiner = app.client(&format!("joiner{round}")).await;
-        let joined = joiner
-            .request(json!({"type": "join", "room": "busy", "limit": 1000}))
-            .await;
-        let history: Vec<u64> = joined["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["seq"].as_u64().unwrap())
-            .collect();
+        let joined = joiner.request(json!({"type": "join", "room": "busy", "limit": 1000})).await;
+        let history: Vec<u64> =
+            joined["history"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
         let mut last = joined["seq"].as_u64().unwrap();
-        assert_eq!(
-            history.last().copied().unwrap_or(0),
-            last,
-            "history ends at the joined seq"
-        );
+        assert_eq!(history.last().copied().unwrap_or(0), last, "history ends at the joined seq");
         let mut live = 0;
         while live < 30 {
             let frame = joiner.recv().await;
             if frame["type"] == "message" {
                 let seq = frame["seq"].as_u64().unwrap();
-                assert_eq!(
-                    seq,
-                    last + 1,
-                    "live continues exactly where history ended (round {round})"
-                );
+                assert_eq!(seq, last + 1, "live continues exactly where history ended (round {round})");
                 last = seq;
                 live += 1;
             }

@@ -13,9 +13,8 @@ use serde_json::json;
 
 use chat_shared::protocol::{RoomName, StoredMessage, UserId, UserRef};
 use gateway::engine::{
-    memory, Admission, Bus, BusMessage, ConnectionLimits, DmDraft, Engine, EngineError,
-    EngineResult, HistoryStore, PresenceStore, Replay, ReplayFrom, RoomDraft, SessionInfo, Stored,
-    Topic,
+    memory, Admission, Bus, BusMessage, ConnectionLimits, DmDraft, Engine, EngineError, EngineResult, HistoryStore,
+    PresenceStore, Replay, ReplayFrom, RoomDraft, SessionInfo, Stored, Topic,
 };
 
 use crate::helpers::{spawn_app_with, Client};
@@ -29,9 +28,7 @@ struct Switch {
 impl Switch {
     fn check(&self) -> EngineResult<()> {
         if self.down.load(Ordering::SeqCst) {
-            Err(EngineError::Unavailable(
-                "backend switched off by the test".into(),
-            ))
+            Err(EngineError::Unavailable("backend switched off by the test".into()))
         } else {
             Ok(())
         }
@@ -56,11 +53,7 @@ impl Bus for Switch {
 
 #[async_trait]
 impl PresenceStore for Switch {
-    async fn admit(
-        &self,
-        session: &SessionInfo,
-        limits: ConnectionLimits,
-    ) -> EngineResult<Admission> {
+    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> EngineResult<Admission> {
         self.check()?;
         self.inner.presence.admit(session, limits).await
     }
@@ -79,6 +72,10 @@ impl PresenceStore for Switch {
         self.check()?;
         self.inner.presence.members(room).await
     }
+    async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>> {
+        self.check()?;
+        self.inner.presence.take_user_token(user, per_second).await
+    }
 }
 
 #[async_trait]
@@ -91,12 +88,7 @@ impl HistoryStore for Switch {
         self.check()?;
         self.inner.history.replay(room, from).await
     }
-    async fn page(
-        &self,
-        room: &RoomName,
-        before: Option<u64>,
-        limit: usize,
-    ) -> EngineResult<Vec<StoredMessage>> {
+    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
         self.check()?;
         self.inner.history.page(room, before, limit).await
     }
@@ -116,22 +108,15 @@ async fn backend_failures_answer_unavailable_and_change_nothing() {
     let switch_state = down.clone();
     let app = spawn_app_with(
         |s| s.admin.api_key = Some("k".into()),
-        Some(Box::new(move |sink| {
+        Some(Box::new(move |sink, _metrics| {
             let settings = memory::MemorySettings {
                 history_size: 1000,
                 idempotency_window: Duration::from_secs(300),
                 offline_queue_max_messages: 100,
                 offline_ttl: Duration::from_secs(3600),
             };
-            let switch = Arc::new(Switch {
-                inner: memory::engine(sink, settings),
-                down: switch_state,
-            });
-            Engine {
-                bus: switch.clone(),
-                presence: switch.clone(),
-                history: switch,
-            }
+            let switch = Arc::new(Switch { inner: memory::engine(sink, settings), down: switch_state });
+            Ok(Engine { bus: switch.clone(), presence: switch.clone(), history: switch })
         })),
     );
     let mut a = app.client("a").await;
@@ -150,39 +135,16 @@ async fn backend_failures_answer_unavailable_and_change_nothing() {
         assert_eq!(reply["type"], "error", "{frame}");
         assert_eq!(reply["code"], "unavailable", "{frame}: {reply}");
     }
-    assert_eq!(
-        a.request(json!({"type": "ping"})).await["type"],
-        "pong",
-        "still connected"
-    );
-    let refused = Client::connect(&app.ws_url("user=late"))
-        .await
-        .err()
-        .expect("no admission while down");
+    assert_eq!(a.request(json!({"type": "ping"})).await["type"], "pong", "still connected");
+    let refused = Client::connect(&app.ws_url("user=late")).await.err().expect("no admission while down");
     assert_eq!(refused.status, 503);
-    let (status, _) = crate::helpers::admin_post(
-        &app,
-        "k",
-        "/v1/rooms/r/messages",
-        json!({"text": "operator"}),
-    )
-    .await;
+    let (status, _) = crate::helpers::admin_post(&app, "k", "/v1/rooms/r/messages", json!({"text": "operator"})).await;
     assert_eq!(status, 503);
     down.store(false, Ordering::SeqCst);
     // Still in "r" (the failed leave changed nothing), not in "other".
-    let ack = a
-        .request(json!({"type": "send", "room": "r", "text": "back"}))
-        .await;
-    assert_eq!(
-        (ack["type"].as_str(), ack["seq"].as_u64()),
-        (Some("ack"), Some(1)),
-        "the failed send stored nothing"
-    );
+    let ack = a.request(json!({"type": "send", "room": "r", "text": "back"})).await;
+    assert_eq!((ack["type"].as_str(), ack["seq"].as_u64()), (Some("ack"), Some(1)), "the failed send stored nothing");
     let members = a.request(json!({"type": "members", "room": "other"})).await;
-    assert_eq!(
-        members["members"],
-        json!([]),
-        "the failed join left no presence"
-    );
+    assert_eq!(members["members"], json!([]), "the failed join left no presence");
     assert_eq!(a.recv_type("message").await["text"], "back");
 }

@@ -16,10 +16,7 @@ async fn presence_on_first_join_and_last_leave_to_other_users_only() {
     let mut bob = app.client("bob").await;
     let mut bob2 = app.client("bob").await;
     let joined = bob.join("r").await;
-    assert_eq!(
-        joined["members"],
-        json!([{"id": "bob", "name": "bob"}, {"id": "watcher", "name": "watcher"}])
-    );
+    assert_eq!(joined["members"], json!([{"id": "bob", "name": "bob"}, {"id": "watcher", "name": "watcher"}]));
     let online = watcher.recv().await;
     assert_eq!(
         online,
@@ -36,9 +33,7 @@ async fn presence_on_first_join_and_last_leave_to_other_users_only() {
     assert_eq!(offline["type"], "presence");
     assert_eq!(offline["state"], "offline");
     assert_eq!(offline["user"]["id"], "bob");
-    let members = watcher
-        .request(json!({"type": "members", "room": "r"}))
-        .await;
+    let members = watcher.request(json!({"type": "members", "room": "r"})).await;
     assert_eq!(
         members,
         json!({"type": "members", "re": 2, "room": "r", "members": [{"id": "watcher", "name": "watcher"}]})
@@ -51,13 +46,9 @@ async fn members_works_without_joining() {
     let mut a = app.client("a").await;
     a.join("r").await;
     let mut outsider = app.client("z").await;
-    let members = outsider
-        .request(json!({"type": "members", "room": "r"}))
-        .await;
+    let members = outsider.request(json!({"type": "members", "room": "r"})).await;
     assert_eq!(members["members"], json!([{"id": "a", "name": "a"}]));
-    let empty = outsider
-        .request(json!({"type": "members", "room": "nobody"}))
-        .await;
+    let empty = outsider.request(json!({"type": "members", "room": "nobody"})).await;
     assert_eq!(empty["members"], json!([]));
 }
 
@@ -71,25 +62,14 @@ async fn typing_is_relayed_throttled_and_stopped() {
     typist.recv_type("presence").await;
     typist.send(json!({"type": "typing", "room": "room"})).await;
     let start = reader.recv().await;
-    assert_eq!(
-        start,
-        json!({"type": "typing", "room": "room", "user": {"id": "t", "name": "t"}, "state": "start"})
-    );
+    assert_eq!(start, json!({"type": "typing", "room": "room", "user": {"id": "t", "name": "t"}, "state": "start"}));
     // More starts within a second are dropped silently.
     for _ in 0..3 {
-        typist
-            .send(json!({"type": "typing", "room": "room", "state": "start"}))
-            .await;
+        typist.send(json!({"type": "typing", "room": "room", "state": "start"})).await;
     }
     reader.expect_silence(Duration::from_millis(200)).await;
-    typist
-        .send(json!({"type": "typing", "room": "room", "state": "stop"}))
-        .await;
-    assert_eq!(
-        reader.recv().await["state"],
-        "stop",
-        "a stop after a relayed start is relayed"
-    );
+    typist.send(json!({"type": "typing", "room": "room", "state": "stop"})).await;
+    assert_eq!(reader.recv().await["state"], "stop", "a stop after a relayed start is relayed");
     // The typist never hears itself and gets no reply.
     typist.expect_silence(Duration::from_millis(100)).await;
     // After the throttle interval a start goes through again.
@@ -108,16 +88,10 @@ async fn typing_start_ends_by_itself_after_5_seconds() {
     typist.send(json!({"type": "typing", "room": "room"})).await;
     assert_eq!(reader.recv().await["state"], "start");
     let started = Instant::now();
-    let stop = reader
-        .try_recv(Duration::from_secs(7))
-        .await
-        .expect("an automatic stop");
+    let stop = reader.try_recv(Duration::from_secs(7)).await.expect("an automatic stop");
     assert_eq!(stop["state"], "stop");
     let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(4_500) && waited < Duration::from_millis(6_500),
-        "{waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(4_500) && waited < Duration::from_millis(6_500), "{waited:?}");
 }
 
 #[tokio::test]
@@ -131,9 +105,6 @@ async fn typing_user_leaving_ends_typing() {
     assert_eq!(reader.recv().await["state"], "start");
     drop(typist);
     let stop = reader.recv().await;
-    assert_eq!(
-        (stop["type"].as_str(), stop["state"].as_str()),
-        (Some("typing"), Some("stop"))
-    );
+    assert_eq!((stop["type"].as_str(), stop["state"].as_str()), (Some("typing"), Some("stop")));
     assert_eq!(reader.recv().await["state"], "offline");
 }

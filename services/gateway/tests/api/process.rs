@@ -12,41 +12,22 @@ use crate::helpers::{Client, GatewayProcess};
 async fn token_subcommand_mints_a_token_the_gateway_accepts() {
     let secret = "process-secret";
     let output = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .args([
-            "token",
-            "--sub",
-            "alice",
-            "--name",
-            "Alice",
-            "--ttl",
-            "600",
-            "--rooms",
-            "lobby,team-*",
-        ])
+        .args(["token", "--sub", "alice", "--name", "Alice", "--ttl", "600", "--rooms", "lobby,team-*"])
         .env("CHAT_AUTH__HS256_SECRET", secret)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     let gateway = GatewayProcess::start(&[
         ("CHAT_AUTH__MODE", "jwt"),
         ("CHAT_AUTH__HS256_SECRET", secret),
         ("CHAT_NODE_ID", "gw-proc"),
     ]);
-    let mut c = Client::connect(&gateway.ws_url(&format!("token={token}")))
-        .await
-        .unwrap();
+    let mut c = Client::connect(&gateway.ws_url(&format!("token={token}"))).await.unwrap();
     let welcome = c.recv().await;
     assert_eq!(welcome["user"], json!({"id": "alice", "name": "Alice"}));
     assert_eq!(welcome["node"], "gw-proc", "CHAT_NODE_ID is read");
-    assert_eq!(
-        c.request(json!({"type": "join", "room": "secret"})).await["code"],
-        "forbidden"
-    );
+    assert_eq!(c.request(json!({"type": "join", "room": "secret"})).await["code"], "forbidden");
     let no_secret = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["token", "--sub", "a"])
         .env_remove("CHAT_AUTH__HS256_SECRET")
@@ -84,9 +65,7 @@ async fn sigint_stops_it_too_and_bad_configuration_is_refused() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("auth.hs256_secret"));
-    let typo = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env("CHAT_LIMITS__MAX_FRAME_BYTES", "lots")
-        .output()
-        .unwrap();
+    let typo =
+        Command::new(env!("CARGO_BIN_EXE_gateway")).env("CHAT_LIMITS__MAX_FRAME_BYTES", "lots").output().unwrap();
     assert_eq!(typo.status.code(), Some(2));
 }

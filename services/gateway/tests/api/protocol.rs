@@ -10,19 +10,14 @@ use crate::helpers::{spawn_app, Client};
 #[tokio::test]
 async fn welcome_comes_first_with_identity_node_and_limits() {
     let app = spawn_app(|s| s.node_id = "gw-7".into());
-    let mut c = Client::connect(&app.ws_url("name=Alice&user=u1"))
-        .await
-        .unwrap();
+    let mut c = Client::connect(&app.ws_url("name=Alice&user=u1")).await.unwrap();
     let welcome = c.recv().await;
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["user"], json!({"id": "u1", "name": "Alice"}));
     assert_eq!(welcome["node"], "gw-7");
     assert_eq!(welcome["heartbeat_ms"], 25_000);
     assert!(welcome["session"].as_str().unwrap().starts_with("s-"));
-    assert_eq!(
-        welcome["limits"],
-        json!({"max_frame_bytes": 65536, "max_text_bytes": 4096, "messages_per_second": 20})
-    );
+    assert_eq!(welcome["limits"], json!({"max_frame_bytes": 65536, "max_text_bytes": 4096, "messages_per_second": 20}));
 }
 
 #[tokio::test]
@@ -34,36 +29,20 @@ async fn anonymous_identity_defaults() {
     assert!(!w["user"]["id"].as_str().unwrap().is_empty());
     let mut bare = Client::connect(&app.ws_url("")).await.unwrap();
     let w = bare.recv().await;
-    assert_eq!(
-        w["user"]["name"], w["user"]["id"],
-        "the name defaults to the user id"
-    );
+    assert_eq!(w["user"]["name"], w["user"]["id"], "the name defaults to the user id");
     let mut other = Client::connect(&app.ws_url("")).await.unwrap();
-    assert_ne!(
-        other.recv().await["user"]["id"],
-        w["user"]["id"],
-        "made-up ids differ"
-    );
+    assert_ne!(other.recv().await["user"]["id"], w["user"]["id"], "made-up ids differ");
 }
 
 #[tokio::test]
 async fn invalid_anonymous_identity_is_refused_with_400() {
     let app = spawn_app(|_| {});
     let long = "n".repeat(65);
-    for query in [
-        format!("name={long}"),
-        "user=a%07b".to_owned(),
-        "name=".to_owned(),
-    ] {
-        let refused = Client::connect(&app.ws_url(&query))
-            .await
-            .err()
-            .expect("refused");
+    for query in [format!("name={long}"), "user=a%07b".to_owned(), "name=".to_owned()] {
+        let refused = Client::connect(&app.ws_url(&query)).await.err().expect("refused");
         assert_eq!(refused.status, 400, "{query}");
         assert_eq!(refused.body["error"]["code"], "bad_request", "{query}");
-        assert!(refused.body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()));
+        assert!(refused.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
 }
 
@@ -90,34 +69,13 @@ async fn malformed_frames_get_bad_request_and_change_nothing() {
         (Message::Text("[1,2,3]".into()), None),
         (Message::Text("\"join\"".into()), None),
         (Message::Text(r#"{"id":1}"#.into()), Some(json!(1))),
-        (
-            Message::Text(r#"{"type":"join","id":2}"#.into()),
-            Some(json!(2)),
-        ),
-        (
-            Message::Text(r#"{"type":"join","id":3,"room":"has space"}"#.into()),
-            Some(json!(3)),
-        ),
-        (
-            Message::Text(r#"{"type":"join","id":4,"room":"r","limit":-1}"#.into()),
-            Some(json!(4)),
-        ),
-        (
-            Message::Text(r#"{"type":"join","id":5,"room":"r","since":1.5}"#.into()),
-            Some(json!(5)),
-        ),
-        (
-            Message::Text(r#"{"type":"history","id":6,"room":"r","before":"x"}"#.into()),
-            Some(json!(6)),
-        ),
-        (
-            Message::Text(r#"{"type":"dm","id":7,"to":"","text":"x"}"#.into()),
-            Some(json!(7)),
-        ),
-        (
-            Message::Text(r#"{"type":"send","id":"s","room":"r","text":42}"#.into()),
-            Some(json!("s")),
-        ),
+        (Message::Text(r#"{"type":"join","id":2}"#.into()), Some(json!(2))),
+        (Message::Text(r#"{"type":"join","id":3,"room":"has space"}"#.into()), Some(json!(3))),
+        (Message::Text(r#"{"type":"join","id":4,"room":"r","limit":-1}"#.into()), Some(json!(4))),
+        (Message::Text(r#"{"type":"join","id":5,"room":"r","since":1.5}"#.into()), Some(json!(5))),
+        (Message::Text(r#"{"type":"history","id":6,"room":"r","before":"x"}"#.into()), Some(json!(6))),
+        (Message::Text(r#"{"type":"dm","id":7,"to":"","text":"x"}"#.into()), Some(json!(7))),
+        (Message::Text(r#"{"type":"send","id":"s","room":"r","text":42}"#.into()), Some(json!("s"))),
         (Message::Binary(vec![1, 2, 3].into()), None),
     ];
     for (frame, re) in cases {
@@ -132,9 +90,7 @@ async fn malformed_frames_get_bad_request_and_change_nothing() {
     // Nothing was joined by the bad joins.
     let members = c.request(json!({"type": "members", "room": "r"})).await;
     assert_eq!(members["members"], json!([]));
-    let sent = c
-        .request(json!({"type": "send", "room": "r", "text": "x"}))
-        .await;
+    let sent = c.request(json!({"type": "send", "room": "r", "text": "x"})).await;
     assert_eq!(sent["code"], "not_joined");
 }
 
@@ -153,39 +109,23 @@ async fn text_rules_empty_and_too_large() {
     let app = spawn_app(|s| s.limits.max_text_bytes = 10);
     let mut c = app.client("u1").await;
     c.join("r").await;
-    let err = c
-        .request(json!({"type": "send", "room": "r", "text": ""}))
-        .await;
+    let err = c.request(json!({"type": "send", "room": "r", "text": ""})).await;
     assert_eq!(err["code"], "bad_request");
-    let err = c
-        .request(json!({"type": "send", "room": "r", "text": "x".repeat(11)}))
-        .await;
+    let err = c.request(json!({"type": "send", "room": "r", "text": "x".repeat(11)})).await;
     assert_eq!(err["code"], "too_large");
     // 10 bytes of UTF-8 is fine; 5 two-byte characters are 10 bytes, 6 are 12.
-    assert_eq!(
-        c.request(json!({"type": "send", "room": "r", "text": "é".repeat(5)}))
-            .await["type"],
-        "ack"
-    );
-    let err = c
-        .request(json!({"type": "dm", "to": "u2", "text": "é".repeat(6)}))
-        .await;
+    assert_eq!(c.request(json!({"type": "send", "room": "r", "text": "é".repeat(5)})).await["type"], "ack");
+    let err = c.request(json!({"type": "dm", "to": "u2", "text": "é".repeat(6)})).await;
     assert_eq!(err["code"], "too_large");
     let history = c.request(json!({"type": "history", "room": "r"})).await;
-    assert_eq!(
-        history["messages"].as_array().unwrap().len(),
-        1,
-        "rejected sends were not stored"
-    );
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1, "rejected sends were not stored");
 }
 
 #[tokio::test]
 async fn unknown_fields_are_ignored() {
     let app = spawn_app(|_| {});
     let mut c = app.client("u1").await;
-    let joined = c
-        .request(json!({"type": "join", "room": "r", "color": "blue", "v": 2}))
-        .await;
+    let joined = c.request(json!({"type": "join", "room": "r", "color": "blue", "v": 2})).await;
     assert_eq!(joined["type"], "joined");
 }
 
@@ -194,8 +134,7 @@ async fn replies_come_back_in_request_order() {
     let app = spawn_app(|_| {});
     let mut c = app.client("u1").await;
     for i in 0..10 {
-        c.send(json!({"type": "join", "id": i * 2, "room": format!("r{i}")}))
-            .await;
+        c.send(json!({"type": "join", "id": i * 2, "room": format!("r{i}")})).await;
         c.send(json!({"type": "ping", "id": i * 2 + 1})).await;
     }
     let mut seen = Vec::new();
@@ -216,11 +155,7 @@ async fn unknown_http_paths_get_404_json() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
     let response = reqwest::get(app.http_url("/ws")).await.unwrap();
-    assert_eq!(
-        response.status().as_u16(),
-        400,
-        "a plain GET /ws is not an upgrade"
-    );
+    assert_eq!(response.status().as_u16(), 400, "a plain GET /ws is not an upgrade");
 }
 
 #[tokio::test]
@@ -235,12 +170,7 @@ async fn health_readiness_and_metrics() {
     c.say("r", "hello").await;
     c.request(json!({"type": "teleport"})).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let body = reqwest::get(app.http_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = reqwest::get(app.http_url("/metrics")).await.unwrap().text().await.unwrap();
     for name in [
         "chat_connections 1",
         "chat_frames_in_total{type=\"send\"} 1",

@@ -9,12 +9,7 @@ use crate::helpers::{admin_post, spawn_app};
 const QUIET: Duration = Duration::from_millis(300);
 
 fn seqs(messages: &Value) -> Vec<u64> {
-    messages
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap())
-        .collect()
+    messages.as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect()
 }
 
 #[tokio::test]
@@ -28,9 +23,7 @@ async fn send_reaches_every_session_in_the_room_and_only_them() {
     alice2.join("r").await;
     bob.join("r").await;
     carol.join("elsewhere").await;
-    let ack = alice
-        .request(json!({"type": "send", "room": "r", "text": "hello"}))
-        .await;
+    let ack = alice.request(json!({"type": "send", "room": "r", "text": "hello"})).await;
     assert_eq!(ack["type"], "ack");
     assert_eq!(ack["room"], "r");
     assert_eq!(ack["seq"], 1);
@@ -58,10 +51,7 @@ async fn many_rooms_per_connection() {
     a.recv_type("presence").await;
     b.say("two", "in two").await;
     let msg = a.recv_type("message").await;
-    assert_eq!(
-        (msg["room"].as_str(), msg["seq"].as_u64()),
-        (Some("two"), Some(1))
-    );
+    assert_eq!((msg["room"].as_str(), msg["seq"].as_u64()), (Some("two"), Some(1)));
     a.say("three", "in three").await;
     let own = a.recv_type("message").await;
     assert_eq!(own["room"], "three");
@@ -74,15 +64,8 @@ async fn send_needs_a_joined_room_and_leave_stops_delivery() {
     let app = spawn_app(|_| {});
     let mut a = app.client("a").await;
     let mut b = app.client("b").await;
-    assert_eq!(
-        a.request(json!({"type": "send", "room": "r", "text": "x"}))
-            .await["code"],
-        "not_joined"
-    );
-    assert_eq!(
-        a.request(json!({"type": "typing", "room": "r"})).await["code"],
-        "not_joined"
-    );
+    assert_eq!(a.request(json!({"type": "send", "room": "r", "text": "x"})).await["code"], "not_joined");
+    assert_eq!(a.request(json!({"type": "typing", "room": "r"})).await["code"], "not_joined");
     a.join("r").await;
     b.join("r").await;
     assert_eq!(a.recv().await["type"], "presence");
@@ -92,11 +75,7 @@ async fn send_needs_a_joined_room_and_leave_stops_delivery() {
     assert_eq!(again["type"], "left", "leaving twice is not an error");
     b.say("r", "after").await;
     a.expect_silence(QUIET).await;
-    assert_eq!(
-        a.request(json!({"type": "send", "room": "r", "text": "x"}))
-            .await["code"],
-        "not_joined"
-    );
+    assert_eq!(a.request(json!({"type": "send", "room": "r", "text": "x"})).await["code"], "not_joined");
 }
 
 #[tokio::test]
@@ -112,73 +91,32 @@ async fn join_replays_the_newest_messages_oldest_first() {
     assert_eq!(joined["seq"], 60);
     assert_eq!(joined["recovered"], false);
     assert!(joined["epoch"].as_str().is_some_and(|e| !e.is_empty()));
-    assert_eq!(
-        seqs(&joined["history"]),
-        (11..=60).collect::<Vec<_>>(),
-        "default limit 50"
-    );
+    assert_eq!(seqs(&joined["history"]), (11..=60).collect::<Vec<_>>(), "default limit 50");
     let first = &joined["history"][0];
-    assert_eq!(
-        first["type"], "message",
-        "history entries are message frames"
-    );
+    assert_eq!(first["type"], "message", "history entries are message frames");
     assert_eq!(first["text"], "m11");
-    assert_eq!(
-        joined["members"],
-        json!([{"id": "a", "name": "a"}, {"id": "b", "name": "b"}])
-    );
-    let joined = b
-        .request(json!({"type": "join", "room": "r", "limit": 3}))
-        .await;
-    assert_eq!(
-        seqs(&joined["history"]),
-        vec![58, 59, 60],
-        "joining again is answered again"
-    );
-    let empty = b
-        .request(json!({"type": "join", "room": "never", "limit": 0}))
-        .await;
-    assert_eq!(
-        (empty["seq"].as_u64(), empty["history"].clone()),
-        (Some(0), json!([]))
-    );
+    assert_eq!(joined["members"], json!([{"id": "a", "name": "a"}, {"id": "b", "name": "b"}]));
+    let joined = b.request(json!({"type": "join", "room": "r", "limit": 3})).await;
+    assert_eq!(seqs(&joined["history"]), vec![58, 59, 60], "joining again is answered again");
+    let empty = b.request(json!({"type": "join", "room": "never", "limit": 0})).await;
+    assert_eq!((empty["seq"].as_u64(), empty["history"].clone()), (Some(0), json!([])));
 }
 
 #[tokio::test]
 async fn history_keeps_the_last_1000_and_clamps_limits() {
     let app = spawn_app(|s| s.admin.api_key = Some("k".into()));
     for i in 1..=1005 {
-        let (status, _) = admin_post(
-            &app,
-            "k",
-            "/v1/rooms/big/messages",
-            json!({"text": format!("m{i}")}),
-        )
-        .await;
+        let (status, _) = admin_post(&app, "k", "/v1/rooms/big/messages", json!({"text": format!("m{i}")})).await;
         assert_eq!(status, 200);
     }
     let mut c = app.client("c").await;
-    let joined = c
-        .request(json!({"type": "join", "room": "big", "limit": 5000}))
-        .await;
+    let joined = c.request(json!({"type": "join", "room": "big", "limit": 5000})).await;
     assert_eq!(joined["seq"], 1005);
-    assert_eq!(
-        seqs(&joined["history"]),
-        (6..=1005).collect::<Vec<_>>(),
-        "the 1001st message pushed out the 1st"
-    );
-    let page = c
-        .request(json!({"type": "history", "room": "big", "limit": 5000}))
-        .await;
+    assert_eq!(seqs(&joined["history"]), (6..=1005).collect::<Vec<_>>(), "the 1001st message pushed out the 1st");
+    let page = c.request(json!({"type": "history", "room": "big", "limit": 5000})).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1000);
-    let page = c
-        .request(json!({"type": "history", "room": "big", "before": 10, "limit": 50}))
-        .await;
-    assert_eq!(
-        seqs(&page["messages"]),
-        vec![6, 7, 8, 9],
-        "nothing older than the window"
-    );
+    let page = c.request(json!({"type": "history", "room": "big", "before": 10, "limit": 50})).await;
+    assert_eq!(seqs(&page["messages"]), vec![6, 7, 8, 9], "nothing older than the window");
 }
 
 #[tokio::test]
@@ -190,35 +128,17 @@ async fn history_pages_backwards() {
         a.say("r", &format!("m{i}")).await;
     }
     let mut reader = app.client("reader").await;
-    let page = reader
-        .request(json!({"type": "history", "room": "r", "limit": 5}))
-        .await;
+    let page = reader.request(json!({"type": "history", "room": "r", "limit": 5})).await;
     assert_eq!(page["type"], "history");
     assert_eq!(page["room"], "r");
-    assert_eq!(
-        seqs(&page["messages"]),
-        vec![16, 17, 18, 19, 20],
-        "works without joining"
-    );
-    let page = reader
-        .request(json!({"type": "history", "room": "r", "before": 16, "limit": 5}))
-        .await;
+    assert_eq!(seqs(&page["messages"]), vec![16, 17, 18, 19, 20], "works without joining");
+    let page = reader.request(json!({"type": "history", "room": "r", "before": 16, "limit": 5})).await;
     assert_eq!(seqs(&page["messages"]), vec![11, 12, 13, 14, 15]);
-    let page = reader
-        .request(json!({"type": "history", "room": "r", "before": 3}))
-        .await;
+    let page = reader.request(json!({"type": "history", "room": "r", "before": 3})).await;
     assert_eq!(seqs(&page["messages"]), vec![1, 2]);
-    let page = reader
-        .request(json!({"type": "history", "room": "r"}))
-        .await;
-    assert_eq!(
-        seqs(&page["messages"]),
-        (1..=20).collect::<Vec<_>>(),
-        "default limit 50"
-    );
-    let page = reader
-        .request(json!({"type": "history", "room": "empty"}))
-        .await;
+    let page = reader.request(json!({"type": "history", "room": "r"})).await;
+    assert_eq!(seqs(&page["messages"]), (1..=20).collect::<Vec<_>>(), "default limit 50");
+    let page = reader.request(json!({"type": "history", "room": "empty"})).await;
     assert_eq!(page["messages"], json!([]));
 }
 
@@ -235,53 +155,23 @@ async fn resume_with_since_and_epoch() {
         a.say("r", &format!("m{i}")).await;
     }
     let mut b = app.client("b").await;
-    let resumed = b
-        .request(json!({"type": "join", "room": "r", "since": 5, "epoch": epoch, "limit": 1}))
-        .await;
-    assert_eq!(
-        seqs(&resumed["history"]),
-        vec![6, 7, 8],
-        "limit is ignored with since"
-    );
+    let resumed = b.request(json!({"type": "join", "room": "r", "since": 5, "epoch": epoch, "limit": 1})).await;
+    assert_eq!(seqs(&resumed["history"]), vec![6, 7, 8], "limit is ignored with since");
     assert_eq!(resumed["recovered"], true);
-    let resumed = b
-        .request(json!({"type": "join", "room": "r", "since": 8, "epoch": epoch}))
-        .await;
-    assert_eq!(
-        (resumed["history"].clone(), resumed["recovered"].clone()),
-        (json!([]), json!(true))
-    );
-    let resumed = b
-        .request(json!({"type": "join", "room": "r", "since": 3}))
-        .await;
+    let resumed = b.request(json!({"type": "join", "room": "r", "since": 8, "epoch": epoch})).await;
+    assert_eq!((resumed["history"].clone(), resumed["recovered"].clone()), (json!([]), json!(true)));
+    let resumed = b.request(json!({"type": "join", "room": "r", "since": 3})).await;
     assert_eq!(resumed["recovered"], true, "epoch is optional");
-    let ahead = b
-        .request(json!({"type": "join", "room": "r", "since": 99, "epoch": epoch}))
-        .await;
-    assert_eq!(
-        (ahead["history"].clone(), ahead["recovered"].clone()),
-        (json!([]), json!(false))
-    );
-    let other_epoch = b
-        .request(json!({"type": "join", "room": "r", "since": 5, "epoch": "not-it"}))
-        .await;
+    let ahead = b.request(json!({"type": "join", "room": "r", "since": 99, "epoch": epoch})).await;
+    assert_eq!((ahead["history"].clone(), ahead["recovered"].clone()), (json!([]), json!(false)));
+    let other_epoch = b.request(json!({"type": "join", "room": "r", "since": 5, "epoch": "not-it"})).await;
     assert_eq!(other_epoch["recovered"], false);
-    assert_eq!(
-        seqs(&other_epoch["history"]).last(),
-        Some(&8),
-        "a lost history starts afresh"
-    );
+    assert_eq!(seqs(&other_epoch["history"]).last(), Some(&8), "a lost history starts afresh");
     for i in 9..=20 {
         a.say("r", &format!("m{i}")).await;
     }
-    let too_old = b
-        .request(json!({"type": "join", "room": "r", "since": 5, "epoch": epoch}))
-        .await;
-    assert_eq!(
-        seqs(&too_old["history"]),
-        (11..=20).collect::<Vec<_>>(),
-        "at most the history size"
-    );
+    let too_old = b.request(json!({"type": "join", "room": "r", "since": 5, "epoch": epoch})).await;
+    assert_eq!(seqs(&too_old["history"]), (11..=20).collect::<Vec<_>>(), "at most the history size");
     assert_eq!(too_old["recovered"], false, "messages 6..10 were lost");
 }
 
@@ -292,29 +182,18 @@ async fn client_id_makes_sends_idempotent() {
     let mut b = app.client("b").await;
     a.join("r").await;
     b.join("r").await;
-    let first = a
-        .request(json!({"type": "send", "room": "r", "text": "once", "client_id": "c-1"}))
-        .await;
-    let again = a
-        .request(json!({"type": "send", "room": "r", "text": "once", "client_id": "c-1"}))
-        .await;
-    assert_eq!(
-        (first["seq"].clone(), first["ts"].clone()),
-        (again["seq"].clone(), again["ts"].clone())
-    );
+    let first = a.request(json!({"type": "send", "room": "r", "text": "once", "client_id": "c-1"})).await;
+    let again = a.request(json!({"type": "send", "room": "r", "text": "once", "client_id": "c-1"})).await;
+    assert_eq!((first["seq"].clone(), first["ts"].clone()), (again["seq"].clone(), again["ts"].clone()));
     let msg = b.recv_type("message").await;
     assert_eq!(msg["client_id"], "c-1");
     b.expect_silence(QUIET).await;
     // Another user may use the same client_id.
-    let other = b
-        .request(json!({"type": "send", "room": "r", "text": "mine", "client_id": "c-1"}))
-        .await;
+    let other = b.request(json!({"type": "send", "room": "r", "text": "mine", "client_id": "c-1"})).await;
     assert_eq!(other["seq"], 2);
     let history = a.request(json!({"type": "history", "room": "r"})).await;
     assert_eq!(seqs(&history["messages"]), vec![1, 2]);
-    let bad = a
-        .request(json!({"type": "send", "room": "r", "text": "x", "client_id": "c".repeat(129)}))
-        .await;
+    let bad = a.request(json!({"type": "send", "room": "r", "text": "x", "client_id": "c".repeat(129)})).await;
     assert_eq!(bad["code"], "bad_request");
 }
 
@@ -325,9 +204,7 @@ async fn dm_reaches_the_recipient_and_the_senders_other_sessions() {
     let mut alice_phone = app.client("alice").await;
     let mut bob = app.client("bob").await;
     let mut bob_phone = app.client("bob").await;
-    let ack = alice
-        .request(json!({"type": "dm", "to": "bob", "text": "psst", "client_id": "d1"}))
-        .await;
+    let ack = alice.request(json!({"type": "dm", "to": "bob", "text": "psst", "client_id": "d1"})).await;
     assert_eq!(ack["type"], "ack");
     assert_eq!(ack["to"], "bob");
     assert_eq!(ack["seq"], 1);
@@ -336,19 +213,11 @@ async fn dm_reaches_the_recipient_and_the_senders_other_sessions() {
                           "ts": ack["ts"], "seq": 1, "client_id": "d1"});
     assert_eq!(bob.recv().await, expected);
     assert_eq!(bob_phone.recv().await, expected);
-    assert_eq!(
-        alice_phone.recv().await,
-        expected,
-        "the sender's other session gets a copy"
-    );
+    assert_eq!(alice_phone.recv().await, expected, "the sender's other session gets a copy");
     alice.expect_silence(QUIET).await;
-    let reply = bob
-        .request(json!({"type": "dm", "to": "alice", "text": "hey"}))
-        .await;
+    let reply = bob.request(json!({"type": "dm", "to": "alice", "text": "hey"})).await;
     assert_eq!(reply["seq"], 2, "one conversation, one seq");
-    let again = alice
-        .request(json!({"type": "dm", "to": "bob", "text": "psst", "client_id": "d1"}))
-        .await;
+    let again = alice.request(json!({"type": "dm", "to": "bob", "text": "psst", "client_id": "d1"})).await;
     assert_eq!(again["seq"], 1, "idempotent");
 }
 
@@ -357,9 +226,7 @@ async fn offline_dms_arrive_right_after_welcome() {
     let app = spawn_app(|_| {});
     let mut alice = app.client("alice").await;
     for text in ["one", "two"] {
-        let ack = alice
-            .request(json!({"type": "dm", "to": "zoe", "text": text}))
-            .await;
+        let ack = alice.request(json!({"type": "dm", "to": "zoe", "text": text})).await;
         assert_eq!(ack["delivered"], false);
     }
     let mut zoe = app.client("zoe").await; // welcome checked by the helper

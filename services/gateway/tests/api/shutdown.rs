@@ -17,27 +17,13 @@ async fn drain_closes_every_socket_with_1001_and_clears_presence() {
     let stopper = std::thread::spawn(move || app.stop());
     assert_eq!(a.expect_close(Duration::from_secs(3)).await, Some(1001));
     assert_eq!(b.expect_close(Duration::from_secs(3)).await, Some(1001));
-    let took = tokio::task::spawn_blocking(move || stopper.join().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        took < Duration::from_secs(3),
-        "stopped within the drain timeout: {took:?}"
-    );
+    let took = tokio::task::spawn_blocking(move || stopper.join().unwrap()).await.unwrap();
+    assert!(took < Duration::from_secs(3), "stopped within the drain timeout: {took:?}");
     let room = chat_shared::protocol::RoomName::parse("r").unwrap();
-    assert_eq!(
-        node.engine.presence.members(&room).await.unwrap(),
-        vec![],
-        "nobody is left online"
-    );
+    assert_eq!(node.engine.presence.members(&room).await.unwrap(), vec![], "nobody is left online");
     assert_eq!(node.registry.session_count(), 0);
     assert!(node.is_draining());
-    assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err(),
-        "no longer accepting"
-    );
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err(), "no longer accepting");
 }
 
 #[tokio::test]
@@ -50,10 +36,7 @@ async fn readiness_fails_and_new_connections_get_503_while_draining() {
     assert_eq!(ready.status().as_u16(), 503);
     let health = reqwest::get(app.http_url("/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200, "alive while draining");
-    let refused = Client::connect(&app.ws_url("user=late"))
-        .await
-        .err()
-        .expect("refused");
+    let refused = Client::connect(&app.ws_url("user=late")).await.err().expect("refused");
     assert_eq!(refused.status, 503);
     assert_eq!(refused.body["error"]["code"], "unavailable");
     drop(stalled);

@@ -1,0 +1,577 @@
+//! The Redis engine: any number of gateways share one Redis (standalone or
+//! a Redis Cluster) and behave, for every client, like one node.
+//!
+//! - Commands go through a pool; pub/sub through one subscriber client
+//!   ([`subscriber`]) that survives reconnects.
+//! - Publishing a room message is one Lua script ([`scripts::PUBLISH_ROOM`]):
+//!   next seq, capped history, publish carrying the seq. The `ack` follows
+//!   its return.
+//! - On a Redis Cluster (`redis-cluster://…`) channels are sharded
+//!   (`SSUBSCRIBE`/`SPUBLISH`) and hash-tagged like the keys, so a room's
+//!   messages travel only through the shard that owns the room.
+//! - While Redis is unreachable, or the subscriptions are not yet restored
+//!   after a reconnect, every call fails at once with `unavailable`; after a
+//!   reconnect or a lagging receiver the node re-reads what its rooms may
+//!   have missed ([`RedisEngine::resync`]).
+//!
+//! The keys, channels and scripts are described in `docs/redis.md`.
+
+pub mod scripts;
+pub mod subscriber;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use bytestring::ByteString;
+use fred::clients::{Pool, SubscriberClient};
+use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, PubsubInterface, SetsInterface};
+use fred::prelude::{Builder, Config, ReconnectPolicy};
+use fred::types::{Expiration, SetOptions, Value};
+use rand::Rng;
+use serde_json::value::RawValue;
+
+use chat_shared::keys;
+use chat_shared::protocol::{
+    dm_prefix, message_prefix, DisplayName, PresenceState, RoomName, ServerFrame, StoredMessage, UserId, UserRef,
+};
+
+use super::{
+    Admission, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft, Engine, EngineError, EngineResult, FramePayload,
+    HistoryStore, PresenceStore, Replay, ReplayFrom, RoomDraft, SessionInfo, Stored, Topic,
+};
+use crate::metrics::Metrics;
+use scripts::Scripts;
+use subscriber::{Health, Subscriptions};
+
+/// What the Redis engine needs from the gateway's settings.
+#[derive(Debug, Clone)]
+pub struct RedisEngineSettings {
+    pub url: String,
+    pub pool_size: usize,
+    pub command_timeout: Duration,
+    pub reconnect_delay_ms: u32,
+    pub subscriber_buffer_messages: usize,
+    pub history_size: usize,
+    pub idempotency_window: Duration,
+    pub offline_queue_max_messages: usize,
+    pub offline_ttl: Duration,
+    pub lease: Duration,
+    pub node_id: Arc<str>,
+}
+
+/// See the module documentation.
+pub struct RedisEngine {
+    pool: Pool,
+    subscriber: SubscriberClient,
+    /// A Redis Cluster: sharded pub/sub.
+    sharded: bool,
+    scripts: Scripts,
+    subscriptions: Subscriptions,
+    health: Arc<Health>,
+    sink: Arc<dyn Deliver>,
+    settings: RedisEngineSettings,
+    /// Connections per client address on this node (the per-IP limit is local).
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> EngineError {
+    EngineError::Unavailable(err.to_string())
+}
+
+fn new_epoch() -> String {
+    format!("{:016x}", rand::rng().random::<u64>())
+}
+
+impl RedisEngine {
+    /// Builds the clients and starts connecting; does not wait for Redis, so
+    /// a gateway started before Redis comes up unready and then serves.
+    ///
+    /// # Errors
+    /// A malformed `redis.url`.
+    pub fn connect(
+        settings: RedisEngineSettings,
+        sink: Arc<dyn Deliver>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Engine> {
+        let config = Config::from_url(&settings.url).with_context(|| format!("redis.url {}", settings.url))?;
+        let sharded = config.server.is_clustered();
+        let mut builder = Builder::from_config(config);
+        builder
+            .with_performance_config(|perf| {
+                perf.default_command_timeout = settings.command_timeout;
+                perf.broadcast_channel_capacity = settings.subscriber_buffer_messages;
+            })
+            .with_connection_config(|conn| {
+                conn.connection_timeout = settings.command_timeout;
+                conn.internal_command_timeout = settings.command_timeout;
+                conn.max_command_attempts = 1;
+            })
+            .set_policy(ReconnectPolicy::new_constant(0, settings.reconnect_delay_ms));
+        let pool = builder.build_pool(settings.pool_size).context("redis pool")?;
+        let subscriber = builder.build_subscriber_client().context("redis subscriber")?;
+        pool.connect_pool();
+        subscriber.connect();
+        let health = Arc::new(Health::default());
+        let engine = Arc::new_cyclic(|weak: &Weak<RedisEngine>| {
+            let resync_target = weak.clone();
+            let on_resubscribed: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                if let Some(engine) = resync_target.upgrade() {
+                    tokio::spawn(async move { engine.resync().await });
+                }
+            });
+            let subscriptions = subscriber::start(
+                subscriber.clone(),
+                sharded,
+                settings.command_timeout,
+                sink.clone(),
+                metrics,
+                health.clone(),
+                on_resubscribed,
+            );
+            RedisEngine {
+                pool,
+                subscriber,
+                sharded,
+                scripts: Scripts::new(),
+                subscriptions,
+                health,
+                sink,
+                settings,
+                per_ip: Mutex::default(),
+            }
+        });
+        tokio::spawn(keep_lease(Arc::downgrade(&engine)));
+        Ok(Engine { bus: engine.clone(), presence: engine.clone(), history: engine })
+    }
+
+    fn ready(&self) -> bool {
+        self.pool.is_connected() && self.subscriber.is_connected() && self.health.subscriptions_ready()
+    }
+
+    /// Fails fast while Redis is unreachable.
+    fn check(&self) -> EngineResult<()> {
+        if self.ready() {
+            Ok(())
+        } else {
+            Err(EngineError::Unavailable("redis is unreachable".into()))
+        }
+    }
+
+    fn publish_command(&self) -> &'static str {
+        if self.sharded {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
+    fn channel(topic: &Topic) -> String {
+        match topic {
+            Topic::Room(room) => keys::room_channel(room),
+            Topic::User(user) => keys::user_channel(user),
+            Topic::Broadcast => keys::BROADCAST_CHANNEL.to_owned(),
+            Topic::Control => keys::CONTROL_CHANNEL.to_owned(),
+        }
+    }
+
+    async fn eval(
+        &self,
+        script: &fred::types::scripts::Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> EngineResult<Value> {
+        script.evalsha_with_reload::<Value, _, _>(self.pool.next(), keys, args).await.map_err(unavailable)
+    }
+
+    fn presence_payload(room: &RoomName, user: &UserRef, state: PresenceState) -> String {
+        let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state };
+        subscriber::encode(&BusMessage::Frame(FramePayload {
+            kind: "presence",
+            seq: None,
+            skip_user: Some(user.id.clone()),
+            skip_session: None,
+            json: frame.to_json(),
+        }))
+    }
+
+    fn node_entry(room: &RoomName, session: &SessionInfo) -> String {
+        format!("{room}\u{1f}{}\u{1f}{}\u{1f}{}", session.session, session.user.id, session.user.name)
+    }
+
+    /// Re-reads, for every local room, what its sessions may have missed
+    /// while the subscriptions were down or the receiver lagged.
+    async fn resync(&self) {
+        let rooms = self.sink.begin_resync();
+        for (room, after) in rooms {
+            match self.replay(&room, ReplayFrom::After(after)).await {
+                Ok(replay) => self.sink.complete_resync(&room, replay.messages),
+                Err(err) => {
+                    tracing::warn!(room = %room, cause = %err, "resync failed; live delivery continues");
+                    self.sink.complete_resync(&room, Vec::new());
+                }
+            }
+        }
+    }
+}
+
+/// Refreshes this node's lease every third of its lifetime.
+async fn keep_lease(engine: Weak<RedisEngine>) {
+    loop {
+        let Some(strong) = engine.upgrade() else { return };
+        let lease = strong.settings.lease;
+        let key = keys::node_lease(&strong.settings.node_id);
+        let ms = lease.as_millis() as i64;
+        let result: Result<(), _> = strong.pool.set(key, "alive", Some(Expiration::PX(ms)), None, false).await;
+        if let Err(err) = result {
+            tracing::debug!(cause = %err, "lease refresh failed");
+        }
+        drop(strong);
+        tokio::time::sleep(lease / 3).await;
+    }
+}
+
+fn value_u64(value: &Value) -> EngineResult<u64> {
+    match value {
+        Value::Integer(n) => u64::try_from(*n).map_err(unavailable),
+        Value::String(s) => s.parse().map_err(unavailable),
+        Value::Bytes(b) => std::str::from_utf8(b).map_err(unavailable)?.parse().map_err(unavailable),
+        other => Err(EngineError::Unavailable(format!("unexpected reply {other:?}"))),
+    }
+}
+
+fn value_string(value: Value) -> EngineResult<String> {
+    value.into_string().ok_or_else(|| EngineError::Unavailable("unexpected reply".into()))
+}
+
+fn value_array(value: Value) -> EngineResult<Vec<Value>> {
+    match value {
+        Value::Array(items) => Ok(items),
+        Value::Null => Ok(Vec::new()),
+        other => Err(EngineError::Unavailable(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// "seq:ts" from the publish script.
+fn parse_stored(reply: &str, delivered: bool) -> EngineResult<Stored> {
+    let mut parts = reply.split(':');
+    let seq = parts.next().and_then(|s| s.parse().ok());
+    let ts = parts.next().and_then(|s| s.parse().ok());
+    match (seq, ts) {
+        (Some(seq), Some(ts)) => Ok(Stored { seq, ts, delivered }),
+        _ => Err(EngineError::Unavailable(format!("unexpected reply {reply}"))),
+    }
+}
+
+fn raw(json: String) -> EngineResult<Arc<RawValue>> {
+    RawValue::from_string(json).map(Arc::from).map_err(unavailable)
+}
+
+#[async_trait]
+impl Bus for RedisEngine {
+    async fn subscribe(&self, topic: &Topic) -> EngineResult<()> {
+        self.check()?;
+        self.subscriptions.subscribe(Self::channel(topic)).await
+    }
+
+    async fn unsubscribe(&self, topic: &Topic) -> EngineResult<()> {
+        self.subscriptions.unsubscribe(Self::channel(topic));
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &Topic, msg: BusMessage) -> EngineResult<usize> {
+        self.check()?;
+        let channel = Self::channel(topic);
+        let payload = subscriber::encode(&msg);
+        let client = self.pool.next();
+        let reached: i64 =
+            if self.sharded { client.spublish(channel, payload).await } else { client.publish(channel, payload).await }
+                .map_err(unavailable)?;
+        Ok(usize::try_from(reached).unwrap_or(0))
+    }
+
+    fn ready(&self) -> bool {
+        RedisEngine::ready(self)
+    }
+}
+
+#[async_trait]
+impl PresenceStore for RedisEngine {
+    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> EngineResult<Admission> {
+        self.check()?;
+        if let Some(ip) = session.ip {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let count = per_ip.entry(ip).or_insert(0);
+            if limits.per_ip > 0 && *count >= limits.per_ip {
+                return Ok(Admission::IpLimit);
+            }
+            *count += 1;
+        }
+        let reply = self
+            .eval(
+                &self.scripts.admit,
+                vec![keys::user_connections(&session.user.id)],
+                vec![session.session.to_string(), session.node.to_string(), limits.per_user.to_string()],
+            )
+            .await;
+        let admitted = matches!(reply, Ok(Value::Integer(1)));
+        if !admitted {
+            self.release_ip(session);
+        }
+        match reply {
+            Ok(_) if admitted => Ok(Admission::Admitted),
+            Ok(_) => Ok(Admission::UserLimit),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn release(&self, session: &SessionInfo) -> EngineResult<()> {
+        self.release_ip(session);
+        let _: i64 = self
+            .pool
+            .hdel(keys::user_connections(&session.user.id), session.session.to_string())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn join(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
+        self.check()?;
+        let _: i64 = self
+            .pool
+            .sadd(keys::node_sessions(&self.settings.node_id), Self::node_entry(room, session))
+            .await
+            .map_err(unavailable)?;
+        self.eval(
+            &self.scripts.presence_join,
+            vec![keys::room_presence_sessions(room), keys::room_presence_users(room), keys::room_presence_names(room)],
+            vec![
+                session.session.to_string(),
+                session.user.id.to_string(),
+                session.user.name.to_string(),
+                self.publish_command().to_owned(),
+                keys::room_channel(room),
+                Self::presence_payload(room, &session.user, PresenceState::Online),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn leave(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
+        self.check()?;
+        self.eval(
+            &self.scripts.presence_leave,
+            vec![keys::room_presence_sessions(room), keys::room_presence_users(room), keys::room_presence_names(room)],
+            vec![
+                session.session.to_string(),
+                session.user.id.to_string(),
+                self.publish_command().to_owned(),
+                keys::room_channel(room),
+                Self::presence_payload(room, &session.user, PresenceState::Offline),
+            ],
+        )
+        .await?;
+        let _: i64 = self
+            .pool
+            .srem(keys::node_sessions(&self.settings.node_id), Self::node_entry(room, session))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn members(&self, room: &RoomName) -> EngineResult<Vec<UserRef>> {
+        self.check()?;
+        let names: HashMap<String, String> =
+            self.pool.hgetall(keys::room_presence_names(room)).await.map_err(unavailable)?;
+        let mut members: Vec<UserRef> = names
+            .into_iter()
+            .filter_map(|(id, name)| {
+                let id = UserId::parse(&id).ok()?;
+                let name = DisplayName::parse(&name).unwrap_or_else(|_| DisplayName::from_user_id(&id));
+                Some(UserRef { id, name })
+            })
+            .collect();
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(members)
+    }
+
+    async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>> {
+        self.check()?;
+        let reply =
+            self.eval(&self.scripts.user_rate, vec![keys::user_rate(user)], vec![per_second.to_string()]).await?;
+        match reply {
+            Value::Integer(n) if n >= 0 => Ok(Some(n as u64)),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl RedisEngine {
+    fn release_ip(&self, session: &SessionInfo) {
+        if let Some(ip) = session.ip {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(count) = per_ip.get_mut(&ip) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+
+    fn client_id_ttl(&self, has_client_id: bool) -> String {
+        if has_client_id {
+            self.settings.idempotency_window.as_millis().max(1).to_string()
+        } else {
+            "0".to_owned()
+        }
+    }
+}
+
+#[async_trait]
+impl HistoryStore for RedisEngine {
+    async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
+        self.check()?;
+        let room = &draft.room;
+        let client_id_key = match &draft.client_id {
+            Some(cid) => keys::room_client_id(room, &draft.from.id, cid.as_str()),
+            None => keys::room_seq(room),
+        };
+        let prefix = message_prefix(room, &draft.from, &draft.text, draft.client_id.as_ref());
+        let reply = self
+            .eval(
+                &self.scripts.publish_room,
+                vec![keys::room_seq(room), keys::room_history(room), keys::room_epoch(room), client_id_key],
+                vec![
+                    prefix,
+                    self.settings.history_size.to_string(),
+                    self.client_id_ttl(draft.client_id.is_some()),
+                    self.publish_command().to_owned(),
+                    keys::room_channel(room),
+                    new_epoch(),
+                ],
+            )
+            .await?;
+        parse_stored(&value_string(reply)?, true)
+    }
+
+    async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
+        self.check()?;
+        let (mode, a) = match from {
+            ReplayFrom::Latest(n) => ("latest", n as u64),
+            ReplayFrom::After(since) => ("after", since),
+        };
+        self.read_history(room, mode, a, 0).await
+    }
+
+    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
+        self.check()?;
+        let before = before.unwrap_or(u64::MAX);
+        Ok(self.read_history(room, "before", before, limit as u64).await?.messages)
+    }
+
+    async fn publish_dm(&self, draft: DmDraft) -> EngineResult<Stored> {
+        self.check()?;
+        let (from, to) = (&draft.from.id, &draft.to);
+        let client_id_key = match &draft.client_id {
+            Some(cid) => keys::conversation_client_id(from, to, from, cid.as_str()),
+            None => keys::conversation_seq(from, to),
+        };
+        let reply = self
+            .eval(
+                &self.scripts.store_dm,
+                vec![keys::conversation_seq(from, to), keys::conversation_history(from, to), client_id_key.clone()],
+                vec![
+                    dm_prefix(&draft.from, to, &draft.text, draft.client_id.as_ref()),
+                    self.settings.history_size.to_string(),
+                    self.client_id_ttl(draft.client_id.is_some()),
+                ],
+            )
+            .await?;
+        let mut fields = value_array(reply)?.into_iter();
+        let (Some(seq), Some(ts), Some(json), Some(repeated), Some(delivered)) =
+            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(EngineError::Unavailable("unexpected reply to store_dm".into()));
+        };
+        let (seq, ts) = (value_u64(&seq)?, value_u64(&ts)?);
+        if value_u64(&repeated)? == 1 {
+            return Ok(Stored { seq, ts, delivered: value_u64(&delivered)? == 1 });
+        }
+        let json = ByteString::from(value_string(json)?);
+        let frame = |skip_session| {
+            BusMessage::Frame(FramePayload {
+                kind: "dm",
+                seq: Some(seq),
+                skip_user: None,
+                skip_session,
+                json: json.clone(),
+            })
+        };
+        let reached = self
+            .eval(
+                &self.scripts.deliver_dm,
+                vec![keys::user_offline(to)],
+                vec![
+                    self.publish_command().to_owned(),
+                    keys::user_channel(to),
+                    subscriber::encode(&frame(Some(draft.origin.clone()))),
+                    json.to_string(),
+                    self.settings.offline_queue_max_messages.to_string(),
+                    self.settings.offline_ttl.as_millis().to_string(),
+                ],
+            )
+            .await?;
+        let delivered = value_u64(&reached)? > 0;
+        if from != to {
+            self.publish(&Topic::User(from.clone()), frame(Some(draft.origin.clone()))).await?;
+        }
+        if draft.client_id.is_some() && !delivered {
+            let value = format!("{seq}:{ts}:0");
+            let _: Option<String> = self
+                .pool
+                .set(client_id_key, value, Some(Expiration::KEEPTTL), Some(SetOptions::XX), false)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(Stored { seq, ts, delivered })
+    }
+
+    async fn take_offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
+        self.check()?;
+        let reply = self.eval(&self.scripts.take_offline, vec![keys::user_offline(user)], vec![]).await?;
+        value_array(reply)?.into_iter().map(|v| value_string(v).map(ByteString::from)).collect()
+    }
+}
+
+impl RedisEngine {
+    async fn read_history(&self, room: &RoomName, mode: &str, a: u64, b: u64) -> EngineResult<Replay> {
+        let reply = self
+            .eval(
+                &self.scripts.replay,
+                vec![keys::room_seq(room), keys::room_history(room), keys::room_epoch(room)],
+                vec![mode.to_owned(), a.to_string(), b.to_string(), new_epoch()],
+            )
+            .await?;
+        let mut fields = value_array(reply)?.into_iter();
+        let (Some(seq), Some(epoch), Some(first), Some(messages)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(EngineError::Unavailable("unexpected reply to replay".into()));
+        };
+        let first = match &first {
+            Value::Integer(n) => (*n).max(0) as u64,
+            other => value_u64(other)?,
+        };
+        let messages = value_array(messages)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, json)| Ok(StoredMessage { seq: first + i as u64, json: raw(value_string(json)?)? }))
+            .collect::<EngineResult<Vec<_>>>()?;
+        Ok(Replay { seq: value_u64(&seq)?, epoch: value_string(epoch)?, messages })
+    }
+}

@@ -1,0 +1,382 @@
+//! Several gateways on one Redis (standalone and a 3-master Redis Cluster):
+//! every client sees one chat, whichever node it is on.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_cluster, wait_ready, Client, GatewayProcess, RedisCluster, RedisServer, TestApp};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+async fn client_on(app: &TestApp, user: &str) -> Client {
+    app.client(user).await
+}
+
+/// The protocol across three gateways: rooms, presence, typing, DMs (live and
+/// offline), idempotency, members, history, operator API, connection limit.
+async fn protocol_across_nodes(apps: &[TestApp]) {
+    let mut alice = client_on(&apps[0], "alice").await;
+    let mut bob = client_on(&apps[1], "bob").await;
+    let mut carol = client_on(&apps[2], "carol").await;
+    let mut alice_phone = client_on(&apps[2], "alice").await;
+
+    alice.join("lobby").await;
+    let joined = bob.join("lobby").await;
+    assert_eq!(joined["members"], json!([{"id": "alice", "name": "alice"}, {"id": "bob", "name": "bob"}]));
+    assert_eq!(alice.recv().await["user"]["id"], "bob", "presence crosses nodes");
+    carol.join("lobby").await;
+    alice_phone.join("lobby").await;
+    assert_eq!(alice.recv().await["user"]["id"], "carol");
+    assert_eq!(bob.recv().await["user"]["id"], "carol");
+    bob.expect_silence(Duration::from_millis(200)).await; // alice's second session is no news
+
+    let ack = alice.request(json!({"type": "send", "room": "lobby", "text": "hello", "client_id": "k1"})).await;
+    assert_eq!((ack["type"].as_str(), ack["seq"].as_u64()), (Some("ack"), Some(1)));
+    for c in [&mut alice, &mut bob, &mut carol, &mut alice_phone] {
+        let msg = c.recv_type("message").await;
+        assert_eq!((msg["seq"].as_u64(), msg["text"].as_str()), (Some(1), Some("hello")));
+        assert_eq!(msg["ts"], ack["ts"]);
+    }
+    // The same client_id from the user's other session on another node is the same message.
+    let again = alice_phone.request(json!({"type": "send", "room": "lobby", "text": "hello", "client_id": "k1"})).await;
+    assert_eq!((again["seq"].clone(), again["ts"].clone()), (ack["seq"].clone(), ack["ts"].clone()));
+    bob.expect_silence(QUIET).await;
+
+    bob.send(json!({"type": "typing", "room": "lobby"})).await;
+    for c in [&mut alice, &mut carol, &mut alice_phone] {
+        let typing = c.recv().await;
+        assert_eq!((typing["type"].as_str(), typing["user"]["id"].as_str()), (Some("typing"), Some("bob")));
+    }
+    bob.expect_silence(Duration::from_millis(100)).await;
+    bob.send(json!({"type": "typing", "room": "lobby", "state": "stop"})).await;
+    for c in [&mut alice, &mut carol, &mut alice_phone] {
+        assert_eq!(c.recv().await["state"], "stop");
+    }
+
+    let dm = alice.request(json!({"type": "dm", "to": "bob", "text": "psst"})).await;
+    assert_eq!(dm["delivered"], true);
+    assert_eq!(bob.recv().await["text"], "psst");
+    assert_eq!(alice_phone.recv().await["text"], "psst", "the sender's other session, on another node");
+    alice.expect_silence(Duration::from_millis(100)).await;
+    let queued = carol.request(json!({"type": "dm", "to": "dave", "text": "for later"})).await;
+    assert_eq!(queued["delivered"], false);
+    let mut dave = client_on(&apps[1], "dave").await;
+    assert_eq!(dave.recv().await["text"], "for later", "offline DM right after welcome, on another node");
+
+    let history = carol.request(json!({"type": "history", "room": "lobby"})).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1);
+    let members = dave.request(json!({"type": "members", "room": "lobby"})).await;
+    assert_eq!(members["members"].as_array().unwrap().len(), 3);
+
+    carol.request(json!({"type": "leave", "room": "lobby"})).await;
+    let offline = alice.recv().await;
+    assert_eq!((offline["state"].as_str(), offline["user"]["id"].as_str()), (Some("offline"), Some("carol")));
+    assert_eq!(bob.recv().await["state"], "offline");
+
+    // Operator API: a notice from one node reaches every session; a
+    // disconnect from another node closes the user everywhere.
+    let (status, _) = crate::helpers::admin_post(&apps[0], "k", "/v1/broadcast", json!({"data": "hi all"})).await;
+    assert_eq!(status, 200);
+    for c in [&mut alice, &mut bob, &mut carol, &mut alice_phone, &mut dave] {
+        assert_eq!(c.recv_type("notice").await["data"], "hi all");
+    }
+    let response = reqwest::Client::new()
+        .delete(apps[2].http_url("/v1/users/bob/sessions"))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(bob.expect_close(Duration::from_secs(3)).await, Some(1008));
+    assert_eq!(alice.recv_type("presence").await["state"], "offline");
+
+    // The per-user connection limit counts every node.
+    let _l1 = client_on(&apps[0], "limited").await;
+    let _l2 = client_on(&apps[1], "limited").await;
+    let refused = Client::connect(&apps[2].ws_url("user=limited")).await.err().expect("third connection refused");
+    assert_eq!((refused.status, refused.body["error"]["code"].as_str()), (429, Some("too_many_connections")));
+}
+
+fn cluster_settings(s: &mut gateway::Settings) {
+    s.admin.api_key = Some("k".into());
+    s.limits.max_connections_per_user = 2;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_on_standalone_redis_act_as_one() {
+    let redis = RedisServer::start();
+    let apps = spawn_cluster(3, &redis.url(), cluster_settings);
+    wait_ready(&apps).await;
+    protocol_across_nodes(&apps).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_on_a_redis_cluster_act_as_one_with_sharded_channels() {
+    let cluster = RedisCluster::start();
+    let apps = spawn_cluster(3, &cluster.url(), cluster_settings);
+    wait_ready(&apps).await;
+    protocol_across_nodes(&apps).await;
+
+    // Rooms land in different slots (and shards); each room's channel is a
+    // shard channel on the master that owns the room.
+    let mut c = client_on(&apps[0], "slots").await;
+    let rooms: Vec<String> = (0..12).map(|i| format!("room-{i}")).collect();
+    for room in &rooms {
+        c.join(room).await;
+    }
+    let mut owners = std::collections::HashSet::new();
+    for room in &rooms {
+        let key = format!("chat:{{r:{room}}}:ch");
+        let slot = cluster.nodes[0].cli(&["cluster", "keyslot", &key]).trim().to_owned();
+        owners.insert(slot);
+    }
+    assert!(owners.len() > 1, "rooms hash to different slots");
+    let channels = cluster.shard_channels();
+    for room in &rooms {
+        let channel = format!("chat:{{r:{room}}}:ch");
+        assert!(channels.contains(&channel), "{channel} not in {channels:?}");
+    }
+    let spread: usize = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.cli(&["pubsub", "shardchannels", "chat:{r:room-*"]).lines().any(|l| !l.is_empty()))
+        .count();
+    assert!(spread > 1, "room channels live on more than one shard");
+    for (i, room) in rooms.iter().enumerate() {
+        c.say(room, &format!("m{i}")).await;
+        assert_eq!(c.recv_type("message").await["room"], room.as_str());
+    }
+    // Leaving the last local session unsubscribes the node.
+    c.request(json!({"type": "leave", "room": "room-0"})).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while cluster.shard_channels().contains(&"chat:{r:room-0}:ch".to_owned()) {
+        assert!(Instant::now() < deadline, "room-0 stayed subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_on_different_nodes_share_one_order() {
+    const PER_SENDER: usize = 30;
+    let redis = RedisServer::start();
+    let apps = spawn_cluster(3, &redis.url(), |s| s.limits.messages_per_second = 1_000);
+    wait_ready(&apps).await;
+    let total = (apps.len() * PER_SENDER) as u64;
+    let mut observers = Vec::new();
+    let mut senders = Vec::new();
+    for (i, app) in apps.iter().enumerate() {
+        let mut o = client_on(app, &format!("observer{i}")).await;
+        o.join("race").await;
+        observers.push(o);
+        let mut s = client_on(app, &format!("sender{i}")).await;
+        s.join("race").await;
+        senders.push(s);
+    }
+    let watching: Vec<_> = observers
+        .into_iter()
+        .map(|mut o| {
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                while seqs.len() < total as usize {
+                    let frame = o.recv().await;
+                    if frame["type"] == "message" {
+                        seqs.push(frame["seq"].as_u64().unwrap());
+                    }
+                }
+                seqs
+            })
+        })
+        .collect();
+    let sending: Vec<_> = senders
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                for n in 0..PER_SENDER {
+                    s.send(json!({"type": "send", "id": n, "room": "race", "text": format!("{n}")})).await;
+                }
+                let mut acks = 0;
+                while acks < PER_SENDER {
+                    if s.recv().await["type"] == "ack" {
+                        acks += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in sending {
+        task.await.unwrap();
+    }
+    for task in watching {
+        assert_eq!(task.await.unwrap(), (1..=total).collect::<Vec<_>>(), "every node delivers 1..N in order");
+    }
+    let page =
+        client_on(&apps[1], "reader").await.request(json!({"type": "history", "room": "race", "limit": 1000})).await;
+    let stored: Vec<u64> = page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(stored, (1..=total).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_on_one_node_while_another_sends_is_gapless() {
+    let redis = RedisServer::start();
+    let apps = spawn_cluster(3, &redis.url(), |s| s.limits.messages_per_second = 1_000_000);
+    wait_ready(&apps).await;
+    let mut sender = client_on(&apps[0], "sender").await;
+    sender.join("busy").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let sending = tokio::spawn(async move {
+        let mut n = 0u64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            sender.send(json!({"type": "send", "room": "busy", "text": format!("m{n}")})).await;
+            n += 1;
+            if n % 10 == 0 {
+                while sender.try_recv(Duration::from_millis(1)).await.is_some() {}
+            }
+        }
+        n
+    });
+    for round in 0..6 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let app = &apps[1 + round % 2];
+        let mut joiner = client_on(app, &format!("joiner{round}")).await;
+        let joined = joiner.request(json!({"type": "join", "room": "busy", "limit": 1000})).await;
+        let history: Vec<u64> =
+            joined["history"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+        let mut last = joined["seq"].as_u64().unwrap();
+        assert_eq!(history.last().copied().unwrap_or(0), last);
+        let mut live = 0;
+        while live < 20 {
+            let frame = joiner.recv().await;
+            if frame["type"] == "message" {
+                let seq = frame["seq"].as_u64().unwrap();
+                assert_eq!(seq, last + 1, "round {round}: live continues where history ended");
+                last = seq;
+                live += 1;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(sending.await.unwrap() > 100);
+}
+
+async fn status(app: &TestApp, path: &str) -> u16 {
+    reqwest::get(app.http_url(path)).await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_mid_session_gives_unavailable_then_full_service() {
+    let mut redis = RedisServer::start_durable();
+    let apps = spawn_cluster(2, &redis.url(), |_| {});
+    wait_ready(&apps).await;
+    let mut a = client_on(&apps[0], "a").await;
+    let mut b = client_on(&apps[1], "b").await;
+    a.join("r").await;
+    b.join("r").await;
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        acked.push(a.say("r", &format!("before {i}")).await["seq"].as_u64().unwrap());
+    }
+    redis.kill();
+    // Every backend frame fails fast; the sockets stay open.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for frame in [
+        json!({"type": "send", "room": "r", "text": "during"}),
+        json!({"type": "join", "room": "other"}),
+        json!({"type": "dm", "to": "b", "text": "during"}),
+    ] {
+        let started = Instant::now();
+        let reply = a.request(frame.clone()).await;
+        assert_eq!(reply["code"], "unavailable", "{frame}: {reply}");
+        assert!(started.elapsed() < Duration::from_secs(2), "answered within 2 s: {:?}", started.elapsed());
+    }
+    assert_eq!(a.request(json!({"type": "ping"})).await["type"], "pong");
+    assert_eq!(status(&apps[0], "/readyz").await, 503);
+    assert_eq!(status(&apps[0], "/healthz").await, 200);
+
+    redis.restart();
+    let back = Instant::now();
+    wait_ready(&apps).await;
+    let mut after = None;
+    while back.elapsed() < Duration::from_secs(5) {
+        let reply = a.request(json!({"type": "send", "room": "r", "text": "after"})).await;
+        if reply["type"] == "ack" {
+            after = Some(reply["seq"].as_u64().unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = after.expect("service resumed within 5 s");
+    assert!(back.elapsed() < Duration::from_secs(5), "{:?}", back.elapsed());
+    acked.push(after);
+    // The other node's session is subscribed again and gets it live.
+    let live = loop {
+        let frame = b.recv().await;
+        if frame["type"] == "message" && frame["text"] == "after" {
+            break frame;
+        }
+    };
+    assert_eq!(live["seq"].as_u64(), Some(after));
+    let history = b.request(json!({"type": "history", "room": "r"})).await;
+    let stored: Vec<u64> = history["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    for seq in &acked {
+        assert!(stored.contains(seq), "acked message {seq} missing from {stored:?}");
+    }
+    assert_eq!(stored, (1..=acked.len() as u64).collect::<Vec<_>>(), "nothing unacked was stored");
+}
+
+#[tokio::test]
+async fn a_sigkilled_gateway_leaves_the_others_serving() {
+    let redis = RedisServer::start();
+    let env = |node: &'static str| {
+        vec![("CHAT_ENGINE", "redis".to_owned()), ("CHAT_REDIS__URL", redis.url()), ("CHAT_NODE_ID", node.to_owned())]
+    };
+    let start = |node: &'static str| {
+        let vars = env(node);
+        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        GatewayProcess::start(&refs)
+    };
+    let mut doomed = start("gw-doomed");
+    let survivor = start("gw-survivor");
+    let other = start("gw-other");
+    let connect = |gw: &GatewayProcess, user: &str| {
+        let url = gw.ws_url(&format!("user={user}"));
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match Client::connect(&url).await {
+                    Ok(mut c) => {
+                        assert_eq!(c.recv().await["type"], "welcome");
+                        return c;
+                    }
+                    Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Err(refused) => panic!("not ready: {refused:?}"),
+                }
+            }
+        }
+    };
+    let mut victim = connect(&doomed, "victim").await;
+    let mut s1 = connect(&survivor, "s1").await;
+    let mut s2 = connect(&other, "s2").await;
+    let first = victim.join("room").await;
+    s1.join("room").await;
+    s2.join("room").await;
+    let last_seen = victim.say("room", "before the crash").await["seq"].as_u64().unwrap();
+    let _ = first;
+    doomed.signal("KILL");
+    doomed.wait_exit(Duration::from_secs(3));
+    let ack = s1.say("room", "still here").await;
+    let msg: Value = loop {
+        let frame = s2.recv().await;
+        if frame["type"] == "message" && frame["text"] == "still here" {
+            break frame;
+        }
+    };
+    assert_eq!(msg["seq"], ack["seq"]);
+    // The crashed node's client reconnects elsewhere and resumes without a gap.
+    let mut back = connect(&survivor, "victim").await;
+    let resumed = back.request(json!({"type": "join", "room": "room", "since": last_seen})).await;
+    assert_eq!(resumed["recovered"], true);
+    let texts: Vec<&str> = resumed["history"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, vec!["still here"]);
+}

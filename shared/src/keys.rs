@@ -1,0 +1,190 @@
+//! Redis key and channel names, one place for every service.
+//!
+//! Everything of one room shares the hash tag `{r:ROOM}`, so a room's seq,
+//! history, idempotency keys, presence and pub/sub channel live in one Redis
+//! Cluster slot and one script can touch them all. Likewise `{u:USER}` for a
+//! user's channel, offline queue, connections and rate, and `{d:…}` for a DM
+//! conversation. Room names cannot contain braces; a user id that does only
+//! shortens its own tag, which stays the same for all of that user's keys.
+
+use crate::protocol::{RoomName, UserId};
+
+/// Every key and channel starts with this.
+pub const PREFIX: &str = "chat";
+
+fn room_key(room: &RoomName, suffix: &str) -> String {
+    format!("{PREFIX}:{{r:{room}}}:{suffix}")
+}
+
+fn user_key(user: &UserId, suffix: &str) -> String {
+    format!("{PREFIX}:{{u:{user}}}:{suffix}")
+}
+
+/// A room's last seq (`INCR`).
+pub fn room_seq(room: &RoomName) -> String {
+    room_key(room, "seq")
+}
+
+/// A room's capped history: a list of `message` frames, oldest first.
+pub fn room_history(room: &RoomName) -> String {
+    room_key(room, "history")
+}
+
+/// A room's history epoch: changes when the history was lost.
+pub fn room_epoch(room: &RoomName) -> String {
+    room_key(room, "epoch")
+}
+
+/// The remembered result of a `send` with a `client_id`.
+pub fn room_client_id(room: &RoomName, user: &UserId, client_id: &str) -> String {
+    room_key(room, &format!("cid:{}:{user}{client_id}", user.as_str().len()))
+}
+
+/// Hash session → user id: the room's sessions, cluster-wide.
+pub fn room_presence_sessions(room: &RoomName) -> String {
+    room_key(room, "psess")
+}
+
+/// Hash user id → number of the user's sessions in the room.
+pub fn room_presence_users(room: &RoomName) -> String {
+    room_key(room, "pusers")
+}
+
+/// Hash user id → display name, for `members`.
+pub fn room_presence_names(room: &RoomName) -> String {
+    room_key(room, "pnames")
+}
+
+/// The room's pub/sub channel: messages, presence, typing.
+pub fn room_channel(room: &RoomName) -> String {
+    room_key(room, "ch")
+}
+
+/// A user's pub/sub channel: DMs and copies to the user's other sessions.
+pub fn user_channel(user: &UserId) -> String {
+    user_key(user, "ch")
+}
+
+/// DMs waiting for a user with no session: a list of `dm` frames.
+pub fn user_offline(user: &UserId) -> String {
+    user_key(user, "offline")
+}
+
+/// Hash session → node: the user's open connections, cluster-wide.
+pub fn user_connections(user: &UserId) -> String {
+    user_key(user, "conns")
+}
+
+/// The user's cluster-wide message-rate bucket.
+pub fn user_rate(user: &UserId) -> String {
+    user_key(user, "rate")
+}
+
+/// The hash tag of the conversation between two users (order-independent).
+fn conversation_key(a: &UserId, b: &UserId, suffix: &str) -> String {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("{PREFIX}:{{d:{}:{low}{high}}}:{suffix}", low.as_str().len())
+}
+
+/// A DM conversation's last seq.
+pub fn conversation_seq(a: &UserId, b: &UserId) -> String {
+    conversation_key(a, b, "seq")
+}
+
+/// A DM conversation's capped history.
+pub fn conversation_history(a: &UserId, b: &UserId) -> String {
+    conversation_key(a, b, "history")
+}
+
+/// The remembered result of a `dm` with a `client_id` from `from`.
+pub fn conversation_client_id(a: &UserId, b: &UserId, from: &UserId, client_id: &str) -> String {
+    conversation_key(a, b, &format!("cid:{}:{from}{client_id}", from.as_str().len()))
+}
+
+/// A gateway node's lease: exists while the node is alive.
+pub fn node_lease(node: &str) -> String {
+    format!("{PREFIX}:node:{{{node}}}:lease")
+}
+
+/// Set of `room \x1f session \x1f user` entries a node holds (for sweeping a crashed node).
+pub fn node_sessions(node: &str) -> String {
+    format!("{PREFIX}:node:{{{node}}}:sessions")
+}
+
+/// Every node listens here for operator notices.
+pub const BROADCAST_CHANNEL: &str = "chat:{broadcast}:ch";
+/// Every node listens here for node-to-node commands.
+pub const CONTROL_CHANNEL: &str = "chat:{control}:ch";
+
+/// What a channel name carries, parsed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Channel {
+    Room(RoomName),
+    User(UserId),
+    Broadcast,
+    Control,
+}
+
+/// Parses a channel name made by this module.
+pub fn parse_channel(channel: &str) -> Option<Channel> {
+    match channel {
+        BROADCAST_CHANNEL => return Some(Channel::Broadcast),
+        CONTROL_CHANNEL => return Some(Channel::Control),
+        _ => {}
+    }
+    if let Some(room) = channel.strip_prefix("chat:{r:").and_then(|rest| rest.strip_suffix("}:ch")) {
+        return RoomName::parse(room).ok().map(Channel::Room);
+    }
+    if let Some(user) = channel.strip_prefix("chat:{u:").and_then(|rest| rest.strip_suffix("}:ch")) {
+        return UserId::parse(user).ok().map(Channel::User);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_keys_share_one_hash_tag() {
+        let room = RoomName::parse("lobby").unwrap();
+        let user = UserId::parse("u}1").unwrap();
+        for key in [
+            room_seq(&room),
+            room_history(&room),
+            room_epoch(&room),
+            room_client_id(&room, &user, "c"),
+            room_presence_users(&room),
+            room_channel(&room),
+        ] {
+            assert!(key.starts_with("chat:{r:lobby}:"), "{key}");
+        }
+    }
+
+    #[test]
+    fn conversations_are_order_independent() {
+        let a = UserId::parse("alice").unwrap();
+        let b = UserId::parse("bob").unwrap();
+        assert_eq!(conversation_seq(&a, &b), conversation_seq(&b, &a));
+        assert_ne!(conversation_seq(&a, &b), conversation_seq(&a, &a));
+        // Length prefixes keep ("ab","c") and ("a","bc") apart.
+        let (ab, c, a1, bc) = (
+            UserId::parse("ab").unwrap(),
+            UserId::parse("c").unwrap(),
+            UserId::parse("a").unwrap(),
+            UserId::parse("bc").unwrap(),
+        );
+        assert_ne!(conversation_seq(&ab, &c), conversation_seq(&a1, &bc));
+    }
+
+    #[test]
+    fn channels_parse_back() {
+        let room = RoomName::parse("a.b:c-d_e").unwrap();
+        let user = UserId::parse("weird}:ch user").unwrap();
+        assert_eq!(parse_channel(&room_channel(&room)), Some(Channel::Room(room)));
+        assert_eq!(parse_channel(&user_channel(&user)), Some(Channel::User(user)));
+        assert_eq!(parse_channel(BROADCAST_CHANNEL), Some(Channel::Broadcast));
+        assert_eq!(parse_channel(CONTROL_CHANNEL), Some(Channel::Control));
+        assert_eq!(parse_channel("other"), None);
+    }
+}
