@@ -5,15 +5,27 @@ CARGO ?= cargo
 # Extra arguments for the gateway, e.g. `make run ARGS="--config gateway.toml"`.
 ARGS ?=
 
-.PHONY: run test build release lint fmt clean check-tools token
+.PHONY: run test build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
 
 ## run: one gateway on the embedded engine, anonymous auth, ws://127.0.0.1:8080/ws
 run: check-tools
 	$(CARGO) run --release --locked -p gateway --bin gateway -- $(ARGS)
 
-## test: unit and integration tests (real sockets, real processes)
+## test: unit and integration tests (real sockets, real processes, real redis-server)
 test: check-tools
+	deploy/local/ensure-redis.sh
 	$(CARGO) test --workspace --locked
+
+## cluster-up: Redis and three gateways on 127.0.0.1:8081-8083, logs in .cluster/logs
+cluster-up: check-tools
+	deploy/local/cluster.sh up
+
+## cluster-down: drain the gateways and stop Redis
+cluster-down:
+	deploy/local/cluster.sh down
+
+cluster-status:
+	deploy/local/cluster.sh status
 
 ## build: debug build of every binary
 build: check-tools

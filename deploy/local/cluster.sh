@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# A local cluster of processes for development: one Redis and three gateways
+# on ports 8081-8083, all logs in one folder.
+#
+#   deploy/local/cluster.sh up     # build (release) and start
+#   deploy/local/cluster.sh down   # drain the gateways, stop Redis
+#   deploy/local/cluster.sh status
+#
+# Settings (environment): CLUSTER_DIR (default .cluster), CLUSTER_REDIS_PORT
+# (default 6380), CLUSTER_ADMIN_KEY (default dev-admin-key).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+dir=${CLUSTER_DIR:-.cluster}
+redis_port=${CLUSTER_REDIS_PORT:-6380}
+admin_key=${CLUSTER_ADMIN_KEY:-dev-admin-key}
+gateway_ports=(8081 8082 8083)
+bin=target/release/gateway
+
+up() {
+    deploy/local/ensure-redis.sh
+    cargo build --release --locked -p gateway
+    mkdir -p "$dir/logs" "$dir/pids" "$dir/redis"
+    if [ -f "$dir/pids/redis" ] && kill -0 "$(cat "$dir/pids/redis")" 2>/dev/null; then
+        echo "already running; run '$0 down' first" >&2
+        exit 1
+    fi
+    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" \
+        --save '' --appendonly yes --appendfsync everysec \
+        --logfile "$PWD/$dir/logs/redis.log" --daemonize yes --pidfile "$PWD/$dir/pids/redis"
+    for _ in $(seq 50); do
+        redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    local i=1
+    for port in "${gateway_ports[@]}"; do
+        CHAT_ENGINE=redis \
+        CHAT_REDIS__URL="redis://127.0.0.1:$redis_port" \
+        CHAT_LISTEN="127.0.0.1:$port" \
+        CHAT_NODE_ID="gw-$i" \
+        CHAT_ADMIN__API_KEY="$admin_key" \
+        CHAT_LIMITS__USER_MESSAGES_PER_SECOND="${CHAT_LIMITS__USER_MESSAGES_PER_SECOND:-50}" \
+            nohup "$bin" >"$dir/logs/gateway-$i.log" 2>&1 &
+        echo $! >"$dir/pids/gateway-$i"
+        i=$((i + 1))
+    done
+    for port in "${gateway_ports[@]}"; do
+        for _ in $(seq 100); do
+            curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+    done
+    status
+    echo "logs: $dir/logs   admin key: $admin_key"
+    echo "connect: ws://127.0.0.1:8081/ws?name=alice  ws://127.0.0.1:8082/ws?name=bob  ws://127.0.0.1:8083/ws?name=carol"
+}
+
+down() {
+    for pidfile in "$dir"/pids/gateway-*; do
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pidfile in "$dir"/pids/gateway-*; do
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        for _ in $(seq 150); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$pidfile"
+    done
+    if [ -f "$dir/pids/redis" ]; then
+        redis-cli -p "$redis_port" shutdown >/dev/null 2>&1 || kill "$(cat "$dir/pids/redis")" 2>/dev/null || true
+        rm -f "$dir/pids/redis"
+    fi
+    echo "stopped (logs kept in $dir/logs)"
+}
+
+status() {
+    printf 'redis  127.0.0.1:%s  %s\n' "$redis_port" "$(redis-cli -p "$redis_port" ping 2>/dev/null || echo down)"
+    local i=1
+    for port in "${gateway_ports[@]}"; do
+        ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz" 2>/dev/null || true)
+        printf 'gw-%s   127.0.0.1:%s  readyz %s\n' "$i" "$port" "${ready:-down}"
+        i=$((i + 1))
+    done
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
