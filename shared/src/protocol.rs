@@ -290,8 +290,11 @@ pub fn parse_client_frame(text: &str) -> Result<(Option<RequestId>, ClientFrame)
                 (None, "the frame is not a JSON object".to_owned())
             } else {
                 // An object whose `type` or `id` is ill-typed: keep the id if it is fine.
-                let re = serde_json::from_str::<IdOnly>(text).ok().and_then(|frame| frame.id);
-                (re, format!("ill-typed field: {}", strip_position(&err.to_string())))
+                let _ = err;
+                match serde_json::from_str::<IdOnly>(text) {
+                    Ok(frame) => (frame.id, "`type` must be a string".to_owned()),
+                    Err(_) => (None, "`id` must be a string or a number".to_owned()),
+                }
             };
             return Err(FrameError { re, code: ErrorCode::BadRequest, message });
         }

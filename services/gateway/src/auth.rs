@@ -73,26 +73,37 @@ pub struct Identity {
     pub rooms: RoomGrant,
 }
 
-/// The claims the gateway reads from a token.
-#[derive(Debug, Serialize, Deserialize)]
+/// The claims of a development token (`gateway token`).
+#[derive(Debug, Serialize)]
 pub struct Claims {
     pub sub: String,
     pub exp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rooms: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+}
+
+/// What the gateway reads from a verified token. `exp`, `nbf`, `aud` and
+/// `iss` are checked by the validation itself (in any form RFC 7519 allows).
+#[derive(Debug, Deserialize)]
+struct VerifiedClaims {
+    sub: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    rooms: Option<Vec<String>>,
 }
 
 /// Checks credentials for the configured mode.
 pub struct Authenticator {
     mode: AuthMode,
-    keys: Vec<(Algorithm, DecodingKey)>,
-    validation: Validation,
+    /// One key and its own validation per accepted algorithm.
+    keys: Vec<(Algorithm, DecodingKey, Validation)>,
     allowed_origins: Vec<String>,
 }
 
@@ -104,30 +115,17 @@ impl Authenticator {
     pub fn new(settings: &AuthSettings) -> anyhow::Result<Authenticator> {
         let mut keys = Vec::new();
         if let Some(secret) = settings.hs256_secret.as_deref().filter(|s| !s.is_empty()) {
-            keys.push((Algorithm::HS256, DecodingKey::from_secret(secret.as_bytes())));
+            let key = DecodingKey::from_secret(secret.as_bytes());
+            keys.push((Algorithm::HS256, key, validation(Algorithm::HS256, settings)));
         }
         if let Some(path) = &settings.rs256_public_key_path {
             let pem = std::fs::read(path)
                 .map_err(|err| anyhow::anyhow!("auth.rs256_public_key_path {}: {err}", path.display()))?;
             let key = DecodingKey::from_rsa_pem(&pem)
                 .map_err(|err| anyhow::anyhow!("auth.rs256_public_key_path {}: {err}", path.display()))?;
-            keys.push((Algorithm::RS256, key));
+            keys.push((Algorithm::RS256, key, validation(Algorithm::RS256, settings)));
         }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = keys.iter().map(|(alg, _)| *alg).collect();
-        validation.leeway = settings.leeway_secs;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.validate_aud = false;
-        if let Some(aud) = &settings.audience {
-            validation.set_audience(&[aud]);
-            validation.validate_aud = true;
-            validation.required_spec_claims.insert("aud".to_owned());
-        }
-        if let Some(iss) = &settings.issuer {
-            validation.set_issuer(&[iss]);
-            validation.required_spec_claims.insert("iss".to_owned());
-        }
-        Ok(Authenticator { mode: settings.mode, keys, validation, allowed_origins: settings.allowed_origins.clone() })
+        Ok(Authenticator { mode: settings.mode, keys, allowed_origins: settings.allowed_origins.clone() })
     }
 
     /// Checks the `Origin` header against the allow-list. Requests without an
@@ -163,15 +161,16 @@ impl Authenticator {
 
     fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::unauthorized("malformed token"))?;
-        let (_, key) = self
+        let (_, key, validation) = self
             .keys
             .iter()
-            .find(|(alg, _)| *alg == header.alg)
+            .find(|(alg, _, _)| *alg == header.alg)
             .ok_or_else(|| AuthError::unauthorized(format!("token algorithm {:?} is not accepted", header.alg)))?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|err| {
+        let data = jsonwebtoken::decode::<VerifiedClaims>(token, key, validation).map_err(|err| {
             use jsonwebtoken::errors::ErrorKind;
             let why = match err.kind() {
                 ErrorKind::ExpiredSignature => "token expired",
+                ErrorKind::ImmatureSignature => "token not valid yet (nbf)",
                 ErrorKind::InvalidSignature => "bad token signature",
                 ErrorKind::InvalidAudience => "wrong token audience",
                 ErrorKind::InvalidIssuer => "wrong token issuer",
@@ -192,6 +191,26 @@ impl Authenticator {
         let rooms = claims.rooms.map_or(RoomGrant::All, RoomGrant::from_claim);
         Ok(Identity { user: UserRef { id, name }, rooms })
     }
+}
+
+/// Validation for one algorithm: `sub` and `exp` required, `nbf` checked when
+/// present, `aud` and `iss` required and checked when configured.
+fn validation(alg: Algorithm, settings: &AuthSettings) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = settings.leeway_secs;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    if let Some(aud) = &settings.audience {
+        validation.set_audience(&[aud]);
+        validation.validate_aud = true;
+        validation.required_spec_claims.insert("aud".to_owned());
+    }
+    if let Some(iss) = &settings.issuer {
+        validation.set_issuer(&[iss]);
+        validation.required_spec_claims.insert("iss".to_owned());
+    }
+    validation
 }
 
 fn anonymous(query: &HashMap<String, String>) -> Result<Identity, AuthError> {

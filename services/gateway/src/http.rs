@@ -80,8 +80,8 @@ async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
     if node.is_draining() {
         return Err(ApiError::new(ErrorCode::Unavailable, "the node is draining"));
     }
-    if !node.engine.bus.ready() {
-        return Err(ApiError::new(ErrorCode::Unavailable, "the backend is unreachable"));
+    if let Err(why) = node.engine.bus.readiness() {
+        return Err(ApiError::new(ErrorCode::Unavailable, why));
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }

@@ -400,12 +400,13 @@ impl Registry {
         match inner.typing.get_mut(&key) {
             Some(entry) => {
                 entry.generation += 1;
-                let relay = !entry.active || now.saturating_duration_since(entry.last_relay) >= interval;
+                // One relayed start per second, stops in between or not.
+                let relay = now.saturating_duration_since(entry.last_relay) >= interval;
                 if relay {
                     entry.last_relay = now;
+                    entry.active = true;
+                    entry.session = session.clone();
                 }
-                entry.active = true;
-                entry.session = session.clone();
                 TypingStart { relay, generation: entry.generation }
             }
             None => {

@@ -99,9 +99,9 @@ pub trait Bus: Send + Sync {
     /// sessions (memory) or nodes (Redis) it reached.
     async fn publish(&self, topic: &Topic, msg: BusMessage) -> EngineResult<usize>;
     /// Whether the backend is reachable and every subscription is in place
-    /// (`/readyz`).
-    fn ready(&self) -> bool {
-        true
+    /// (`/readyz`); the error says what is missing.
+    fn readiness(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 

@@ -115,6 +115,28 @@ async fn rs256_with_a_public_key_file() {
 }
 
 #[tokio::test]
+async fn hs256_and_rs256_together_and_rfc_claim_forms() {
+    let app = jwt_app(|s| {
+        s.auth.rs256_public_key_path = Some(format!("{FIXTURES}/rs256-public.pem").into());
+        s.auth.audience = Some("chat".into());
+    });
+    let private = std::fs::read(format!("{FIXTURES}/rs256-private.pem")).unwrap();
+    let rsa = EncodingKey::from_rsa_pem(&private).unwrap();
+    let claims = json!({"sub": "both", "exp": now_secs() + 60, "aud": "chat"});
+    for token in [hs256(claims.clone()), sign(&claims, Algorithm::RS256, &rsa)] {
+        let mut c = Client::connect(&app.ws_url(&format!("token={token}"))).await.unwrap();
+        assert_eq!(c.recv().await["user"]["id"], "both");
+    }
+    // `aud` may be an array (RFC 7519 4.1.3).
+    let listed = hs256(json!({"sub": "a", "exp": now_secs() + 60, "aud": ["other", "chat"]}));
+    let mut c = Client::connect(&app.ws_url(&format!("token={listed}"))).await.unwrap();
+    assert_eq!(c.recv().await["type"], "welcome");
+    // A token that is not valid yet (`nbf` in the future) is refused.
+    let early = hs256(json!({"sub": "a", "exp": now_secs() + 600, "nbf": now_secs() + 300, "aud": "chat"}));
+    assert_eq!(refused(&app, &early).await.0, 401);
+}
+
+#[tokio::test]
 async fn rooms_claim_limits_join_members_and_history() {
     let app = jwt_app(|_| {});
     let token = hs256(json!({"sub": "limited", "exp": now_secs() + 60, "rooms": ["lobby", "team-*"]}));

@@ -380,3 +380,50 @@ async fn a_sigkilled_gateway_leaves_the_others_serving() {
     let texts: Vec<&str> = resumed["history"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, vec!["still here"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_loses_its_subscriptions_resubscribes_and_delivers_what_it_missed() {
+    const TOTAL: u64 = 300;
+    let redis = RedisServer::start();
+    let apps = spawn_cluster(2, &redis.url(), |s| s.admin.api_key = Some("k".into()));
+    wait_ready(&apps).await;
+    let mut observer = client_on(&apps[1], "observer").await;
+    observer.join("feed").await;
+    let watching = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        while seqs.len() < TOTAL as usize {
+            let frame = observer.recv().await;
+            if frame["type"] == "message" {
+                seqs.push(frame["seq"].as_u64().unwrap());
+            }
+        }
+        seqs
+    });
+    // gw-1 publishes through the operator API (it holds no room subscription
+    // itself); gw-2's subscriber is the one with the room, user, broadcast and
+    // control channels.
+    let port = apps[0].port;
+    let posting = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/v1/rooms/feed/messages");
+        let mut stored = 0;
+        while stored < TOTAL {
+            let response = client.post(&url).bearer_auth("k").json(&json!({"text": "tick"})).send().await.unwrap();
+            if response.status().is_success() {
+                stored += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let list = redis.cli(&["client", "list"]);
+    let gw2_subscriber = list
+        .lines()
+        .find(|line| line.contains(" sub=4 ") || line.contains(" ssub=4 "))
+        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .unwrap_or_else(|| panic!("gw-2's subscriber not found in\n{list}"))
+        .to_owned();
+    assert_eq!(redis.cli(&["client", "kill", "id", &gw2_subscriber]).trim(), "1");
+    posting.await.unwrap();
+    assert_eq!(watching.await.unwrap(), (1..=TOTAL).collect::<Vec<_>>(), "nothing missed, nothing twice, in order");
+}

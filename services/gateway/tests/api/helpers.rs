@@ -530,11 +530,12 @@ pub async fn wait_ready(apps: &[TestApp]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     for app in apps {
         loop {
-            let ok = reqwest::get(app.http_url("/readyz")).await.map(|r| r.status().is_success()).unwrap_or(false);
-            if ok {
+            let response = reqwest::get(app.http_url("/readyz")).await.unwrap();
+            if response.status().is_success() {
                 break;
             }
-            assert!(Instant::now() < deadline, "gateway {} never became ready", app.port);
+            let why = response.text().await.unwrap_or_default();
+            assert!(Instant::now() < deadline, "gateway {} never became ready: {why}", app.port);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

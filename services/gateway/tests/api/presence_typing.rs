@@ -70,6 +70,12 @@ async fn typing_is_relayed_throttled_and_stopped() {
     reader.expect_silence(Duration::from_millis(200)).await;
     typist.send(json!({"type": "typing", "room": "room", "state": "stop"})).await;
     assert_eq!(reader.recv().await["state"], "stop", "a stop after a relayed start is relayed");
+    // A stop does not reopen the one-per-second window for starts.
+    for _ in 0..3 {
+        typist.send(json!({"type": "typing", "room": "room"})).await;
+        typist.send(json!({"type": "typing", "room": "room", "state": "stop"})).await;
+    }
+    reader.expect_silence(Duration::from_millis(200)).await;
     // The typist never hears itself and gets no reply.
     typist.expect_silence(Duration::from_millis(100)).await;
     // After the throttle interval a start goes through again.

@@ -102,6 +102,11 @@ async fn unknown_type_is_its_own_error() {
     assert_eq!(err["code"], "unknown_type");
     let err = c.request(json!({"type": 12})).await;
     assert_eq!(err["code"], "bad_request");
+    assert_eq!(err["message"], "`type` must be a string");
+    c.send(json!({"type": "ping", "id": {"nested": true}})).await;
+    let err = c.recv().await;
+    assert_eq!((err["code"].as_str(), err.get("re")), (Some("bad_request"), None));
+    assert_eq!(err["message"], "`id` must be a string or a number");
 }
 
 #[tokio::test]

@@ -47,6 +47,9 @@ use crate::metrics::Metrics;
 use scripts::Scripts;
 use subscriber::{Health, Subscriptions};
 
+/// How long a resync waits for the command pool to be back.
+const RESYNC_WAIT: Duration = Duration::from_secs(5);
+
 /// What the Redis engine needs from the gateway's settings.
 #[derive(Debug, Clone)]
 pub struct RedisEngineSettings {
@@ -136,7 +139,7 @@ impl RedisEngine {
                 pool,
                 subscriber,
                 sharded,
-                scripts: Scripts::new(),
+                scripts: Scripts::default(),
                 subscriptions,
                 health,
                 sink,
@@ -148,17 +151,25 @@ impl RedisEngine {
         Ok(Engine { bus: engine.clone(), presence: engine.clone(), history: engine })
     }
 
-    fn ready(&self) -> bool {
-        self.pool.is_connected() && self.subscriber.is_connected() && self.health.subscriptions_ready()
+    fn readiness(&self) -> Result<(), String> {
+        let pool = self.pool.is_connected();
+        let subscriber = self.subscriber.is_connected();
+        let subscriptions = self.health.subscriptions_ready();
+        if pool && subscriber && subscriptions {
+            return Ok(());
+        }
+        let state = |up: bool| if up { "up" } else { "down" };
+        Err(format!(
+            "redis pool {}, subscriber {}, subscriptions {}",
+            state(pool),
+            state(subscriber),
+            if subscriptions { "in place" } else { "being restored" }
+        ))
     }
 
     /// Fails fast while Redis is unreachable.
     fn check(&self) -> EngineResult<()> {
-        if self.ready() {
-            Ok(())
-        } else {
-            Err(EngineError::Unavailable("redis is unreachable".into()))
-        }
+        self.readiness().map_err(EngineError::Unavailable)
     }
 
     fn publish_command(&self) -> &'static str {
@@ -205,6 +216,11 @@ impl RedisEngine {
     /// Re-reads, for every local room, what its sessions may have missed
     /// while the subscriptions were down or the receiver lagged.
     async fn resync(&self) {
+        // The subscriber may be back before the command pool.
+        let deadline = tokio::time::Instant::now() + RESYNC_WAIT;
+        while self.readiness().is_err() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let rooms = self.sink.begin_resync();
         for (room, after) in rooms {
             match self.replay(&room, ReplayFrom::After(after)).await {
@@ -293,8 +309,8 @@ impl Bus for RedisEngine {
         Ok(usize::try_from(reached).unwrap_or(0))
     }
 
-    fn ready(&self) -> bool {
-        RedisEngine::ready(self)
+    fn readiness(&self) -> Result<(), String> {
+        RedisEngine::readiness(self)
     }
 }
 

@@ -180,8 +180,8 @@ pub struct Scripts {
     pub user_rate: Script,
 }
 
-impl Scripts {
-    pub fn new() -> Scripts {
+impl Default for Scripts {
+    fn default() -> Scripts {
         Scripts {
             publish_room: Script::from_lua(PUBLISH_ROOM),
             replay: Script::from_lua(REPLAY),

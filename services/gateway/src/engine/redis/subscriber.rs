@@ -46,6 +46,8 @@ impl Health {
 enum Change {
     Subscribe(String, oneshot::Sender<EngineResult<()>>),
     Unsubscribe(String),
+    /// Subscribe every held channel again (after a reconnect).
+    Restore(oneshot::Sender<EngineResult<()>>),
 }
 
 /// Handle to the subscription task.
@@ -69,6 +71,16 @@ impl Subscriptions {
         rx.await.map_err(unavailable)?
     }
 
+    /// Subscribes every channel with a reference again; returns once all are
+    /// active.
+    pub async fn restore(&self) -> EngineResult<()> {
+        let (tx, rx) = oneshot::channel();
+        self.changes
+            .try_send(Change::Restore(tx))
+            .map_err(|_| EngineError::Unavailable("subscription queue full".into()))?;
+        rx.await.map_err(unavailable)?
+    }
+
     /// Drops a reference to `channel`; the last one unsubscribes.
     pub fn unsubscribe(&self, channel: String) {
         if self.changes.try_send(Change::Unsubscribe(channel)).is_err() {
@@ -88,10 +100,11 @@ pub fn start(
     on_resubscribed: Arc<dyn Fn() + Send + Sync>,
 ) -> Subscriptions {
     let (tx, rx) = mpsc::channel(SUBSCRIPTION_QUEUE);
+    let subscriptions = Subscriptions { changes: tx };
     tokio::spawn(run_changes(subscriber.clone(), sharded, command_timeout, rx));
     tokio::spawn(receive(subscriber.clone(), sink, metrics, on_resubscribed.clone()));
-    tokio::spawn(keep_subscribed(subscriber, sharded, command_timeout, health, on_resubscribed));
-    Subscriptions { changes: tx }
+    tokio::spawn(keep_subscribed(subscriber, subscriptions.clone(), health, on_resubscribed));
+    subscriptions
 }
 
 async fn change(
@@ -135,6 +148,16 @@ async fn run_changes(subscriber: SubscriberClient, sharded: bool, timeout: Durat
                 };
                 let _ = done.send(result);
             }
+            Change::Restore(done) => {
+                let mut result = Ok(());
+                for channel in refs.keys() {
+                    if let Err(err) = change(&subscriber, sharded, timeout, channel, true).await {
+                        result = Err(err);
+                        break;
+                    }
+                }
+                let _ = done.send(result);
+            }
             Change::Unsubscribe(channel) => {
                 let last = match refs.get_mut(&channel) {
                     Some(n) if *n > 1 => {
@@ -156,27 +179,23 @@ async fn run_changes(subscriber: SubscriberClient, sharded: bool, timeout: Durat
 }
 
 /// Subscribes the broadcast and control channels until it works, then
-/// restores every subscription after each reconnection.
+/// restores every subscription after each lost connection.
 async fn keep_subscribed(
     subscriber: SubscriberClient,
-    sharded: bool,
-    timeout: Duration,
+    subscriptions: Subscriptions,
     health: Arc<Health>,
     on_resubscribed: Arc<dyn Fn() + Send + Sync>,
 ) {
     let mut errors = subscriber.error_rx();
     let mut reconnects = subscriber.reconnect_rx();
-    loop {
-        let base = async {
-            change(&subscriber, sharded, timeout, keys::BROADCAST_CHANNEL, true).await?;
-            change(&subscriber, sharded, timeout, keys::CONTROL_CHANNEL, true).await
-        };
-        if base.await.is_ok() {
-            health.base_subscribed.store(true, Ordering::SeqCst);
-            break;
+    for channel in [keys::BROADCAST_CHANNEL, keys::CONTROL_CHANNEL] {
+        while subscriptions.subscribe(channel.to_owned()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(RESUBSCRIBE_CHECK_MS)).await;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    health.base_subscribed.store(true, Ordering::SeqCst);
+    // Connections made while subscribing the base channels are not losses.
+    while errors.try_recv().is_ok() || reconnects.try_recv().is_ok() {}
     let mut tick = tokio::time::interval(Duration::from_millis(RESUBSCRIBE_CHECK_MS));
     loop {
         tokio::select! {
@@ -193,14 +212,13 @@ async fn keep_subscribed(
         if !health.resubscribing.load(Ordering::SeqCst) || !subscriber.is_connected() {
             continue;
         }
-        match tokio::time::timeout(timeout, subscriber.resubscribe_all()).await {
-            Ok(Ok(())) => {
+        match subscriptions.restore().await {
+            Ok(()) => {
                 health.resubscribing.store(false, Ordering::SeqCst);
                 tracing::info!("redis subscriptions restored");
                 on_resubscribed();
             }
-            Ok(Err(err)) => tracing::warn!(cause = %err, "resubscribe failed; retrying"),
-            Err(_) => tracing::warn!("resubscribe timed out; retrying"),
+            Err(err) => tracing::warn!(cause = %err, "resubscribe failed; retrying"),
         }
     }
 }
