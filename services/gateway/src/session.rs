@@ -604,19 +604,12 @@ impl Actor for WsSession {
                 });
                 let _ = engine.bus.publish(&Topic::Room(room), msg).await;
             }
-            for room in &rooms {
-                if let Err(err) = engine.presence.leave(room, &info).await {
-                    tracing::warn!(session = %info.session, room = %room, cause = %err, "presence leave failed");
-                }
-            }
+            engine.presence.forget(&info, &rooms).await;
             for room in joined {
                 let _ = engine.bus.unsubscribe(&Topic::Room(room)).await;
             }
             if user_subscribed {
                 let _ = engine.bus.unsubscribe(&Topic::User(user.id.clone())).await;
-            }
-            if let Err(err) = engine.presence.release(&info).await {
-                tracing::warn!(session = %info.session, cause = %err, "connection release failed");
             }
             drop(guard);
         });

@@ -191,6 +191,13 @@ impl PresenceStore for MemoryPresence {
             .unwrap_or_default())
     }
 
+    async fn forget(&self, session: &SessionInfo, rooms: &[RoomName]) {
+        for room in rooms {
+            let _ = self.leave(room, session).await;
+        }
+        let _ = self.release(session).await;
+    }
+
     async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>> {
         let mut state = lock(&self.state);
         let now = Instant::now();

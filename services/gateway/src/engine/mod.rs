@@ -150,6 +150,11 @@ pub trait PresenceStore: Send + Sync {
     async fn leave(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()>;
     /// The room's online users, sorted by id.
     async fn members(&self, room: &RoomName) -> EngineResult<Vec<UserRef>>;
+    /// Removes a closed session from `rooms` (announcing `offline` where it
+    /// was its user's last) and from its user's connection count. Unlike
+    /// `leave`, it cannot be refused: when the backend is away the engine
+    /// keeps it (bounded) and retries until it is done.
+    async fn forget(&self, session: &SessionInfo, rooms: &[RoomName]);
     /// Takes one token from the user's rate of `per_second` frames, across
     /// all of the user's connections; `Some(ms)` when empty for that long.
     async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>>;

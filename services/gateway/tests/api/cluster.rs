@@ -271,8 +271,10 @@ async fn redis_restart_mid_session_gives_unavailable_then_full_service() {
     wait_ready(&apps).await;
     let mut a = client_on(&apps[0], "a").await;
     let mut b = client_on(&apps[1], "b").await;
+    let mut leaver = client_on(&apps[1], "leaver").await;
     a.join("r").await;
     b.join("r").await;
+    leaver.join("r").await;
     let mut acked = Vec::new();
     for i in 0..5 {
         acked.push(a.say("r", &format!("before {i}")).await["seq"].as_u64().unwrap());
@@ -291,6 +293,7 @@ async fn redis_restart_mid_session_gives_unavailable_then_full_service() {
         assert!(started.elapsed() < Duration::from_secs(2), "answered within 2 s: {:?}", started.elapsed());
     }
     assert_eq!(a.request(json!({"type": "ping"})).await["type"], "pong");
+    drop(leaver); // disconnects while Redis is away
     assert_eq!(status(&apps[0], "/readyz").await, 503);
     assert_eq!(status(&apps[0], "/healthz").await, 200);
 
@@ -317,6 +320,16 @@ async fn redis_restart_mid_session_gives_unavailable_then_full_service() {
         }
     };
     assert_eq!(live["seq"].as_u64(), Some(after));
+    // The session that closed during the outage is cleared once Redis is back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let members = b.request(json!({"type": "members", "room": "r"})).await;
+        if !members["members"].to_string().contains("leaver") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "leaver still listed: {members}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let history = b.request(json!({"type": "history", "room": "r"})).await;
     let stored: Vec<u64> = history["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
     for seq in &acked {

@@ -72,6 +72,9 @@ impl PresenceStore for Switch {
         self.check()?;
         self.inner.presence.members(room).await
     }
+    async fn forget(&self, session: &SessionInfo, rooms: &[RoomName]) {
+        self.inner.presence.forget(session, rooms).await
+    }
     async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>> {
         self.check()?;
         self.inner.presence.take_user_token(user, per_second).await

@@ -19,7 +19,7 @@
 pub mod scripts;
 pub mod subscriber;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -46,6 +46,11 @@ use super::{
 use crate::metrics::Metrics;
 use scripts::Scripts;
 use subscriber::{Health, Subscriptions};
+
+/// Closed sessions kept for a later presence cleanup while Redis is away.
+const MAX_PENDING_FORGETS: usize = 100_000;
+/// How often kept cleanups are tried again.
+const FORGET_RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How long a resync waits for the command pool to be back.
 const RESYNC_WAIT: Duration = Duration::from_secs(5);
@@ -79,6 +84,8 @@ pub struct RedisEngine {
     settings: RedisEngineSettings,
     /// Connections per client address on this node (the per-IP limit is local).
     per_ip: Mutex<HashMap<IpAddr, u32>>,
+    /// Closed sessions whose presence could not be cleared yet (Redis away).
+    pending_forgets: Mutex<VecDeque<(SessionInfo, Vec<RoomName>)>>,
 }
 
 fn unavailable(err: impl std::fmt::Display) -> EngineError {
@@ -145,9 +152,11 @@ impl RedisEngine {
                 sink,
                 settings,
                 per_ip: Mutex::default(),
+                pending_forgets: Mutex::default(),
             }
         });
         tokio::spawn(keep_lease(Arc::downgrade(&engine)));
+        tokio::spawn(retry_forgets(Arc::downgrade(&engine)));
         Ok(Engine { bus: engine.clone(), presence: engine.clone(), history: engine })
     }
 
@@ -229,6 +238,25 @@ impl RedisEngine {
                     tracing::warn!(room = %room, cause = %err, "resync failed; live delivery continues");
                     self.sink.complete_resync(&room, Vec::new());
                 }
+            }
+        }
+    }
+}
+
+/// Clears the presence of sessions that closed while Redis was away.
+async fn retry_forgets(engine: Weak<RedisEngine>) {
+    loop {
+        tokio::time::sleep(FORGET_RETRY_INTERVAL).await;
+        let Some(engine) = engine.upgrade() else { return };
+        if engine.readiness().is_err() {
+            continue;
+        }
+        loop {
+            let next = engine.pending_forgets.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            let Some((session, rooms)) = next else { break };
+            if engine.forget_now(&session, &rooms).await.is_err() {
+                engine.pending_forgets.lock().unwrap_or_else(|p| p.into_inner()).push_front((session, rooms));
+                break;
             }
         }
     }
@@ -415,6 +443,17 @@ impl PresenceStore for RedisEngine {
         Ok(members)
     }
 
+    async fn forget(&self, session: &SessionInfo, rooms: &[RoomName]) {
+        if self.forget_now(session, rooms).await.is_err() {
+            let mut pending = self.pending_forgets.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.len() >= MAX_PENDING_FORGETS {
+                tracing::error!(session = %session.session, "cleanup queue full; the presence service will sweep it");
+            } else {
+                pending.push_back((session.clone(), rooms.to_vec()));
+            }
+        }
+    }
+
     async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>> {
         self.check()?;
         let reply =
@@ -427,6 +466,13 @@ impl PresenceStore for RedisEngine {
 }
 
 impl RedisEngine {
+    async fn forget_now(&self, session: &SessionInfo, rooms: &[RoomName]) -> EngineResult<()> {
+        for room in rooms {
+            self.leave(room, session).await?;
+        }
+        self.release(session).await
+    }
+
     fn release_ip(&self, session: &SessionInfo) {
         if let Some(ip) = session.ip {
             let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());

@@ -7,7 +7,7 @@
 //! `subscribe` call returns only once Redis has confirmed the subscription,
 //! which is what makes a join gapless (subscribe, then read history).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,8 @@ use crate::metrics::Metrics;
 const SUBSCRIPTION_QUEUE: usize = 4_096;
 /// How often a lost subscription is checked for and restored.
 const RESUBSCRIBE_CHECK_MS: u64 = 200;
+/// How often failed unsubscribes are tried again.
+const STALE_RETRY_MS: u64 = 1_000;
 
 /// Whether the node can serve: connected, and every subscription restored.
 #[derive(Debug, Default)]
@@ -130,7 +132,28 @@ async fn change(
 
 async fn run_changes(subscriber: SubscriberClient, sharded: bool, timeout: Duration, mut rx: mpsc::Receiver<Change>) {
     let mut refs: HashMap<String, usize> = HashMap::new();
-    while let Some(next) = rx.recv().await {
+    // Channels whose unsubscribe failed (Redis was away): retried until done,
+    // so a node never stays subscribed to rooms it no longer serves.
+    let mut stale: HashSet<String> = HashSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(STALE_RETRY_MS));
+    loop {
+        let next = tokio::select! {
+            next = rx.recv() => match next {
+                Some(next) => next,
+                None => return,
+            },
+            _ = tick.tick() => {
+                if !stale.is_empty() && subscriber.is_connected() {
+                    let retry: Vec<String> = stale.drain().collect();
+                    for channel in retry {
+                        if change(&subscriber, sharded, timeout, &channel, false).await.is_err() {
+                            stale.insert(channel);
+                        }
+                    }
+                }
+                continue;
+            }
+        };
         match next {
             Change::Subscribe(channel, done) => {
                 let result = match refs.get_mut(&channel) {
@@ -139,6 +162,7 @@ async fn run_changes(subscriber: SubscriberClient, sharded: bool, timeout: Durat
                         Ok(())
                     }
                     None => {
+                        stale.remove(&channel);
                         let result = change(&subscriber, sharded, timeout, &channel, true).await;
                         if result.is_ok() {
                             refs.insert(channel, 1);
@@ -170,7 +194,8 @@ async fn run_changes(subscriber: SubscriberClient, sharded: bool, timeout: Durat
                 if last {
                     refs.remove(&channel);
                     if let Err(err) = change(&subscriber, sharded, timeout, &channel, false).await {
-                        tracing::warn!(channel, cause = %err, "unsubscribe failed");
+                        tracing::debug!(channel, cause = %err, "unsubscribe failed; will retry");
+                        stale.insert(channel);
                     }
                 }
             }
