@@ -15,6 +15,7 @@
 //! offline DMs have been sent right after `welcome`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -107,11 +108,13 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     /// Bytes a session may have held in `Pending` buffers (its outbox limit).
     max_pending_bytes: usize,
+    /// A gap in a room's seqs was seen: the engine should resync.
+    gap_seen: AtomicBool,
 }
 
 impl Registry {
     pub fn new(metrics: Arc<Metrics>, max_pending_bytes: usize) -> Registry {
-        Registry { inner: Mutex::new(Inner::default()), metrics, max_pending_bytes }
+        Registry { inner: Mutex::new(Inner::default()), metrics, max_pending_bytes, gap_seen: AtomicBool::new(false) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -213,8 +216,7 @@ impl Registry {
             MemberState::Live { .. } => Pending::default(),
         };
         self.push_counted(&local.outbox, "joined", joined);
-        let last_seq = self.flush(&local.outbox, pending, replayed_seq);
-        member.state = MemberState::Live { last_seq };
+        member.state = self.release(&local.outbox, pending, replayed_seq);
         true
     }
 
@@ -228,29 +230,39 @@ impl Registry {
         };
         if let Some(member) = members.get_mut(session) {
             if let MemberState::Joining { pending, previous_seq: Some(previous) } = &mut member.state {
-                let last_seq = match sessions.get(session) {
-                    Some(local) => self.flush(&local.outbox, std::mem::take(pending), *previous),
-                    None => *previous,
+                let (pending, previous) = (std::mem::take(pending), *previous);
+                member.state = match sessions.get(session) {
+                    Some(local) => self.release(&local.outbox, pending, previous),
+                    None => MemberState::Live { last_seq: previous },
                 };
-                member.state = MemberState::Live { last_seq };
                 return;
             }
         }
         self.remove_member(&mut inner, room, session);
     }
 
-    /// Queues held frames newer than `last_seq` (and those without a seq);
-    /// returns the newest seq queued.
-    fn flush(&self, outbox: &Outbox, pending: Pending, mut last_seq: u64) -> u64 {
-        for (seq, kind, json) in pending.frames {
+    /// Queues held frames newer than `last_seq` (and those without a seq)
+    /// and returns the member's next state: live, or still resyncing from
+    /// the first gap in the seqs (which asks the engine for a resync).
+    fn release(&self, outbox: &Outbox, pending: Pending, mut last_seq: u64) -> MemberState {
+        let mut frames = pending.frames.into_iter();
+        while let Some((seq, kind, json)) = frames.next() {
             match seq {
                 Some(seq) if seq <= last_seq => continue,
+                Some(seq) if seq > last_seq + 1 => {
+                    let mut rest = Pending::default();
+                    rest.frames.push((Some(seq), kind, json));
+                    rest.frames.extend(frames);
+                    rest.bytes = rest.frames.iter().map(|(_, _, json)| json.len()).sum();
+                    self.gap_seen.store(true, Ordering::SeqCst);
+                    return MemberState::Resyncing { pending: rest, last_seq };
+                }
                 Some(seq) => last_seq = seq,
                 None => {}
             }
             self.push_counted(outbox, kind, json);
         }
-        last_seq
+        MemberState::Live { last_seq }
     }
 
     /// Removes the session from the room.
@@ -323,6 +335,15 @@ impl Registry {
                 MemberState::Live { last_seq } => {
                     if let Some(seq) = frame.seq {
                         if seq <= *last_seq {
+                            continue;
+                        }
+                        if seq > *last_seq + 1 {
+                            // Messages went missing on the way (a lagging or
+                            // lost subscription): hold from here and re-read.
+                            let mut pending = Pending::default();
+                            self.hold(&mut pending, &local.outbox, frame);
+                            member.state = MemberState::Resyncing { pending, last_seq: *last_seq };
+                            self.gap_seen.store(true, Ordering::SeqCst);
                             continue;
                         }
                         *last_seq = seq;
@@ -461,16 +482,25 @@ impl Registry {
 }
 
 impl Deliver for Registry {
+    fn take_gap(&self) -> bool {
+        self.gap_seen.swap(false, Ordering::SeqCst)
+    }
+
     fn begin_resync(&self) -> Vec<(RoomName, u64)> {
         let mut inner = self.lock();
         let mut rooms = Vec::new();
         for (room, members) in inner.rooms.iter_mut() {
             let mut lowest = None;
             for member in members.values_mut() {
-                if let MemberState::Live { last_seq } = member.state {
-                    member.state = MemberState::Resyncing { pending: Pending::default(), last_seq };
-                    lowest = Some(lowest.map_or(last_seq, |l: u64| l.min(last_seq)));
-                }
+                let last_seq = match member.state {
+                    MemberState::Live { last_seq } => {
+                        member.state = MemberState::Resyncing { pending: Pending::default(), last_seq };
+                        last_seq
+                    }
+                    MemberState::Resyncing { last_seq, .. } => last_seq,
+                    MemberState::Joining { .. } => continue,
+                };
+                lowest = Some(lowest.map_or(last_seq, |l: u64| l.min(last_seq)));
             }
             if let Some(lowest) = lowest {
                 rooms.push((room.clone(), lowest));
@@ -479,7 +509,7 @@ impl Deliver for Registry {
         rooms
     }
 
-    fn complete_resync(&self, room: &RoomName, missed: Vec<StoredMessage>) {
+    fn complete_resync(&self, room: &RoomName, latest_seq: u64, missed: Vec<StoredMessage>) {
         let missed: Vec<(u64, ByteString)> =
             missed.into_iter().map(|m| (m.seq, ByteString::from(m.json.get().to_owned()))).collect();
         let mut inner = self.lock();
@@ -487,17 +517,17 @@ impl Deliver for Registry {
         let Some(members) = rooms.get_mut(room) else { return };
         for (session, member) in members.iter_mut() {
             let MemberState::Resyncing { pending, last_seq } = &mut member.state else { continue };
-            let (pending, mut last) = (std::mem::take(pending), *last_seq);
-            if let Some(local) = sessions.get(session) {
-                for (seq, json) in &missed {
-                    if *seq > last {
-                        self.push_counted(&local.outbox, "message", json.clone());
-                        last = *seq;
-                    }
+            // A room whose seq went back lost its history (a new epoch):
+            // continue live from the new seqs.
+            let (pending, mut last) = (std::mem::take(pending), (*last_seq).min(latest_seq));
+            let Some(local) = sessions.get(session) else { continue };
+            for (seq, json) in &missed {
+                if *seq == last + 1 {
+                    self.push_counted(&local.outbox, "message", json.clone());
+                    last = *seq;
                 }
-                last = self.flush(&local.outbox, pending, last);
             }
-            member.state = MemberState::Live { last_seq: last };
+            member.state = self.release(&local.outbox, pending, last);
         }
     }
 

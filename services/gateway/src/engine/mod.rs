@@ -82,9 +82,16 @@ pub trait Deliver: Send + Sync {
         Vec::new()
     }
 
-    /// Delivers `missed` (messages after that seq, oldest first) to the
-    /// room's sessions that lack them, then the frames held meanwhile.
-    fn complete_resync(&self, _room: &RoomName, _missed: Vec<StoredMessage>) {}
+    /// Delivers `missed` (messages after that seq, oldest first; `latest_seq`
+    /// is the room's seq now) to the room's sessions that lack them, then the
+    /// frames held meanwhile.
+    fn complete_resync(&self, _room: &RoomName, _latest_seq: u64, _missed: Vec<StoredMessage>) {}
+
+    /// Whether a gap in some room's seqs was seen since the last call (the
+    /// engine then resyncs).
+    fn take_gap(&self) -> bool {
+        false
+    }
 }
 
 /// Pub/sub between nodes.

@@ -440,3 +440,87 @@ async fn a_node_that_loses_its_subscriptions_resubscribes_and_delivers_what_it_m
     posting.await.unwrap();
     assert_eq!(watching.await.unwrap(), (1..=TOTAL).collect::<Vec<_>>(), "nothing missed, nothing twice, in order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_rate_counts_every_connection_on_every_node_and_each_node_holds_a_lease() {
+    let redis = RedisServer::start();
+    let apps = spawn_cluster(2, &redis.url(), |s| {
+        s.limits.user_messages_per_second = 3;
+        s.presence.lease_ms = 3_000;
+    });
+    wait_ready(&apps).await;
+    let mut one = app_client(&apps[0], "busy").await;
+    let mut two = app_client(&apps[1], "busy").await;
+    assert_eq!(one.welcome["limits"]["user_messages_per_second"], 3, "announced in welcome");
+    one.client.join("r").await;
+    two.client.join("r").await;
+    let mut outcomes = Vec::new();
+    for i in 0..4 {
+        let client = if i % 2 == 0 { &mut one.client } else { &mut two.client };
+        let reply = client.request(json!({"type": "send", "room": "r", "text": format!("m{i}")})).await;
+        outcomes.push(reply);
+    }
+    let acks = outcomes.iter().filter(|r| r["type"] == "ack").count();
+    assert_eq!(acks, 3, "three per second across both connections: {outcomes:?}");
+    let limited = outcomes.iter().find(|r| r["type"] == "error").unwrap();
+    assert_eq!(limited["code"], "rate_limited");
+    assert!((1..=1000).contains(&limited["retry_after_ms"].as_u64().unwrap()));
+    // Each node keeps a lease with a TTL no longer than presence.lease_ms.
+    for node in ["gw-1", "gw-2"] {
+        let ttl: i64 = redis.cli(&["pttl", &format!("chat:node:{{{node}}}:lease")]).trim().parse().unwrap();
+        assert!(ttl > 0 && ttl <= 3_000, "{node} lease ttl {ttl}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_subscriber_is_counted_and_resynced_not_stopped() {
+    const TOTAL: u64 = 400;
+    let redis = RedisServer::start();
+    // A tiny buffer between the Redis connection and the node makes it lag.
+    let apps = spawn_cluster(2, &redis.url(), |s| {
+        s.admin.api_key = Some("k".into());
+        s.redis.subscriber_buffer_messages = 2;
+    });
+    wait_ready(&apps).await;
+    let mut observer = client_on(&apps[1], "observer").await;
+    observer.join("burst").await;
+    let watching = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        while seqs.len() < TOTAL as usize {
+            let Some(frame) = observer.try_recv(Duration::from_secs(5)).await else { break };
+            if frame["type"] == "message" {
+                seqs.push(frame["seq"].as_u64().unwrap());
+            }
+        }
+        seqs
+    });
+    let port = apps[0].port;
+    let posters: Vec<_> = (0..8)
+        .map(|_| {
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let url = format!("http://127.0.0.1:{port}/v1/rooms/burst/messages");
+                for _ in 0..TOTAL / 8 {
+                    let response = client.post(&url).bearer_auth("k").json(&json!({"text": "x"})).send().await.unwrap();
+                    assert!(response.status().is_success());
+                }
+            })
+        })
+        .collect();
+    for poster in posters {
+        poster.await.unwrap();
+    }
+    assert_eq!(watching.await.unwrap(), (1..=TOTAL).collect::<Vec<_>>(), "every message once, in order");
+    assert!(apps[1].metric("chat_pubsub_lagged_total").await > 0.0, "the receiver did lag");
+}
+
+struct Welcomed {
+    client: Client,
+    welcome: Value,
+}
+
+async fn app_client(app: &TestApp, user: &str) -> Welcomed {
+    let mut client = Client::connect(&app.ws_url(&format!("user={user}"))).await.unwrap();
+    let welcome = client.recv().await;
+    Welcomed { client, welcome }
+}

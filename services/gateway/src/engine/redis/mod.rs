@@ -86,6 +86,9 @@ pub struct RedisEngine {
     per_ip: Mutex<HashMap<IpAddr, u32>>,
     /// Closed sessions whose presence could not be cleared yet (Redis away).
     pending_forgets: Mutex<VecDeque<(SessionInfo, Vec<RoomName>)>>,
+    /// Asks the resync task for a run; requests made during a run coalesce
+    /// into one more run, so nothing lost meanwhile is left behind.
+    resync_wanted: tokio::sync::Notify,
 }
 
 fn unavailable(err: impl std::fmt::Display) -> EngineError {
@@ -128,9 +131,9 @@ impl RedisEngine {
         let health = Arc::new(Health::default());
         let engine = Arc::new_cyclic(|weak: &Weak<RedisEngine>| {
             let resync_target = weak.clone();
-            let on_resubscribed: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            let request_resync: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
                 if let Some(engine) = resync_target.upgrade() {
-                    tokio::spawn(async move { engine.resync().await });
+                    engine.resync_wanted.notify_one();
                 }
             });
             let subscriptions = subscriber::start(
@@ -140,7 +143,7 @@ impl RedisEngine {
                 sink.clone(),
                 metrics,
                 health.clone(),
-                on_resubscribed,
+                request_resync,
             );
             RedisEngine {
                 pool,
@@ -153,10 +156,12 @@ impl RedisEngine {
                 settings,
                 per_ip: Mutex::default(),
                 pending_forgets: Mutex::default(),
+                resync_wanted: tokio::sync::Notify::new(),
             }
         });
         tokio::spawn(keep_lease(Arc::downgrade(&engine)));
         tokio::spawn(retry_forgets(Arc::downgrade(&engine)));
+        tokio::spawn(run_resyncs(Arc::downgrade(&engine)));
         Ok(Engine { bus: engine.clone(), presence: engine.clone(), history: engine })
     }
 
@@ -233,13 +238,24 @@ impl RedisEngine {
         let rooms = self.sink.begin_resync();
         for (room, after) in rooms {
             match self.replay(&room, ReplayFrom::After(after)).await {
-                Ok(replay) => self.sink.complete_resync(&room, replay.messages),
+                Ok(replay) => self.sink.complete_resync(&room, replay.seq, replay.messages),
                 Err(err) => {
-                    tracing::warn!(room = %room, cause = %err, "resync failed; live delivery continues");
-                    self.sink.complete_resync(&room, Vec::new());
+                    // The sessions stay held; the next resync retries.
+                    tracing::warn!(room = %room, cause = %err, "resync failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.resync_wanted.notify_one();
                 }
             }
         }
+    }
+}
+
+/// Runs one resync at a time, again after each request that came meanwhile.
+async fn run_resyncs(engine: Weak<RedisEngine>) {
+    let Some(engine) = engine.upgrade() else { return };
+    loop {
+        engine.resync_wanted.notified().await;
+        engine.resync().await;
     }
 }
 

@@ -264,6 +264,9 @@ async fn receive(
                 match decode(&message.channel, &payload) {
                     Some((topic, msg)) => {
                         sink.deliver(&topic, &msg);
+                        if sink.take_gap() {
+                            on_lag();
+                        }
                     }
                     None => tracing::warn!(channel = %message.channel, "unreadable pub/sub message dropped"),
                 }
