@@ -13,7 +13,7 @@ use serde::Deserialize;
 use chat_shared::protocol::{ClientId, DisplayName, RoomName, ServerFrame, UserId, UserRef};
 use chat_shared::ErrorCode;
 
-use crate::engine::{BusMessage, FramePayload, RoomDraft, Topic};
+use crate::engine::{BusMessage, RoomDraft, Topic};
 use crate::http::{resource, ApiError};
 use crate::node::Node;
 
@@ -135,13 +135,7 @@ async fn broadcast(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &node)?;
     let frame = ServerFrame::Notice { data: body.into_inner().data };
-    let msg = BusMessage::Frame(FramePayload {
-        kind: "notice",
-        seq: None,
-        skip_user: None,
-        skip_session: None,
-        json: frame.to_json(),
-    });
+    let msg = BusMessage::frame(&frame);
     let reached = node
         .engine
         .bus

@@ -28,8 +28,7 @@ use chat_shared::{CloseCode, ErrorCode};
 
 use crate::auth::RoomGrant;
 use crate::engine::{
-    now_ms, BusMessage, DmDraft, Engine, EngineError, FramePayload, Replay, ReplayFrom, RoomDraft, SessionId,
-    SessionInfo, Topic,
+    now_ms, BusMessage, DmDraft, Engine, EngineError, Replay, ReplayFrom, RoomDraft, SessionId, SessionInfo, Topic,
 };
 use crate::limits::{AbuseMeter, TokenBucket};
 use crate::metrics::INVALID_FRAME_LABEL;
@@ -453,13 +452,7 @@ impl WsSession {
     /// (a client's frame), a failure is replied; timers stay silent.
     fn publish_typing(&mut self, re: Option<RequestId>, room: RoomName, state: TypingState, ctx: &mut Context<Self>) {
         let frame = ServerFrame::Typing { room: room.clone(), user: self.info.user.clone(), state };
-        let msg = BusMessage::Frame(FramePayload {
-            kind: "typing",
-            seq: None,
-            skip_user: Some(self.info.user.id.clone()),
-            skip_session: None,
-            json: frame.to_json(),
-        });
+        let msg = BusMessage::for_others(&frame, &self.info.user.id);
         let bus = self.engine().bus.clone();
         let fut = async move { bus.publish(&Topic::Room(room), msg).await };
         ctx.wait(fut.into_actor(self).map(move |result, act, _| {
@@ -595,14 +588,7 @@ impl Actor for WsSession {
         actix_rt::spawn(async move {
             for room in typing_rooms {
                 let frame = ServerFrame::Typing { room: room.clone(), user: user.clone(), state: TypingState::Stop };
-                let msg = BusMessage::Frame(FramePayload {
-                    kind: "typing",
-                    seq: None,
-                    skip_user: Some(user.id.clone()),
-                    skip_session: None,
-                    json: frame.to_json(),
-                });
-                let _ = engine.bus.publish(&Topic::Room(room), msg).await;
+                let _ = engine.bus.publish(&Topic::Room(room), BusMessage::for_others(&frame, &user.id)).await;
             }
             engine.presence.forget(&info, &rooms).await;
             for room in joined {

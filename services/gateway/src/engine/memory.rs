@@ -97,14 +97,7 @@ struct MemoryPresence {
 impl MemoryPresence {
     fn announce(&self, room: &RoomName, user: &UserRef, state: PresenceState) {
         let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state };
-        let msg = BusMessage::Frame(FramePayload {
-            kind: "presence",
-            seq: None,
-            skip_user: Some(user.id.clone()),
-            skip_session: None,
-            json: frame.to_json(),
-        });
-        self.sink.deliver(&Topic::Room(room.clone()), &msg);
+        self.sink.deliver(&Topic::Room(room.clone()), &BusMessage::for_others(&frame, &user.id));
     }
 }
 

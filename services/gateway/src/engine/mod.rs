@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytestring::ByteString;
 
-use chat_shared::protocol::{ClientId, RoomName, StoredMessage, UserId, UserRef};
+use chat_shared::protocol::{ClientId, RoomName, ServerFrame, StoredMessage, UserId, UserRef};
 
 /// A backend could not carry out the call; the client gets `unavailable`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -68,6 +68,29 @@ pub struct FramePayload {
     pub skip_session: Option<SessionId>,
     /// The frame's JSON.
     pub json: ByteString,
+}
+
+impl BusMessage {
+    /// A frame for every session of the topic, serialised once, here.
+    pub fn frame(frame: &ServerFrame) -> BusMessage {
+        BusMessage::Frame(FramePayload {
+            kind: frame.kind(),
+            seq: None,
+            skip_user: None,
+            skip_session: None,
+            json: frame.to_json(),
+        })
+    }
+
+    /// A frame for the topic's sessions of users other than `user`
+    /// (presence and typing).
+    pub fn for_others(frame: &ServerFrame, user: &UserId) -> BusMessage {
+        let mut msg = BusMessage::frame(frame);
+        if let BusMessage::Frame(payload) = &mut msg {
+            payload.skip_user = Some(user.clone());
+        }
+        msg
+    }
 }
 
 /// The node side of the bus: receives what arrives on subscribed topics.

@@ -173,21 +173,8 @@ async fn concurrent_senders_on_different_nodes_share_one_order() {
         s.join("race").await;
         senders.push(s);
     }
-    let watching: Vec<_> = observers
-        .into_iter()
-        .map(|mut o| {
-            tokio::spawn(async move {
-                let mut seqs = Vec::new();
-                while seqs.len() < total as usize {
-                    let frame = o.recv().await;
-                    if frame["type"] == "message" {
-                        seqs.push(frame["seq"].as_u64().unwrap());
-                    }
-                }
-                seqs
-            })
-        })
-        .collect();
+    let watching: Vec<_> =
+        observers.into_iter().map(|mut o| tokio::spawn(async move { o.message_seqs(total as usize).await })).collect();
     let sending: Vec<_> = senders
         .into_iter()
         .map(|mut s| {
@@ -402,16 +389,7 @@ async fn a_node_that_loses_its_subscriptions_resubscribes_and_delivers_what_it_m
     wait_ready(&apps).await;
     let mut observer = client_on(&apps[1], "observer").await;
     observer.join("feed").await;
-    let watching = tokio::spawn(async move {
-        let mut seqs = Vec::new();
-        while seqs.len() < TOTAL as usize {
-            let frame = observer.recv().await;
-            if frame["type"] == "message" {
-                seqs.push(frame["seq"].as_u64().unwrap());
-            }
-        }
-        seqs
-    });
+    let watching = tokio::spawn(async move { observer.message_seqs(TOTAL as usize).await });
     // gw-1 publishes through the operator API (it holds no room subscription
     // itself); gw-2's subscriber is the one with the room, user, broadcast and
     // control channels.
@@ -484,16 +462,7 @@ async fn a_lagging_subscriber_is_counted_and_resynced_not_stopped() {
     wait_ready(&apps).await;
     let mut observer = client_on(&apps[1], "observer").await;
     observer.join("burst").await;
-    let watching = tokio::spawn(async move {
-        let mut seqs = Vec::new();
-        while seqs.len() < TOTAL as usize {
-            let Some(frame) = observer.try_recv(Duration::from_secs(5)).await else { break };
-            if frame["type"] == "message" {
-                seqs.push(frame["seq"].as_u64().unwrap());
-            }
-        }
-        seqs
-    });
+    let watching = tokio::spawn(async move { observer.message_seqs(TOTAL as usize).await });
     let port = apps[0].port;
     let posters: Vec<_> = (0..8)
         .map(|_| {

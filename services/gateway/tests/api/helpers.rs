@@ -247,6 +247,19 @@ impl Client {
         }
     }
 
+    /// The seqs of the next `n` `message` frames (other frames skipped);
+    /// fewer if nothing arrives for 5 s.
+    pub async fn message_seqs(&mut self, n: usize) -> Vec<u64> {
+        let mut seqs = Vec::with_capacity(n);
+        while seqs.len() < n {
+            let Some(frame) = self.try_recv(FRAME_TIMEOUT).await else { break };
+            if frame["type"] == "message" {
+                seqs.push(frame["seq"].as_u64().expect("message seq"));
+            }
+        }
+        seqs
+    }
+
     pub async fn join(&mut self, room: &str) -> Value {
         let reply = self.request(json!({"type": "join", "room": room})).await;
         assert_eq!(reply["type"], "joined", "{reply}");

@@ -25,21 +25,8 @@ async fn concurrent_senders_every_session_sees_one_gapless_order() {
         c.join("race").await;
         senders.push(c);
     }
-    let observing: Vec<_> = observers
-        .into_iter()
-        .map(|mut c| {
-            tokio::spawn(async move {
-                let mut seqs = Vec::new();
-                while seqs.len() < TOTAL as usize {
-                    let frame = c.recv().await;
-                    if frame["type"] == "message" {
-                        seqs.push(frame["seq"].as_u64().unwrap());
-                    }
-                }
-                seqs
-            })
-        })
-        .collect();
+    let observing: Vec<_> =
+        observers.into_iter().map(|mut c| tokio::spawn(async move { c.message_seqs(TOTAL as usize).await })).collect();
     let sending: Vec<_> = senders
         .into_iter()
         .enumerate()

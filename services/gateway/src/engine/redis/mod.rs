@@ -214,13 +214,7 @@ impl RedisEngine {
 
     fn presence_payload(room: &RoomName, user: &UserRef, state: PresenceState) -> String {
         let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state };
-        subscriber::encode(&BusMessage::Frame(FramePayload {
-            kind: "presence",
-            seq: None,
-            skip_user: Some(user.id.clone()),
-            skip_session: None,
-            json: frame.to_json(),
-        }))
+        subscriber::encode(&BusMessage::for_others(&frame, &user.id))
     }
 
     fn node_entry(room: &RoomName, session: &SessionInfo) -> String {
