@@ -15,6 +15,8 @@ run: check-tools
 test: check-tools
 	deploy/local/ensure-redis.sh
 	$(CARGO) test --workspace --locked
+	# The single-node protocol suite once more, each gateway on a Redis of its own.
+	GATEWAY_TEST_ENGINE=redis $(CARGO) test --locked -p gateway --test api
 
 ## cluster-up: Redis and three gateways on 127.0.0.1:8081-8083, logs in .cluster/logs
 cluster-up: check-tools

@@ -4,8 +4,10 @@
 //! - `GET /v1/stats`: this node's counts.
 //! - `POST /v1/rooms/{room}/messages` `{"text", "from"?: {"id","name"?}, "client_id"?}`:
 //!   publish into a room as the server (or as the named user).
-//! - `POST /v1/broadcast` `{"data": any}`: a `notice` to every session.
-//! - `DELETE /v1/users/{id}/sessions`: close every session of a user with 1008.
+//! - `POST /v1/broadcast` `{"data": any}`: a `notice` to every session on
+//!   every node; answers how many nodes it reached.
+//! - `DELETE /v1/users/{id}/sessions`: close every session of a user with
+//!   1008, on every node; answers how many nodes it reached.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -142,7 +144,7 @@ async fn broadcast(
         .publish(&Topic::Broadcast, msg)
         .await
         .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the backend is unavailable"))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "delivered": reached })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": reached })))
 }
 
 async fn disconnect_user(
@@ -158,5 +160,5 @@ async fn disconnect_user(
         .publish(&Topic::Control, BusMessage::Disconnect { user })
         .await
         .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the backend is unavailable"))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "closed": closed })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": closed })))
 }

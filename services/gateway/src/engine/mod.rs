@@ -125,8 +125,8 @@ pub trait Bus: Send + Sync {
     async fn subscribe(&self, topic: &Topic) -> EngineResult<()>;
     /// Drops a local reference to `topic`: the last one unsubscribes the node.
     async fn unsubscribe(&self, topic: &Topic) -> EngineResult<()>;
-    /// Publishes to every node subscribed to `topic`; returns how many
-    /// sessions (memory) or nodes (Redis) it reached.
+    /// Publishes to every node subscribed to `topic`; returns how many nodes
+    /// it reached.
     async fn publish(&self, topic: &Topic, msg: BusMessage) -> EngineResult<usize>;
     /// Whether the backend is reachable and every subscription is in place
     /// (`/readyz`); the error says what is missing.

@@ -93,7 +93,7 @@ async fn broadcast_sends_a_notice_to_every_session() {
     let data = json!({"title": "maintenance", "at": "02:00"});
     let (status, body) = admin_post(&app, "k", "/v1/broadcast", json!({ "data": data })).await;
     assert_eq!(status, 200);
-    assert_eq!(body["delivered"], 2);
+    assert_eq!(body["nodes"], 1);
     for c in [&mut a, &mut b] {
         assert_eq!(c.recv().await, json!({"type": "notice", "data": data}));
     }
@@ -114,7 +114,7 @@ async fn disconnect_a_user_everywhere_with_1008() {
         reqwest::Client::new().delete(app.http_url("/v1/users/a/sessions")).bearer_auth("k").send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["closed"], 2);
+    assert_eq!(body["nodes"], 1);
     assert_eq!(a1.expect_close(Duration::from_secs(3)).await, Some(1008));
     assert_eq!(a2.expect_close(Duration::from_secs(3)).await, Some(1008));
     assert_eq!(b.recv().await["state"], "offline");

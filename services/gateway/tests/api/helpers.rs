@@ -17,6 +17,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use gateway::engine::{Deliver, Engine};
 use gateway::metrics::Metrics;
 use gateway::node::Node;
+use gateway::settings::EngineKind;
 use gateway::{Application, Settings, ShutdownHandle};
 
 /// How long a test waits for an expected frame.
@@ -28,6 +29,14 @@ pub struct TestApp {
     pub node: Arc<Node>,
     pub shutdown: ShutdownHandle,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The Redis of a single-node test run with `GATEWAY_TEST_ENGINE=redis`.
+    redis: Option<RedisServer>,
+}
+
+/// With `GATEWAY_TEST_ENGINE=redis`, every single-node test runs its gateway on
+/// the Redis engine with a Redis of its own (`make test` runs both ways).
+fn redis_for_single_node_tests() -> bool {
+    std::env::var("GATEWAY_TEST_ENGINE").is_ok_and(|engine| engine == "redis")
 }
 
 /// Settings for tests: a free port, short drain, quiet logs.
@@ -50,6 +59,14 @@ pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
 pub fn spawn_app_with(configure: impl FnOnce(&mut Settings), engine: Option<EngineFactory>) -> TestApp {
     let mut settings = test_settings();
     configure(&mut settings);
+    let redis = if engine.is_none() && settings.engine == EngineKind::Memory && redis_for_single_node_tests() {
+        let server = RedisServer::start();
+        settings.engine = EngineKind::Redis;
+        settings.redis.url = server.url();
+        Some(server)
+    } else {
+        None
+    };
     settings.validate().expect("test settings are valid");
     if std::env::var_os("TEST_LOG").is_some() {
         chat_shared::telemetry::init(&settings.log);
@@ -67,7 +84,11 @@ pub fn spawn_app_with(configure: impl FnOnce(&mut Settings), engine: Option<Engi
         });
     });
     let (port, node, shutdown) = rx.recv_timeout(Duration::from_secs(10)).expect("gateway started");
-    TestApp { port, node, shutdown, thread: Some(thread) }
+    let app = TestApp { port, node, shutdown, thread: Some(thread), redis };
+    if app.redis.is_some() {
+        wait_ready_blocking(&app);
+    }
+    app
 }
 
 impl TestApp {
@@ -88,13 +109,13 @@ impl TestApp {
     }
 
     /// Starts the drain and waits for the gateway thread to end.
-    pub fn stop(mut self) -> Duration {
+    pub fn stop(mut self) -> Stopped {
         let started = Instant::now();
         self.shutdown.shutdown();
         if let Some(thread) = self.thread.take() {
             thread.join().expect("gateway thread ends cleanly");
         }
-        started.elapsed()
+        Stopped { took: started.elapsed(), redis: self.redis.take() }
     }
 
     /// Reads a metric's value from `/metrics` (a line `name value`).
@@ -105,6 +126,13 @@ impl TestApp {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("metric {series} not found"))
     }
+}
+
+/// A stopped gateway: how long the stop took; its Redis (if any) lives on
+/// until this is dropped, so the test can still look at the state.
+pub struct Stopped {
+    pub took: Duration,
+    pub redis: Option<RedisServer>,
 }
 
 impl Drop for TestApp {
@@ -536,6 +564,14 @@ pub fn spawn_cluster(n: usize, redis_url: &str, configure: impl Fn(&mut Settings
             })
         })
         .collect()
+}
+
+fn wait_ready_blocking(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app.node.engine.bus.readiness().is_ok() {
+        assert!(Instant::now() < deadline, "gateway on {} never became ready", app.port);
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Waits until `/readyz` answers 200 on every gateway.
