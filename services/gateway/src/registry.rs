@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 
-use chat_shared::protocol::{RoomName, StoredMessage, UserId, UserRef};
+use chat_shared::protocol::{RoomName, StoredMessage, TypingState, UserId, UserRef};
 use chat_shared::CloseCode;
 
 use crate::engine::{BusMessage, Deliver, FramePayload, SessionId, Topic};
@@ -73,8 +73,15 @@ struct TypingEntry {
     active: bool,
     /// Bumped by every `start`; the auto-stop timer only fires for its own.
     generation: u64,
-    /// The session whose `start` was relayed last.
+    /// The session whose `start` was relayed last (on another node: none
+    /// of this node's sessions).
     session: SessionId,
+}
+
+/// The `state` of a relayed `typing` frame.
+#[derive(serde::Deserialize)]
+struct TypingProbe {
+    state: TypingState,
 }
 
 #[derive(Default)]
@@ -315,7 +322,44 @@ impl Registry {
         pending.frames.push((frame.seq, frame.kind, frame.json.clone()));
     }
 
+    /// Keeps this node's typing state in step with relays from every node
+    /// (its own included): a relayed `start` counts against the throttle
+    /// here too, and a relayed `stop` cancels this node's auto-stop timers
+    /// for that user and room.
+    fn observe_typing(inner: &mut Inner, room: &RoomName, frame: &FramePayload, now: Instant) {
+        let (Some(user), Ok(probe)) = (&frame.skip_user, serde_json::from_str::<TypingProbe>(&frame.json)) else {
+            return;
+        };
+        let key = (room.clone(), user.clone());
+        match probe.state {
+            TypingState::Start => match inner.typing.get_mut(&key) {
+                Some(entry) => {
+                    entry.last_relay = now;
+                    entry.active = true;
+                }
+                None => {
+                    let entry = TypingEntry { last_relay: now, active: true, generation: 0, session: Arc::from("") };
+                    inner.typing.insert(key, entry);
+                }
+            },
+            TypingState::Stop => {
+                let local = inner.typing.get(&key).is_some_and(|entry| inner.sessions.contains_key(&entry.session));
+                if local {
+                    if let Some(entry) = inner.typing.get_mut(&key) {
+                        entry.active = false;
+                        entry.generation += 1;
+                    }
+                } else {
+                    inner.typing.remove(&key);
+                }
+            }
+        }
+    }
+
     fn deliver_room(&self, inner: &mut Inner, room: &RoomName, frame: &FramePayload) -> usize {
+        if frame.kind == "typing" && inner.rooms.contains_key(room) {
+            Self::observe_typing(inner, room, frame, Instant::now());
+        }
         let Inner { sessions, rooms, .. } = inner;
         let Some(members) = rooms.get_mut(room) else {
             return 0;
