@@ -447,11 +447,6 @@ impl Registry {
         self.lock().sessions.len()
     }
 
-    /// Local sessions of one user.
-    pub fn user_session_count(&self, user: &UserId) -> usize {
-        self.lock().users.get(user).map_or(0, Vec::len)
-    }
-
     pub fn stats(&self) -> RegistryStats {
         let inner = self.lock();
         RegistryStats { connections: inner.sessions.len(), users: inner.users.len(), rooms: inner.rooms.len() }
