@@ -163,6 +163,21 @@ impl Outbox {
         self.lock().queued_bytes
     }
 
+    /// Takes every queued text frame (tests of what was queued).
+    #[cfg(test)]
+    pub fn drain_texts(&self) -> Vec<String> {
+        let mut state = self.lock();
+        state.queued_bytes = 0;
+        state
+            .queue
+            .drain(..)
+            .filter_map(|item| match item {
+                Outgoing::Text(text) => Some(text.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn finish(&self) {
         let mut state = self.lock();
         state.finished = true;
