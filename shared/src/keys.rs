@@ -106,9 +106,26 @@ pub fn node_lease(node: &str) -> String {
     format!("{PREFIX}:node:{{{node}}}:lease")
 }
 
-/// Set of `room \x1f session \x1f user` entries a node holds (for sweeping a crashed node).
+/// What a node holds, for sweeping it when it crashes: a set of
+/// [`node_room_entry`] and [`node_connection_entry`] strings.
 pub fn node_sessions(node: &str) -> String {
     format!("{PREFIX}:node:{{{node}}}:sessions")
+}
+
+/// Every gateway node that has held a lease: a sorted set, node → last
+/// lease refresh (ms since the epoch). A node whose lease key is gone but
+/// which is still listed here crashed and awaits a sweep.
+pub const NODES: &str = "chat:nodes";
+
+/// A session's membership of a room, in [`node_sessions`]:
+/// `r␟ROOM␟SESSION␟USER␟NAME`.
+pub fn node_room_entry(room: &RoomName, session: &str, user: &UserId, name: &str) -> String {
+    format!("r\u{1f}{room}\u{1f}{session}\u{1f}{user}\u{1f}{name}")
+}
+
+/// A session's connection, in [`node_sessions`]: `c␟SESSION␟USER`.
+pub fn node_connection_entry(session: &str, user: &UserId) -> String {
+    format!("c\u{1f}{session}\u{1f}{user}")
 }
 
 /// Every node listens here for operator notices.

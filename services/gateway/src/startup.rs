@@ -145,6 +145,7 @@ impl Application {
             _ = shutdown_rx.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
         }
         drain(&node).await;
+        node.engine.bus.shutdown().await;
         handle.stop(false).await;
         server_task.await.context("server task")?.context("server")?;
         tracing::info!("gateway stopped");

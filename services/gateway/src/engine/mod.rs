@@ -133,6 +133,8 @@ pub trait Bus: Send + Sync {
     fn readiness(&self) -> Result<(), String> {
         Ok(())
     }
+    /// The node stops for good (after its drain): withdraw what announces it.
+    async fn shutdown(&self) {}
 }
 
 /// One connection as the presence store sees it.

@@ -517,3 +517,28 @@ async fn typing_is_throttled_and_stopped_across_nodes() {
     // The stop ended the phone's start too: no late automatic stop.
     bob.expect_silence(Duration::from_millis(5_800)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_lists_what_it_holds_and_withdraws_it_when_stopped_gracefully() {
+    let redis = RedisServer::start();
+    let mut apps = spawn_cluster(1, &redis.url(), |_| {});
+    wait_ready(&apps).await;
+    let mut c = client_on(&apps[0], "holder").await;
+    c.join("kept").await;
+    let entries = redis.cli(&["smembers", "chat:node:{gw-1}:sessions"]);
+    assert!(entries.lines().any(|l| l.starts_with("r\u{1f}kept\u{1f}")), "room entry in {entries:?}");
+    assert!(
+        entries.lines().any(|l| l.starts_with("c\u{1f}") && l.ends_with("\u{1f}holder")),
+        "connection entry in {entries:?}"
+    );
+    assert!(redis.cli(&["zrange", "chat:nodes", "0", "-1"]).lines().any(|l| l == "gw-1"));
+    let app = apps.remove(0);
+    let stopper = std::thread::spawn(move || app.stop());
+    assert_eq!(c.expect_close(Duration::from_secs(3)).await, Some(1001));
+    let _stopped = tokio::task::spawn_blocking(move || stopper.join().unwrap()).await.unwrap();
+    assert_eq!(redis.cli(&["exists", "chat:node:{gw-1}:lease"]).trim(), "0", "lease withdrawn");
+    assert_eq!(redis.cli(&["scard", "chat:node:{gw-1}:sessions"]).trim(), "0", "nothing left to sweep");
+    assert!(!redis.cli(&["zrange", "chat:nodes", "0", "-1"]).lines().any(|l| l == "gw-1"), "node unlisted");
+    assert_eq!(redis.cli(&["hlen", "chat:{r:kept}:pnames"]).trim(), "0", "its users are offline");
+    assert_eq!(redis.cli(&["hlen", "chat:{u:holder}:conns"]).trim(), "0", "its connections are freed");
+}

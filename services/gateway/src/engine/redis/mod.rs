@@ -28,7 +28,9 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use bytestring::ByteString;
 use fred::clients::{Pool, SubscriberClient};
-use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, PubsubInterface, SetsInterface};
+use fred::interfaces::{
+    ClientLike, HashesInterface, KeysInterface, PubsubInterface, SetsInterface, SortedSetsInterface,
+};
 use fred::prelude::{Builder, Config, ReconnectPolicy};
 use fred::types::{Expiration, SetOptions, Value};
 use rand::Rng;
@@ -217,8 +219,12 @@ impl RedisEngine {
         subscriber::encode(&BusMessage::for_others(&frame, &user.id))
     }
 
+    fn connection_entry(session: &SessionInfo) -> String {
+        keys::node_connection_entry(&session.session, &session.user.id)
+    }
+
     fn node_entry(room: &RoomName, session: &SessionInfo) -> String {
-        format!("{room}\u{1f}{}\u{1f}{}\u{1f}{}", session.session, session.user.id, session.user.name)
+        keys::node_room_entry(room, &session.session, &session.user.id, session.user.name.as_str())
     }
 
     /// Re-reads, for every local room, what its sessions may have missed
@@ -277,10 +283,13 @@ async fn keep_lease(engine: Weak<RedisEngine>) {
     loop {
         let Some(strong) = engine.upgrade() else { return };
         let lease = strong.settings.lease;
-        let key = keys::node_lease(&strong.settings.node_id);
+        let node = strong.settings.node_id.to_string();
         let ms = lease.as_millis() as i64;
-        let result: Result<(), _> = strong.pool.set(key, "alive", Some(Expiration::PX(ms)), None, false).await;
-        if let Err(err) = result {
+        let result: Result<(), _> =
+            strong.pool.set(keys::node_lease(&node), "alive", Some(Expiration::PX(ms)), None, false).await;
+        let listed: Result<(), _> =
+            strong.pool.zadd(keys::NODES, None, None, false, false, (super::now_ms() as f64, node)).await;
+        if let Err(err) = result.and(listed) {
             tracing::debug!(cause = %err, "lease refresh failed");
         }
         drop(strong);
@@ -350,6 +359,17 @@ impl Bus for RedisEngine {
     fn readiness(&self) -> Result<(), String> {
         RedisEngine::readiness(self)
     }
+
+    async fn shutdown(&self) {
+        // Every session has been forgotten by now; what is left in the node's
+        // set (cleanups Redis refused) stays listed for the presence sweep.
+        let node = self.settings.node_id.to_string();
+        let _: Result<i64, _> = self.pool.del(keys::node_lease(&node)).await;
+        let left: Result<i64, _> = self.pool.scard(keys::node_sessions(&node)).await;
+        if matches!(left, Ok(0)) {
+            let _: Result<i64, _> = self.pool.zrem(keys::NODES, node).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -372,8 +392,21 @@ impl PresenceStore for RedisEngine {
             )
             .await;
         let admitted = matches!(reply, Ok(Value::Integer(1)));
-        if !admitted {
+        let recorded = if admitted {
+            // Listed under this node, so a sweep can free the slot if the node crashes.
+            let added: Result<i64, _> =
+                self.pool.sadd(keys::node_sessions(&self.settings.node_id), Self::connection_entry(session)).await;
+            added.map_err(unavailable)
+        } else {
+            Ok(0)
+        };
+        if !admitted || recorded.is_err() {
             self.release_ip(session);
+        }
+        if let Err(err) = recorded {
+            let _: Result<i64, _> =
+                self.pool.hdel(keys::user_connections(&session.user.id), session.session.to_string()).await;
+            return Err(err);
         }
         match reply {
             Ok(_) if admitted => Ok(Admission::Admitted),
@@ -387,6 +420,11 @@ impl PresenceStore for RedisEngine {
         let _: i64 = self
             .pool
             .hdel(keys::user_connections(&session.user.id), session.session.to_string())
+            .await
+            .map_err(unavailable)?;
+        let _: i64 = self
+            .pool
+            .srem(keys::node_sessions(&self.settings.node_id), Self::connection_entry(session))
             .await
             .map_err(unavailable)?;
         Ok(())
