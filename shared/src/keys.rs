@@ -75,6 +75,16 @@ pub fn user_connections(user: &UserId) -> String {
     user_key(user, "conns")
 }
 
+/// Hash room → the user's sessions in it.
+pub fn user_rooms(user: &UserId) -> String {
+    user_key(user, "rooms")
+}
+
+/// When the user's last connection closed (ms since the epoch).
+pub fn user_last_seen(user: &UserId) -> String {
+    user_key(user, "seen")
+}
+
 /// The user's cluster-wide message-rate bucket.
 pub fn user_rate(user: &UserId) -> String {
     user_key(user, "rate")

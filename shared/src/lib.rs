@@ -11,11 +11,13 @@
 //! - [`telemetry`]: tracing subscriber setup and the Prometheus text encoder.
 //! - [`keys`]: Redis key and channel names, hash-tagged per room and user.
 //! - [`wire`]: the payload format on pub/sub channels between nodes.
+//! - [`scripts`]: Lua scripts run by more than one service.
 
 pub mod config;
 pub mod error;
 pub mod keys;
 pub mod protocol;
+pub mod scripts;
 pub mod telemetry;
 pub mod wire;
 

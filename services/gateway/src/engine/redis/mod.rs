@@ -38,8 +38,9 @@ use serde_json::value::RawValue;
 
 use chat_shared::keys;
 use chat_shared::protocol::{
-    dm_prefix, message_prefix, DisplayName, PresenceState, RoomName, ServerFrame, StoredMessage, UserId, UserRef,
+    dm_prefix, message_prefix, DisplayName, PresenceState, RoomName, StoredMessage, UserId, UserRef,
 };
+use chat_shared::scripts::{presence_payload, LAST_SEEN_TTL_MS, PRESENCE_STATE_TTL_MS};
 
 use super::{
     Admission, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft, Engine, EngineError, EngineResult, FramePayload,
@@ -214,9 +215,15 @@ impl RedisEngine {
         script.evalsha_with_reload::<Value, _, _>(self.pool.next(), keys, args).await.map_err(unavailable)
     }
 
-    fn presence_payload(room: &RoomName, user: &UserRef, state: PresenceState) -> String {
-        let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state };
-        subscriber::encode(&BusMessage::for_others(&frame, &user.id))
+    /// Keeps the user's room index (for the presence API) in step.
+    async fn count_user_room(&self, room: &RoomName, session: &SessionInfo, delta: i64) -> EngineResult<()> {
+        self.eval(
+            &self.scripts.user_room,
+            vec![keys::user_rooms(&session.user.id)],
+            vec![room.to_string(), delta.to_string(), PRESENCE_STATE_TTL_MS.to_string()],
+        )
+        .await
+        .map(|_| ())
     }
 
     fn connection_entry(session: &SessionInfo) -> String {
@@ -388,7 +395,12 @@ impl PresenceStore for RedisEngine {
             .eval(
                 &self.scripts.admit,
                 vec![keys::user_connections(&session.user.id)],
-                vec![session.session.to_string(), session.node.to_string(), limits.per_user.to_string()],
+                vec![
+                    session.session.to_string(),
+                    session.node.to_string(),
+                    limits.per_user.to_string(),
+                    PRESENCE_STATE_TTL_MS.to_string(),
+                ],
             )
             .await;
         let admitted = matches!(reply, Ok(Value::Integer(1)));
@@ -427,6 +439,17 @@ impl PresenceStore for RedisEngine {
             .srem(keys::node_sessions(&self.settings.node_id), Self::connection_entry(session))
             .await
             .map_err(unavailable)?;
+        let _: () = self
+            .pool
+            .set(
+                keys::user_last_seen(&session.user.id),
+                super::now_ms().to_string(),
+                Some(Expiration::PX(LAST_SEEN_TTL_MS as i64)),
+                None,
+                false,
+            )
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -446,27 +469,36 @@ impl PresenceStore for RedisEngine {
                 session.user.name.to_string(),
                 self.publish_command().to_owned(),
                 keys::room_channel(room),
-                Self::presence_payload(room, &session.user, PresenceState::Online),
+                presence_payload(room, &session.user, PresenceState::Online),
+                PRESENCE_STATE_TTL_MS.to_string(),
             ],
         )
         .await?;
-        Ok(())
+        self.count_user_room(room, session, 1).await
     }
 
     async fn leave(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
         self.check()?;
-        self.eval(
-            &self.scripts.presence_leave,
-            vec![keys::room_presence_sessions(room), keys::room_presence_users(room), keys::room_presence_names(room)],
-            vec![
-                session.session.to_string(),
-                session.user.id.to_string(),
-                self.publish_command().to_owned(),
-                keys::room_channel(room),
-                Self::presence_payload(room, &session.user, PresenceState::Offline),
-            ],
-        )
-        .await?;
+        let was_there = self
+            .eval(
+                &self.scripts.presence_leave,
+                vec![
+                    keys::room_presence_sessions(room),
+                    keys::room_presence_users(room),
+                    keys::room_presence_names(room),
+                ],
+                vec![
+                    session.session.to_string(),
+                    session.user.id.to_string(),
+                    self.publish_command().to_owned(),
+                    keys::room_channel(room),
+                    presence_payload(room, &session.user, PresenceState::Offline),
+                ],
+            )
+            .await?;
+        if matches!(was_there, Value::Integer(1)) {
+            self.count_user_room(room, session, -1).await?;
+        }
         let _: i64 = self
             .pool
             .srem(keys::node_sessions(&self.settings.node_id), Self::node_entry(room, session))

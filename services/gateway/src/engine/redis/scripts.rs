@@ -8,6 +8,8 @@
 
 use fred::types::scripts::Script;
 
+use chat_shared::scripts::{PRESENCE_JOIN, PRESENCE_LEAVE, USER_ROOM};
+
 /// Publish a room message: idempotency check, next seq, append to the capped
 /// history, publish — one step, so history and live share one order.
 ///
@@ -111,43 +113,15 @@ redis.call('DEL', KEYS[1])
 return queued
 "#;
 
-/// Record a session in a room; announce `online` on the user's first.
-///
-/// KEYS: room sessions, room users, room names
-/// ARGV: session, user, name, publish command, channel, online payload
-pub const PRESENCE_JOIN: &str = r#"
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-  if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
-    redis.call(ARGV[4], ARGV[5], ARGV[6])
-  end
-end
-return 1
-"#;
-
-/// Remove a session from a room; announce `offline` after the user's last.
-///
-/// KEYS: room sessions, room users, room names
-/// ARGV: session, user, publish command, channel, offline payload
-pub const PRESENCE_LEAVE: &str = r#"
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
-  if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
-    redis.call('HDEL', KEYS[2], ARGV[2])
-    redis.call('HDEL', KEYS[3], ARGV[2])
-    redis.call(ARGV[3], ARGV[4], ARGV[5])
-  end
-end
-return 1
-"#;
-
 /// Count a connection against the user's cluster-wide limit.
 ///
 /// KEYS: the user's connections hash
-/// ARGV: session, node, limit
+/// ARGV: session, node, limit, TTL ms
 /// Returns 1 when admitted, 0 when over the limit.
 pub const ADMIT: &str = r#"
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 "#;
 
@@ -176,6 +150,7 @@ pub struct Scripts {
     pub take_offline: Script,
     pub presence_join: Script,
     pub presence_leave: Script,
+    pub user_room: Script,
     pub admit: Script,
     pub user_rate: Script,
 }
@@ -190,6 +165,7 @@ impl Default for Scripts {
             take_offline: Script::from_lua(TAKE_OFFLINE),
             presence_join: Script::from_lua(PRESENCE_JOIN),
             presence_leave: Script::from_lua(PRESENCE_LEAVE),
+            user_room: Script::from_lua(USER_ROOM),
             admit: Script::from_lua(ADMIT),
             user_rate: Script::from_lua(USER_RATE),
         }
