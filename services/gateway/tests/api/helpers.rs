@@ -589,3 +589,65 @@ pub async fn wait_ready(apps: &[TestApp]) {
         }
     }
 }
+
+/// The `presence` binary of this workspace, built if it is not there yet.
+fn presence_binary() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let binary = target.join("debug/presence");
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo).args(["build", "--quiet", "-p", "presence"]).status().expect("cargo runs");
+        assert!(status.success(), "building the presence service failed");
+    });
+    binary
+}
+
+/// A `presence` process, killed on drop.
+pub struct PresenceProcess {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl PresenceProcess {
+    pub fn start(redis_url: &str, replica: &str, extra: &[(&str, &str)]) -> PresenceProcess {
+        let port = free_port();
+        let mut command = Command::new(presence_binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CHAT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CHAT_REDIS__URL", redis_url)
+            .env("CHAT_REPLICA_ID", replica)
+            .env("CHAT_LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("presence binary runs");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "presence did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PresenceProcess { child, port }
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        reqwest::get(format!("http://127.0.0.1:{}{path}", self.port)).await.unwrap().json().await.unwrap()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PresenceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -9,6 +9,7 @@ mod cluster;
 mod limits;
 mod ordering;
 mod outage;
+mod presence;
 mod presence_typing;
 mod process;
 mod protocol;

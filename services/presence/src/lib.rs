@@ -1,0 +1,98 @@
+//! The presence service: sweeps crashed gateways out of the online state and
+//! serves that state over HTTP.
+//!
+//! # Layout
+//! - [`settings`]: configuration keys.
+//! - [`sweeper`]: finds expired gateway leases and clears what they held.
+//! - [`http`]: `/v1/rooms/{room}/members`, `/v1/users/{id}`, health, metrics.
+//! - [`metrics`]: Prometheus metrics.
+
+pub mod http;
+pub mod metrics;
+pub mod settings;
+pub mod sweeper;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{dev::Server, web, App, HttpServer};
+use anyhow::Context as _;
+use fred::clients::Pool;
+use fred::interfaces::ClientLike;
+use fred::prelude::{Builder, Config, ReconnectPolicy};
+
+pub use settings::Settings;
+
+/// What the HTTP handlers share.
+pub struct State {
+    pub pool: Pool,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// A bound, ready-to-run presence service.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to Redis (without waiting for it), starts the sweeper and
+    /// binds the HTTP API. Must run inside an actix system.
+    ///
+    /// # Errors
+    /// A malformed `redis.url` or an address that cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let config =
+            Config::from_url(&settings.redis.url).with_context(|| format!("redis.url {}", settings.redis.url))?;
+        let sharded = config.server.is_clustered();
+        let timeout = Duration::from_millis(settings.redis.command_timeout_ms);
+        let pool = Builder::from_config(config)
+            .with_performance_config(|perf| perf.default_command_timeout = timeout)
+            .with_connection_config(|conn| {
+                conn.connection_timeout = timeout;
+                conn.internal_command_timeout = timeout;
+            })
+            .set_policy(ReconnectPolicy::new_constant(0, 250))
+            .build_pool(settings.redis.pool_size)
+            .context("redis pool")?;
+        pool.connect_pool();
+        let metrics = Arc::new(metrics::Metrics::new().context("metrics")?);
+        let sweeper = Arc::new(sweeper::Sweeper::new(
+            pool.clone(),
+            sharded,
+            settings.replica_id.clone(),
+            settings.presence.clone(),
+            metrics.clone(),
+        ));
+        actix_rt::spawn(sweeper.run());
+        let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(State { pool, metrics });
+        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+            .workers(1)
+            .shutdown_timeout(2)
+            .listen(listener)?
+            .run();
+        tracing::info!(port, replica = %settings.replica_id, "presence service listening");
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    ///
+    /// # Errors
+    /// The HTTP server failing.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        Ok(())
+    }
+}
+
+/// Whether the pool is connected (for `/readyz`).
+pub fn redis_ready(pool: &Pool) -> bool {
+    pool.is_connected()
+}
