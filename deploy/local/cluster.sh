@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A local cluster of processes for development: one Redis and three gateways
-# on ports 8081-8083, all logs in one folder.
+# A local cluster of processes for development: one Redis, three gateways on
+# ports 8081-8083 and the presence service on 8090, all logs in one folder.
 #
 #   deploy/local/cluster.sh up     # build (release) and start
 #   deploy/local/cluster.sh down   # drain the gateways, stop Redis
@@ -15,11 +15,13 @@ dir=${CLUSTER_DIR:-.cluster}
 redis_port=${CLUSTER_REDIS_PORT:-6380}
 admin_key=${CLUSTER_ADMIN_KEY:-dev-admin-key}
 gateway_ports=(8081 8082 8083)
+presence_port=8090
 bin=target/release/gateway
+presence_bin=target/release/presence
 
 up() {
     deploy/local/ensure-redis.sh
-    cargo build --release --locked -p gateway
+    cargo build --release --locked -p gateway -p presence
     mkdir -p "$dir/logs" "$dir/pids" "$dir/redis"
     if [ -f "$dir/pids/redis" ] && kill -0 "$(cat "$dir/pids/redis")" 2>/dev/null; then
         echo "already running; run '$0 down' first" >&2
@@ -44,7 +46,12 @@ up() {
         echo $! >"$dir/pids/gateway-$i"
         i=$((i + 1))
     done
-    for port in "${gateway_ports[@]}"; do
+    CHAT_REDIS__URL="redis://127.0.0.1:$redis_port" \
+    CHAT_LISTEN="127.0.0.1:$presence_port" \
+    CHAT_REPLICA_ID=presence-1 \
+        nohup "$presence_bin" >"$dir/logs/presence.log" 2>&1 &
+    echo $! >"$dir/pids/presence"
+    for port in "${gateway_ports[@]}" "$presence_port"; do
         for _ in $(seq 100); do
             curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
             sleep 0.1
@@ -56,12 +63,12 @@ up() {
 }
 
 down() {
-    for pidfile in "$dir"/pids/gateway-*; do
+    for pidfile in "$dir"/pids/gateway-* "$dir"/pids/presence; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pidfile in "$dir"/pids/gateway-*; do
+    for pidfile in "$dir"/pids/gateway-* "$dir"/pids/presence; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         for _ in $(seq 150); do
@@ -86,6 +93,8 @@ status() {
         printf 'gw-%s   127.0.0.1:%s  readyz %s\n' "$i" "$port" "${ready:-down}"
         i=$((i + 1))
     done
+    ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$presence_port/readyz" 2>/dev/null || true)
+    printf 'presence 127.0.0.1:%s  readyz %s\n' "$presence_port" "${ready:-down}"
 }
 
 case "${1:-}" in

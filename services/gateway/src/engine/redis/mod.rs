@@ -295,8 +295,12 @@ async fn keep_lease(engine: Weak<RedisEngine>) {
         let result: Result<(), _> =
             strong.pool.set(keys::node_lease(&node), "alive", Some(Expiration::PX(ms)), None, false).await;
         let listed: Result<(), _> =
-            strong.pool.zadd(keys::NODES, None, None, false, false, (super::now_ms() as f64, node)).await;
-        if let Err(err) = result.and(listed) {
+            strong.pool.zadd(keys::NODES, None, None, false, false, (super::now_ms() as f64, node.clone())).await;
+        // Nothing lives forever, even if every process dies.
+        let state_ttl = PRESENCE_STATE_TTL_MS as i64;
+        let kept: Result<(), _> = strong.pool.pexpire(keys::node_sessions(&node), state_ttl, None).await;
+        let kept_list: Result<(), _> = strong.pool.pexpire(keys::NODES, state_ttl, None).await;
+        if let Err(err) = result.and(listed).and(kept).and(kept_list) {
             tracing::debug!(cause = %err, "lease refresh failed");
         }
         drop(strong);
