@@ -205,6 +205,16 @@ mod tests {
     }
 
     #[test]
+    fn node_entries_split_into_their_fields() {
+        let room = RoomName::parse("lobby").unwrap();
+        let user = UserId::parse("a b|c").unwrap();
+        let entry = node_room_entry(&room, "s-1", &user, "Alice");
+        assert_eq!(entry.split('\u{1f}').collect::<Vec<_>>(), ["r", "lobby", "s-1", "a b|c", "Alice"]);
+        let entry = node_connection_entry("s-1", &user);
+        assert_eq!(entry.split('\u{1f}').collect::<Vec<_>>(), ["c", "s-1", "a b|c"]);
+    }
+
+    #[test]
     fn channels_parse_back() {
         let room = RoomName::parse("a.b:c-d_e").unwrap();
         let user = UserId::parse("weird}:ch user").unwrap();

@@ -80,3 +80,25 @@ impl Settings {
         Ok(settings)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_environment() {
+        let settings: Settings = config::load_from(
+            None,
+            &[],
+            [
+                ("CHAT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+                ("CHAT_PRESENCE__SWEEP_INTERVAL_MS".to_owned(), "250".to_owned()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:0");
+        assert_eq!(settings.presence.sweep_interval_ms, 250);
+        assert_eq!(settings.presence.lease_ms, 10_000);
+        assert!(!settings.replica_id.is_empty());
+    }
+}
