@@ -7,7 +7,7 @@
 //! conversation. Room names cannot contain braces; a user id that does only
 //! shortens its own tag, which stays the same for all of that user's keys.
 
-use crate::protocol::{RoomName, UserId};
+use crate::protocol::{DisplayName, RoomName, UserId, UserRef};
 
 /// Every key and channel starts with this.
 pub const PREFIX: &str = "chat";
@@ -53,6 +53,20 @@ pub fn room_presence_users(room: &RoomName) -> String {
 /// Hash user id → display name, for `members`.
 pub fn room_presence_names(room: &RoomName) -> String {
     room_key(room, "pnames")
+}
+
+/// The room's online users from its [`room_presence_names`] hash, sorted by id.
+pub fn members_from_names(names: std::collections::HashMap<String, String>) -> Vec<UserRef> {
+    let mut members: Vec<UserRef> = names
+        .into_iter()
+        .filter_map(|(id, name)| {
+            let id = UserId::parse(&id).ok()?;
+            let name = DisplayName::parse(&name).unwrap_or_else(|_| DisplayName::from_user_id(&id));
+            Some(UserRef { id, name })
+        })
+        .collect();
+    members.sort_by(|a, b| a.id.cmp(&b.id));
+    members
 }
 
 /// The room's pub/sub channel: messages, presence, typing.

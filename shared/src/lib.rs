@@ -12,11 +12,14 @@
 //! - [`keys`]: Redis key and channel names, hash-tagged per room and user.
 //! - [`wire`]: the payload format on pub/sub channels between nodes.
 //! - [`scripts`]: Lua scripts run by more than one service.
+//! - [`redis`]: Redis connection settings and client setup; [`http`]: the HTTP error type.
 
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod keys;
 pub mod protocol;
+pub mod redis;
 pub mod scripts;
 pub mod telemetry;
 pub mod wire;

@@ -5,40 +5,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::{Actor, AsyncContext};
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use rand::Rng;
 
-use chat_shared::error::HttpErrorBody;
+pub use chat_shared::http::ApiError;
 use chat_shared::telemetry::{encode_metrics, METRICS_CONTENT_TYPE};
 use chat_shared::ErrorCode;
 
 use crate::engine::{Admission, ConnectionLimits, SessionInfo};
 use crate::node::Node;
 use crate::session::WsSession;
-
-/// An HTTP error with the protocol's JSON body `{"error":{"code","message"}}`.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(HttpErrorBody::new(self.code, &self.message))
-    }
-}
 
 /// Registers every route of the gateway.
 pub fn routes(cfg: &mut web::ServiceConfig) {

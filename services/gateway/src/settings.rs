@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use chat_shared::config::{self, ConfigError};
+use chat_shared::redis::RedisSettings;
 use chat_shared::telemetry::LogSettings;
 
 /// Which engine carries pub/sub, presence and history.
@@ -137,22 +138,6 @@ pub struct DmSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RedisSettings {
-    /// `redis://host:port[/db]` for a standalone Redis, or
-    /// `redis-cluster://host:port?node=host:port&node=…` for a Redis Cluster.
-    pub url: String,
-    /// Connections in the command pool.
-    pub pool_size: usize,
-    /// Longest wait for any Redis command, in milliseconds; past it the client gets `unavailable`.
-    pub command_timeout_ms: u64,
-    /// Delay between reconnection attempts, in milliseconds.
-    pub reconnect_delay_ms: u32,
-    /// Pub/sub messages buffered between the Redis connection and the node before it counts as lagging.
-    pub subscriber_buffer_messages: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct PresenceSettings {
     /// Lifetime of this node's lease key, in milliseconds; refreshed every third of it.
     pub lease_ms: u64,
@@ -236,18 +221,6 @@ impl Default for DmSettings {
     }
 }
 
-impl Default for RedisSettings {
-    fn default() -> Self {
-        RedisSettings {
-            url: "redis://127.0.0.1:6379".to_owned(),
-            pool_size: 4,
-            command_timeout_ms: 2_000,
-            reconnect_delay_ms: 250,
-            subscriber_buffer_messages: 65_536,
-        }
-    }
-}
-
 impl Default for PresenceSettings {
     fn default() -> Self {
         PresenceSettings { lease_ms: 10_000 }
@@ -312,9 +285,7 @@ impl Settings {
         if self.history.size == 0 {
             return invalid("history.size must be at least 1");
         }
-        if self.redis.pool_size == 0 || self.redis.subscriber_buffer_messages == 0 {
-            return invalid("redis.pool_size and redis.subscriber_buffer_messages must be at least 1");
-        }
+        self.redis.validate()?;
         if self.presence.lease_ms < 300 {
             return invalid("presence.lease_ms must be at least 300");
         }

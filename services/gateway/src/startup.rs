@@ -62,11 +62,7 @@ impl Application {
             }
             EngineKind::Redis => {
                 let redis_settings = RedisEngineSettings {
-                    url: settings.redis.url.clone(),
-                    pool_size: settings.redis.pool_size,
-                    command_timeout: Duration::from_millis(settings.redis.command_timeout_ms),
-                    reconnect_delay_ms: settings.redis.reconnect_delay_ms,
-                    subscriber_buffer_messages: settings.redis.subscriber_buffer_messages,
+                    redis: settings.redis.clone(),
                     history_size: settings.history.size,
                     idempotency_window: Duration::from_millis(settings.history.idempotency_window_ms),
                     offline_queue_max_messages: settings.dm.offline_queue_max_messages,

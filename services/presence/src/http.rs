@@ -6,49 +6,20 @@
 
 use std::collections::HashMap;
 
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use fred::interfaces::{HashesInterface, KeysInterface};
 
-use chat_shared::error::HttpErrorBody;
+use chat_shared::http::ApiError;
 use chat_shared::keys;
-use chat_shared::protocol::{DisplayName, RoomName, UserId, UserRef};
+use chat_shared::protocol::{RoomName, UserId};
 use chat_shared::telemetry::{encode_metrics, METRICS_CONTENT_TYPE};
 use chat_shared::ErrorCode;
 
 use crate::State;
 
-/// An HTTP error with the JSON body every service uses.
-#[derive(Debug)]
-pub struct ApiError {
-    code: ErrorCode,
-    message: String,
-}
-
-impl ApiError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
-    }
-
-    fn unavailable(err: fred::error::Error) -> ApiError {
-        tracing::warn!(cause = %err, "redis call failed");
-        ApiError::new(ErrorCode::Unavailable, "redis is unavailable")
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(HttpErrorBody::new(self.code, &self.message))
-    }
+fn unavailable(err: fred::error::Error) -> ApiError {
+    tracing::warn!(cause = %err, "redis call failed");
+    ApiError::new(ErrorCode::Unavailable, "redis is unavailable")
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -79,25 +50,17 @@ async fn metrics(state: web::Data<State>) -> HttpResponse {
 async fn members(state: web::Data<State>, room: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let room = RoomName::parse(&room).map_err(|err| ApiError::new(ErrorCode::BadRequest, err.0))?;
     let names: HashMap<String, String> =
-        state.pool.hgetall(keys::room_presence_names(&room)).await.map_err(ApiError::unavailable)?;
-    let mut members: Vec<UserRef> = names
-        .into_iter()
-        .filter_map(|(id, name)| {
-            let id = UserId::parse(&id).ok()?;
-            let name = DisplayName::parse(&name).unwrap_or_else(|_| DisplayName::from_user_id(&id));
-            Some(UserRef { id, name })
-        })
-        .collect();
-    members.sort_by(|a, b| a.id.cmp(&b.id));
+        state.pool.hgetall(keys::room_presence_names(&room)).await.map_err(unavailable)?;
+    let members = keys::members_from_names(names);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room, "members": members })))
 }
 
 async fn user(state: web::Data<State>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = UserId::parse(&id).map_err(|err| ApiError::new(ErrorCode::BadRequest, err.0))?;
-    let sessions: u64 = state.pool.hlen(keys::user_connections(&id)).await.map_err(ApiError::unavailable)?;
-    let mut rooms: Vec<String> = state.pool.hkeys(keys::user_rooms(&id)).await.map_err(ApiError::unavailable)?;
+    let sessions: u64 = state.pool.hlen(keys::user_connections(&id)).await.map_err(unavailable)?;
+    let mut rooms: Vec<String> = state.pool.hkeys(keys::user_rooms(&id)).await.map_err(unavailable)?;
     rooms.sort();
-    let last_seen: Option<u64> = state.pool.get(keys::user_last_seen(&id)).await.map_err(ApiError::unavailable)?;
+    let last_seen: Option<u64> = state.pool.get(keys::user_last_seen(&id)).await.map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "id": id,
         "online": sessions > 0,

@@ -14,13 +14,11 @@ pub mod sweeper;
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context as _;
 use fred::clients::Pool;
 use fred::interfaces::ClientLike;
-use fred::prelude::{Builder, Config, ReconnectPolicy};
 
 pub use settings::Settings;
 
@@ -43,19 +41,9 @@ impl Application {
     /// # Errors
     /// A malformed `redis.url` or an address that cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let config =
-            Config::from_url(&settings.redis.url).with_context(|| format!("redis.url {}", settings.redis.url))?;
-        let sharded = config.server.is_clustered();
-        let timeout = Duration::from_millis(settings.redis.command_timeout_ms);
-        let pool = Builder::from_config(config)
-            .with_performance_config(|perf| perf.default_command_timeout = timeout)
-            .with_connection_config(|conn| {
-                conn.connection_timeout = timeout;
-                conn.internal_command_timeout = timeout;
-            })
-            .set_policy(ReconnectPolicy::new_constant(0, 250))
-            .build_pool(settings.redis.pool_size)
-            .context("redis pool")?;
+        let (builder, sharded) =
+            settings.redis.builder().with_context(|| format!("redis.url {}", settings.redis.url))?;
+        let pool = builder.build_pool(settings.redis.pool_size).context("redis pool")?;
         pool.connect_pool();
         let metrics = Arc::new(metrics::Metrics::new().context("metrics")?);
         let sweeper = Arc::new(sweeper::Sweeper::new(

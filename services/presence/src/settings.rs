@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use chat_shared::config::{self, ConfigError};
+use chat_shared::redis::RedisSettings;
 use chat_shared::telemetry::LogSettings;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -17,17 +18,6 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub presence: PresenceSettings,
     pub log: LogSettings,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisSettings {
-    /// `redis://host:port` or `redis-cluster://host:port?node=host:port&…`.
-    pub url: String,
-    /// Connections in the command pool.
-    pub pool_size: usize,
-    /// Longest wait for a Redis command, in milliseconds.
-    pub command_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,12 +44,6 @@ impl Default for Settings {
     }
 }
 
-impl Default for RedisSettings {
-    fn default() -> Self {
-        RedisSettings { url: "redis://127.0.0.1:6379".into(), pool_size: 2, command_timeout_ms: 2_000 }
-    }
-}
-
 impl Default for PresenceSettings {
     fn default() -> Self {
         PresenceSettings { lease_ms: 10_000, sweep_interval_ms: 1_000, sweep_lock_ms: 5_000 }
@@ -74,9 +58,7 @@ impl Settings {
         if settings.presence.sweep_interval_ms == 0 || settings.presence.sweep_lock_ms == 0 {
             return Err(ConfigError::Invalid("presence.sweep_interval_ms and sweep_lock_ms must be positive".into()));
         }
-        if settings.redis.pool_size == 0 {
-            return Err(ConfigError::Invalid("redis.pool_size must be at least 1".into()));
-        }
+        settings.redis.validate()?;
         Ok(settings)
     }
 }

@@ -31,15 +31,13 @@ use fred::clients::{Pool, SubscriberClient};
 use fred::interfaces::{
     ClientLike, HashesInterface, KeysInterface, PubsubInterface, SetsInterface, SortedSetsInterface,
 };
-use fred::prelude::{Builder, Config, ReconnectPolicy};
 use fred::types::{Expiration, SetOptions, Value};
 use rand::Rng;
 use serde_json::value::RawValue;
 
 use chat_shared::keys;
-use chat_shared::protocol::{
-    dm_prefix, message_prefix, DisplayName, PresenceState, RoomName, StoredMessage, UserId, UserRef,
-};
+use chat_shared::protocol::{dm_prefix, message_prefix, PresenceState, RoomName, StoredMessage, UserId, UserRef};
+use chat_shared::redis::RedisSettings;
 use chat_shared::scripts::{presence_payload, LAST_SEEN_TTL_MS, PRESENCE_STATE_TTL_MS};
 
 use super::{
@@ -61,11 +59,7 @@ const RESYNC_WAIT: Duration = Duration::from_secs(5);
 /// What the Redis engine needs from the gateway's settings.
 #[derive(Debug, Clone)]
 pub struct RedisEngineSettings {
-    pub url: String,
-    pub pool_size: usize,
-    pub command_timeout: Duration,
-    pub reconnect_delay_ms: u32,
-    pub subscriber_buffer_messages: usize,
+    pub redis: RedisSettings,
     pub history_size: usize,
     pub idempotency_window: Duration,
     pub offline_queue_max_messages: usize,
@@ -113,21 +107,9 @@ impl RedisEngine {
         sink: Arc<dyn Deliver>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Engine> {
-        let config = Config::from_url(&settings.url).with_context(|| format!("redis.url {}", settings.url))?;
-        let sharded = config.server.is_clustered();
-        let mut builder = Builder::from_config(config);
-        builder
-            .with_performance_config(|perf| {
-                perf.default_command_timeout = settings.command_timeout;
-                perf.broadcast_channel_capacity = settings.subscriber_buffer_messages;
-            })
-            .with_connection_config(|conn| {
-                conn.connection_timeout = settings.command_timeout;
-                conn.internal_command_timeout = settings.command_timeout;
-                conn.max_command_attempts = 1;
-            })
-            .set_policy(ReconnectPolicy::new_constant(0, settings.reconnect_delay_ms));
-        let pool = builder.build_pool(settings.pool_size).context("redis pool")?;
+        let (builder, sharded) =
+            settings.redis.builder().with_context(|| format!("redis.url {}", settings.redis.url))?;
+        let pool = builder.build_pool(settings.redis.pool_size).context("redis pool")?;
         let subscriber = builder.build_subscriber_client().context("redis subscriber")?;
         pool.connect_pool();
         subscriber.connect();
@@ -142,7 +124,7 @@ impl RedisEngine {
             let subscriptions = subscriber::start(
                 subscriber.clone(),
                 sharded,
-                settings.command_timeout,
+                settings.redis.command_timeout(),
                 sink.clone(),
                 metrics,
                 health.clone(),
@@ -515,15 +497,7 @@ impl PresenceStore for RedisEngine {
         self.check()?;
         let names: HashMap<String, String> =
             self.pool.hgetall(keys::room_presence_names(room)).await.map_err(unavailable)?;
-        let mut members: Vec<UserRef> = names
-            .into_iter()
-            .filter_map(|(id, name)| {
-                let id = UserId::parse(&id).ok()?;
-                let name = DisplayName::parse(&name).unwrap_or_else(|_| DisplayName::from_user_id(&id));
-                Some(UserRef { id, name })
-            })
-            .collect();
-        members.sort_by(|a, b| a.id.cmp(&b.id));
+        let members = keys::members_from_names(names);
         Ok(members)
     }
 

@@ -1,0 +1,78 @@
+//! Redis connection setup, the same for every service.
+
+use std::time::Duration;
+
+use fred::prelude::{Builder, Config, ReconnectPolicy};
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// The `redis` configuration section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port[/db]` for a standalone Redis, or
+    /// `redis-cluster://host:port?node=host:port&…` for a Redis Cluster.
+    pub url: String,
+    /// Connections in the command pool.
+    pub pool_size: usize,
+    /// Longest wait for any Redis command, in milliseconds; past it the caller gets `unavailable`.
+    pub command_timeout_ms: u64,
+    /// Delay between reconnection attempts, in milliseconds.
+    pub reconnect_delay_ms: u32,
+    /// Pub/sub messages buffered between the Redis connection and the service before it counts as lagging.
+    pub subscriber_buffer_messages: usize,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            pool_size: 4,
+            command_timeout_ms: 2_000,
+            reconnect_delay_ms: 250,
+            subscriber_buffer_messages: 65_536,
+        }
+    }
+}
+
+impl RedisSettings {
+    /// # Errors
+    /// A zero pool size or buffer.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.pool_size == 0 || self.subscriber_buffer_messages == 0 {
+            return Err(ConfigError::Invalid(
+                "redis.pool_size and redis.subscriber_buffer_messages must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.command_timeout_ms)
+    }
+
+    /// A client builder with these timeouts, buffer and a reconnect policy
+    /// that never gives up; and whether the URL names a Redis Cluster.
+    ///
+    /// # Errors
+    /// A malformed URL.
+    pub fn builder(&self) -> Result<(Builder, bool), fred::error::Error> {
+        let config = Config::from_url(&self.url)?;
+        let clustered = config.server.is_clustered();
+        let timeout = self.command_timeout();
+        let mut builder = Builder::from_config(config);
+        builder
+            .with_performance_config(|perf| {
+                perf.default_command_timeout = timeout;
+                perf.broadcast_channel_capacity = self.subscriber_buffer_messages;
+            })
+            .with_connection_config(|conn| {
+                conn.connection_timeout = timeout;
+                conn.internal_command_timeout = timeout;
+                conn.max_command_attempts = 1;
+            })
+            .set_policy(ReconnectPolicy::new_constant(0, self.reconnect_delay_ms));
+        Ok((builder, clustered))
+    }
+}
