@@ -13,7 +13,7 @@
 //! this actor keeps running its timers and mailbox however slow the client.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler, WrapFuture};
@@ -58,8 +58,21 @@ pub struct WsSession {
     last_seen: Instant,
     /// Counts the session until its cleanup is done (the drain waits on it).
     guard: Option<SessionGuard>,
-    /// The node holds a subscription to this user's channel for the session.
-    user_subscribed: bool,
+    /// The bus references this session holds, recorded the moment each is
+    /// taken (also inside in-flight futures, which a stopping actor drops),
+    /// so every one is given back when the session ends.
+    subscribed: Arc<Mutex<Subscribed>>,
+}
+
+/// See [`WsSession::subscribed`].
+#[derive(Default)]
+struct Subscribed {
+    rooms: HashSet<RoomName>,
+    user: bool,
+}
+
+fn lock_subscribed(subscribed: &Mutex<Subscribed>) -> std::sync::MutexGuard<'_, Subscribed> {
+    subscribed.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The writer task has finished: the socket is closed.
@@ -87,7 +100,7 @@ impl WsSession {
             rooms: HashSet::new(),
             joining: HashSet::new(),
             last_seen: now,
-            user_subscribed: false,
+            subscribed: Arc::default(),
         }
     }
 
@@ -288,12 +301,15 @@ impl WsSession {
         let info = self.info.clone();
         let target = room.clone();
         let wanted_epoch = epoch.clone();
+        let subscribed = self.subscribed.clone();
         let fut = async move {
             if subscribe {
                 engine.bus.subscribe(&Topic::Room(target.clone())).await?;
+                lock_subscribed(&subscribed).rooms.insert(target.clone());
             }
             let result = join_steps(&engine, &target, &info, since, wanted_epoch, limit).await;
             if result.is_err() && subscribe {
+                lock_subscribed(&subscribed).rooms.remove(&target);
                 let _ = engine.bus.unsubscribe(&Topic::Room(target.clone())).await;
                 let _ = engine.presence.leave(&target, &info).await;
             }
@@ -339,6 +355,7 @@ impl WsSession {
                     act.publish_typing(None, room.clone(), TypingState::Stop, ctx);
                 }
                 registry.leave(&room, act.id());
+                lock_subscribed(&act.subscribed).rooms.remove(&room);
                 let bus = act.engine().bus.clone();
                 let topic = Topic::Room(room.clone());
                 actix_rt::spawn(async move {
@@ -550,8 +567,10 @@ impl Actor for WsSession {
 
         let engine = self.engine().clone();
         let user = self.info.user.id.clone();
+        let subscribed = self.subscribed.clone();
         let fut = async move {
             engine.bus.subscribe(&Topic::User(user.clone())).await?;
+            lock_subscribed(&subscribed).user = true;
             let offline = engine.history.take_offline(&user).await.unwrap_or_else(|err| {
                 tracing::warn!(user = %user, cause = %err, "offline DMs could not be read; they stay queued");
                 Vec::new()
@@ -560,7 +579,6 @@ impl Actor for WsSession {
         };
         ctx.wait(fut.into_actor(self).map(|result, act, ctx| match result {
             Ok(offline) => {
-                act.user_subscribed = true;
                 act.node.registry.complete_welcome(act.id(), offline);
             }
             Err(err) => {
@@ -576,12 +594,11 @@ impl Actor for WsSession {
         self.outbox.close(CloseCode::Normal, "");
         let registry = self.node.registry.clone();
         let user = self.info.user.clone();
-        let joined: Vec<RoomName> = self.rooms.drain().collect();
-        let rooms: Vec<RoomName> = joined.iter().cloned().chain(self.joining.drain()).collect();
+        let rooms: Vec<RoomName> = self.rooms.drain().chain(self.joining.drain()).collect();
         let typing_rooms: Vec<RoomName> =
             rooms.iter().filter(|room| registry.typing_session_left(room, &user.id, self.id())).cloned().collect();
         registry.unregister(self.id());
-        let user_subscribed = self.user_subscribed;
+        let subscribed = std::mem::take(&mut *lock_subscribed(&self.subscribed));
         let engine = self.engine().clone();
         let info = self.info.clone();
         let guard = self.guard.take();
@@ -591,10 +608,10 @@ impl Actor for WsSession {
                 let _ = engine.bus.publish(&Topic::Room(room), BusMessage::for_others(&frame, &user.id)).await;
             }
             engine.presence.forget(&info, &rooms).await;
-            for room in joined {
+            for room in subscribed.rooms {
                 let _ = engine.bus.unsubscribe(&Topic::Room(room)).await;
             }
-            if user_subscribed {
+            if subscribed.user {
                 let _ = engine.bus.unsubscribe(&Topic::User(user.id.clone())).await;
             }
             drop(guard);

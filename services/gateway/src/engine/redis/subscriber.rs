@@ -165,12 +165,24 @@ async fn run_changes(subscriber: SubscriberClient, sharded: bool, timeout: Durat
                         stale.remove(&channel);
                         let result = change(&subscriber, sharded, timeout, &channel, true).await;
                         if result.is_ok() {
-                            refs.insert(channel, 1);
+                            refs.insert(channel.clone(), 1);
                         }
                         result
                     }
                 };
-                let _ = done.send(result);
+                // A caller that went away meanwhile never learns of its
+                // reference and will not drop it: drop it here.
+                if done.send(result.clone()).is_err() && result.is_ok() {
+                    if let Some(n) = refs.get_mut(&channel) {
+                        *n -= 1;
+                        if *n == 0 {
+                            refs.remove(&channel);
+                            if change(&subscriber, sharded, timeout, &channel, false).await.is_err() {
+                                stale.insert(channel);
+                            }
+                        }
+                    }
+                }
             }
             Change::Restore(done) => {
                 let mut result = Ok(());
