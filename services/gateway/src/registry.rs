@@ -629,14 +629,20 @@ mod tests {
         StoredMessage { seq, json: Arc::from(serde_json::value::RawValue::from_string(format!("\"m{seq}\"")).unwrap()) }
     }
 
-    /// A registry with one live session in room "r" that has seen seq 0.
-    fn live_session() -> (Registry, Arc<Outbox>, SessionId) {
+    /// A registry with one session joining room "r".
+    fn joining_session() -> (Registry, Arc<Outbox>, SessionId) {
         let registry = Registry::new(Arc::new(Metrics::new().unwrap()), 1 << 20);
         let outbox = Arc::new(Outbox::new(1 << 20));
         let session: SessionId = Arc::from("s1");
         registry.register(&session, &user("u1"), outbox.clone());
         registry.complete_welcome(&session, Vec::new());
         registry.begin_join(&room(), &session, &UserId::parse("u1").unwrap());
+        (registry, outbox, session)
+    }
+
+    /// A registry with one live session in room "r" that has seen seq 0.
+    fn live_session() -> (Registry, Arc<Outbox>, SessionId) {
+        let (registry, outbox, session) = joining_session();
         assert!(registry.complete_join(&room(), &session, ByteString::from("joined"), 0));
         (registry, outbox, session)
     }
@@ -701,12 +707,7 @@ mod tests {
 
     #[test]
     fn frames_during_a_join_wait_for_joined() {
-        let registry = Registry::new(Arc::new(Metrics::new().unwrap()), 1 << 20);
-        let outbox = Arc::new(Outbox::new(1 << 20));
-        let session: SessionId = Arc::from("s1");
-        registry.register(&session, &user("u1"), outbox.clone());
-        registry.complete_welcome(&session, Vec::new());
-        registry.begin_join(&room(), &session, &UserId::parse("u1").unwrap());
+        let (registry, outbox, session) = joining_session();
         for seq in [5, 6, 7] {
             registry.deliver(&Topic::Room(room()), &message(seq));
         }

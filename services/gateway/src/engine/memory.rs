@@ -385,18 +385,10 @@ impl HistoryStore for MemoryHistory {
             client_id: draft.client_id,
         });
         let json = log.store(&frame, seq, self.settings.history_size)?;
-        let payload = |skip_session| {
-            BusMessage::Frame(FramePayload {
-                kind: "dm",
-                seq: Some(seq),
-                skip_user: None,
-                skip_session,
-                json: json.clone(),
-            })
-        };
-        let reached = self.sink.deliver(&Topic::User(to.clone()), &payload(Some(draft.origin.clone())));
+        let payload = BusMessage::dm(&json, seq, &draft.origin);
+        let reached = self.sink.deliver(&Topic::User(to.clone()), &payload);
         if from != to {
-            self.sink.deliver(&Topic::User(from), &payload(Some(draft.origin)));
+            self.sink.deliver(&Topic::User(from), &payload);
         }
         let delivered = reached > 0;
         let stored = Stored { seq, ts, delivered };

@@ -82,6 +82,18 @@ impl BusMessage {
         })
     }
 
+    /// A stored DM (its conversation seq) for a user's sessions, except the
+    /// session that sent it.
+    pub fn dm(json: &ByteString, seq: u64, origin: &SessionId) -> BusMessage {
+        BusMessage::Frame(FramePayload {
+            kind: "dm",
+            seq: Some(seq),
+            skip_user: None,
+            skip_session: Some(origin.clone()),
+            json: json.clone(),
+        })
+    }
+
     /// A frame for the topic's sessions of users other than `user`
     /// (presence and typing).
     pub fn for_others(frame: &ServerFrame, user: &UserId) -> BusMessage {

@@ -231,18 +231,10 @@ async fn join_on_one_node_while_another_sends_is_gapless() {
         let joined = joiner.request(json!({"type": "join", "room": "busy", "limit": 1000})).await;
         let history: Vec<u64> =
             joined["history"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-        let mut last = joined["seq"].as_u64().unwrap();
+        let last = joined["seq"].as_u64().unwrap();
         assert_eq!(history.last().copied().unwrap_or(0), last);
-        let mut live = 0;
-        while live < 20 {
-            let frame = joiner.recv().await;
-            if frame["type"] == "message" {
-                let seq = frame["seq"].as_u64().unwrap();
-                assert_eq!(seq, last + 1, "round {round}: live continues where history ended");
-                last = seq;
-                live += 1;
-            }
-        }
+        let live: Vec<u64> = (last + 1..=last + 20).collect();
+        assert_eq!(joiner.message_seqs(20).await, live, "round {round}: live continues where history ended");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(sending.await.unwrap() > 100);

@@ -88,18 +88,10 @@ async fn join_while_others_send_is_gapless() {
         let joined = joiner.request(json!({"type": "join", "room": "busy", "limit": 1000})).await;
         let history: Vec<u64> =
             joined["history"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-        let mut last = joined["seq"].as_u64().unwrap();
+        let last = joined["seq"].as_u64().unwrap();
         assert_eq!(history.last().copied().unwrap_or(0), last, "history ends at the joined seq");
-        let mut live = 0;
-        while live < 30 {
-            let frame = joiner.recv().await;
-            if frame["type"] == "message" {
-                let seq = frame["seq"].as_u64().unwrap();
-                assert_eq!(seq, last + 1, "live continues exactly where history ended (round {round})");
-                last = seq;
-                live += 1;
-            }
-        }
+        let live: Vec<u64> = (last + 1..=last + 30).collect();
+        assert_eq!(joiner.message_seqs(30).await, live, "live continues exactly where history ended (round {round})");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(sending.await.unwrap() > 150);

@@ -41,8 +41,8 @@ use chat_shared::redis::RedisSettings;
 use chat_shared::scripts::{presence_payload, LAST_SEEN_TTL_MS, PRESENCE_STATE_TTL_MS};
 
 use super::{
-    Admission, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft, Engine, EngineError, EngineResult, FramePayload,
-    HistoryStore, PresenceStore, Replay, ReplayFrom, RoomDraft, SessionInfo, Stored, Topic,
+    Admission, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft, Engine, EngineError, EngineResult, HistoryStore,
+    PresenceStore, Replay, ReplayFrom, RoomDraft, SessionInfo, Stored, Topic,
 };
 use crate::metrics::Metrics;
 use scripts::Scripts;
@@ -623,15 +623,7 @@ impl HistoryStore for RedisEngine {
             return Ok(Stored { seq, ts, delivered: value_u64(&delivered)? == 1 });
         }
         let json = ByteString::from(value_string(json)?);
-        let frame = |skip_session| {
-            BusMessage::Frame(FramePayload {
-                kind: "dm",
-                seq: Some(seq),
-                skip_user: None,
-                skip_session,
-                json: json.clone(),
-            })
-        };
+        let payload = BusMessage::dm(&json, seq, &draft.origin);
         let reached = self
             .eval(
                 &self.scripts.deliver_dm,
@@ -639,7 +631,7 @@ impl HistoryStore for RedisEngine {
                 vec![
                     self.publish_command().to_owned(),
                     keys::user_channel(to),
-                    subscriber::encode(&frame(Some(draft.origin.clone()))),
+                    subscriber::encode(&payload),
                     json.to_string(),
                     self.settings.offline_queue_max_messages.to_string(),
                     self.settings.offline_ttl.as_millis().to_string(),
@@ -648,7 +640,7 @@ impl HistoryStore for RedisEngine {
             .await?;
         let delivered = value_u64(&reached)? > 0;
         if from != to {
-            self.publish(&Topic::User(from.clone()), frame(Some(draft.origin.clone()))).await?;
+            self.publish(&Topic::User(from.clone()), payload).await?;
         }
         if draft.client_id.is_some() && !delivered {
             let value = format!("{seq}:{ts}:0");
