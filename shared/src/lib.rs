@@ -13,6 +13,7 @@
 //! - [`wire`]: the payload format on pub/sub channels between nodes.
 //! - [`scripts`]: Lua scripts run by more than one service.
 //! - [`redis`]: Redis connection settings and client setup; [`http`]: the HTTP error type.
+//! - [`service`]: `main`, HTTP server and common routes of the presence and history services.
 
 pub mod config;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod keys;
 pub mod protocol;
 pub mod redis;
 pub mod scripts;
+pub mod service;
 pub mod telemetry;
 pub mod wire;
 

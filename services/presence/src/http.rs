@@ -6,13 +6,13 @@
 
 use std::collections::HashMap;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use fred::interfaces::{HashesInterface, KeysInterface};
 
 use chat_shared::http::ApiError;
 use chat_shared::keys;
 use chat_shared::protocol::{RoomName, UserId};
-use chat_shared::telemetry::{encode_metrics, METRICS_CONTENT_TYPE};
+use chat_shared::service;
 use chat_shared::ErrorCode;
 
 use crate::State;
@@ -25,26 +25,17 @@ fn unavailable(err: fred::error::Error) -> ApiError {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/rooms/{room}/members", web::get().to(members))
         .route("/v1/users/{id}", web::get().to(user))
-        .route("/healthz", web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
-        .default_service(web::to(not_found));
-}
-
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())))
-}
-
-async fn readyz(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
-    if crate::redis_ready(&state.pool) {
-        Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
-    } else {
-        Err(ApiError::new(ErrorCode::Unavailable, "redis is unreachable"))
-    }
-}
-
-async fn metrics(state: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().content_type(METRICS_CONTENT_TYPE).body(encode_metrics(&state.metrics.registry))
+        .route("/healthz", web::get().to(service::healthz))
+        .route(
+            "/readyz",
+            web::get().to(|state: web::Data<State>| async move {
+                service::readiness(crate::redis_ready(&state.pool), "redis is unreachable")
+            }),
+        )
+        .route(
+            "/metrics",
+            web::get().to(|state: web::Data<State>| async move { service::metrics(&state.metrics.registry) }),
+        );
 }
 
 async fn members(state: web::Data<State>, room: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -12,10 +12,9 @@ pub mod metrics;
 pub mod settings;
 pub mod sweeper;
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::{dev::Server, web, App, HttpServer};
+use actix_web::{dev::Server, web};
 use anyhow::Context as _;
 use fred::clients::Pool;
 use fred::interfaces::ClientLike;
@@ -54,14 +53,11 @@ impl Application {
             metrics.clone(),
         ));
         actix_rt::spawn(sweeper.run());
-        let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
-        let port = listener.local_addr()?.port();
         let state = web::Data::new(State { pool, metrics });
-        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-            .workers(1)
-            .shutdown_timeout(2)
-            .listen(listener)?
-            .run();
+        let (port, server) = chat_shared::service::serve(&settings.listen, 1, move |cfg| {
+            cfg.app_data(state.clone());
+            http::routes(cfg);
+        })?;
         tracing::info!(port, replica = %settings.replica_id, "presence service listening");
         Ok(Application { port, server })
     }
