@@ -6,38 +6,23 @@
 //! user's channel, offline queue, connections and rate, and `{d:…}` for a DM
 //! conversation. Room names cannot contain braces; a user id that does only
 //! shortens its own tag, which stays the same for all of that user's keys.
+//!
+//! The history keys (seq, history, epoch, idempotency, offline queue) are
+//! named by the history crate (`history::keys`), under these same tags.
 
 use crate::protocol::{DisplayName, RoomName, UserId, UserRef};
 
 /// Every key and channel starts with this.
 pub const PREFIX: &str = "chat";
 
-fn room_key(room: &RoomName, suffix: &str) -> String {
+/// A key (or channel) of one room: `chat:{r:ROOM}:SUFFIX`.
+pub fn room_key(room: &RoomName, suffix: &str) -> String {
     format!("{PREFIX}:{{r:{room}}}:{suffix}")
 }
 
-fn user_key(user: &UserId, suffix: &str) -> String {
+/// A key (or channel) of one user: `chat:{u:USER}:SUFFIX`.
+pub fn user_key(user: &UserId, suffix: &str) -> String {
     format!("{PREFIX}:{{u:{user}}}:{suffix}")
-}
-
-/// A room's last seq (`INCR`).
-pub fn room_seq(room: &RoomName) -> String {
-    room_key(room, "seq")
-}
-
-/// A room's capped history: a list of `message` frames, oldest first.
-pub fn room_history(room: &RoomName) -> String {
-    room_key(room, "history")
-}
-
-/// A room's history epoch: changes when the history was lost.
-pub fn room_epoch(room: &RoomName) -> String {
-    room_key(room, "epoch")
-}
-
-/// The remembered result of a `send` with a `client_id`.
-pub fn room_client_id(room: &RoomName, user: &UserId, client_id: &str) -> String {
-    room_key(room, &format!("cid:{}:{user}{client_id}", user.as_str().len()))
 }
 
 /// Hash session → user id: the room's sessions, cluster-wide.
@@ -79,11 +64,6 @@ pub fn user_channel(user: &UserId) -> String {
     user_key(user, "ch")
 }
 
-/// DMs waiting for a user with no session: a list of `dm` frames.
-pub fn user_offline(user: &UserId) -> String {
-    user_key(user, "offline")
-}
-
 /// Hash session → node: the user's open connections, cluster-wide.
 pub fn user_connections(user: &UserId) -> String {
     user_key(user, "conns")
@@ -102,27 +82,6 @@ pub fn user_last_seen(user: &UserId) -> String {
 /// The user's cluster-wide message-rate bucket.
 pub fn user_rate(user: &UserId) -> String {
     user_key(user, "rate")
-}
-
-/// The hash tag of the conversation between two users (order-independent).
-fn conversation_key(a: &UserId, b: &UserId, suffix: &str) -> String {
-    let (low, high) = if a <= b { (a, b) } else { (b, a) };
-    format!("{PREFIX}:{{d:{}:{low}{high}}}:{suffix}", low.as_str().len())
-}
-
-/// A DM conversation's last seq.
-pub fn conversation_seq(a: &UserId, b: &UserId) -> String {
-    conversation_key(a, b, "seq")
-}
-
-/// A DM conversation's capped history.
-pub fn conversation_history(a: &UserId, b: &UserId) -> String {
-    conversation_key(a, b, "history")
-}
-
-/// The remembered result of a `dm` with a `client_id` from `from`.
-pub fn conversation_client_id(a: &UserId, b: &UserId, from: &UserId, client_id: &str) -> String {
-    conversation_key(a, b, &format!("cid:{}:{from}{client_id}", from.as_str().len()))
 }
 
 /// A gateway node's lease: exists while the node is alive.
@@ -189,33 +148,9 @@ mod tests {
     #[test]
     fn room_keys_share_one_hash_tag() {
         let room = RoomName::parse("lobby").unwrap();
-        let user = UserId::parse("u}1").unwrap();
-        for key in [
-            room_seq(&room),
-            room_history(&room),
-            room_epoch(&room),
-            room_client_id(&room, &user, "c"),
-            room_presence_users(&room),
-            room_channel(&room),
-        ] {
+        for key in [room_key(&room, "x"), room_presence_users(&room), room_presence_names(&room), room_channel(&room)] {
             assert!(key.starts_with("chat:{r:lobby}:"), "{key}");
         }
-    }
-
-    #[test]
-    fn conversations_are_order_independent() {
-        let a = UserId::parse("alice").unwrap();
-        let b = UserId::parse("bob").unwrap();
-        assert_eq!(conversation_seq(&a, &b), conversation_seq(&b, &a));
-        assert_ne!(conversation_seq(&a, &b), conversation_seq(&a, &a));
-        // Length prefixes keep ("ab","c") and ("a","bc") apart.
-        let (ab, c, a1, bc) = (
-            UserId::parse("ab").unwrap(),
-            UserId::parse("c").unwrap(),
-            UserId::parse("a").unwrap(),
-            UserId::parse("bc").unwrap(),
-        );
-        assert_ne!(conversation_seq(&ab, &c), conversation_seq(&a1, &bc));
     }
 
     #[test]

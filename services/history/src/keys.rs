@@ -1,0 +1,84 @@
+//! The history keyspace. Room keys share the room's hash tag (`{r:ROOM}`, see
+//! `chat_shared::keys`), so the append script touches one Redis Cluster slot
+//! together with the room's channel; a conversation's keys share `{d:…}`, and
+//! a user's offline queue the user's tag `{u:USER}`.
+
+use chat_shared::keys::{room_key, user_key, PREFIX};
+use chat_shared::protocol::{RoomName, UserId};
+
+/// A room's last seq (`INCR`).
+pub fn room_seq(room: &RoomName) -> String {
+    room_key(room, "seq")
+}
+
+/// A room's capped history: a list of `message` frames, oldest first.
+pub fn room_history(room: &RoomName) -> String {
+    room_key(room, "history")
+}
+
+/// A room's history epoch: changes when the history was lost or expired.
+pub fn room_epoch(room: &RoomName) -> String {
+    room_key(room, "epoch")
+}
+
+/// The remembered result of a `send` with a `client_id`.
+pub fn room_client_id(room: &RoomName, user: &UserId, client_id: &str) -> String {
+    room_key(room, &format!("cid:{}:{user}{client_id}", user.as_str().len()))
+}
+
+/// DMs waiting for a user with no session: a list of `dm` frames.
+pub fn user_offline(user: &UserId) -> String {
+    user_key(user, "offline")
+}
+
+/// The hash tag of the conversation between two users (order-independent);
+/// the length prefix keeps ("ab","c") and ("a","bc") apart.
+fn conversation_key(a: &UserId, b: &UserId, suffix: &str) -> String {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("{PREFIX}:{{d:{}:{low}{high}}}:{suffix}", low.as_str().len())
+}
+
+/// A DM conversation's last seq.
+pub fn conversation_seq(a: &UserId, b: &UserId) -> String {
+    conversation_key(a, b, "seq")
+}
+
+/// A DM conversation's capped history: a list of `dm` frames, oldest first.
+pub fn conversation_history(a: &UserId, b: &UserId) -> String {
+    conversation_key(a, b, "history")
+}
+
+/// The remembered result of a `dm` with a `client_id` from `from`.
+pub fn conversation_client_id(a: &UserId, b: &UserId, from: &UserId, client_id: &str) -> String {
+    conversation_key(a, b, &format!("cid:{}:{from}{client_id}", from.as_str().len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_keys_share_the_room_channel_tag() {
+        let room = RoomName::parse("lobby").unwrap();
+        let user = UserId::parse("u}1").unwrap();
+        for key in [room_seq(&room), room_history(&room), room_epoch(&room), room_client_id(&room, &user, "c")] {
+            assert!(key.starts_with("chat:{r:lobby}:"), "{key}");
+        }
+        assert!(chat_shared::keys::room_channel(&room).starts_with("chat:{r:lobby}:"));
+    }
+
+    #[test]
+    fn conversations_are_order_independent() {
+        let a = UserId::parse("alice").unwrap();
+        let b = UserId::parse("bob").unwrap();
+        assert_eq!(conversation_seq(&a, &b), conversation_seq(&b, &a));
+        assert_ne!(conversation_seq(&a, &b), conversation_seq(&a, &a));
+        let (ab, c, a1, bc) = (
+            UserId::parse("ab").unwrap(),
+            UserId::parse("c").unwrap(),
+            UserId::parse("a").unwrap(),
+            UserId::parse("bc").unwrap(),
+        );
+        assert_ne!(conversation_seq(&ab, &c), conversation_seq(&a1, &bc));
+    }
+}

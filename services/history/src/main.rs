@@ -1,0 +1,15 @@
+//! `history`: the history service of the chat cluster.
+
+use std::process::ExitCode;
+
+use history::{Application, Settings};
+
+fn main() -> ExitCode {
+    chat_shared::service::main(
+        "history",
+        "History service: room and DM history, replay and paging",
+        Settings::load,
+        |settings| &settings.log,
+        |settings| async move { Application::build(settings).await?.run_until_stopped().await },
+    )
+}
