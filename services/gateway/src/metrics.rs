@@ -40,6 +40,10 @@ pub struct Metrics {
     pub dms_published: IntCounter,
     /// `chat_pubsub_lagged_total`: pub/sub messages the node's receiver fell behind on (each lag triggers a resync).
     pub pubsub_lagged: IntCounter,
+    /// `chat_history_service_seconds`: time for one read from the history service (`history.url`).
+    pub history_service_seconds: Histogram,
+    /// `chat_history_service_failures_total`: history-service reads that failed (answered `unavailable`).
+    pub history_service_failures: IntCounter,
 }
 
 impl Metrics {
@@ -74,7 +78,15 @@ impl Metrics {
             )?,
             publish_seconds: Histogram::with_opts(
                 HistogramOpts::new("chat_publish_seconds", "Time from reading a send to its ack (store and publish).")
+                    .buckets(latency_buckets.clone()),
+            )?,
+            history_service_seconds: Histogram::with_opts(
+                HistogramOpts::new("chat_history_service_seconds", "Time for one read from the history service.")
                     .buckets(latency_buckets),
+            )?,
+            history_service_failures: IntCounter::new(
+                "chat_history_service_failures_total",
+                "History-service reads that failed; the client got unavailable.",
             )?,
             slow_consumer_closes: IntCounter::new(
                 "chat_slow_consumer_closes_total",
@@ -111,6 +123,8 @@ impl Metrics {
         r.register(Box::new(metrics.messages_published.clone()))?;
         r.register(Box::new(metrics.dms_published.clone()))?;
         r.register(Box::new(metrics.pubsub_lagged.clone()))?;
+        r.register(Box::new(metrics.history_service_seconds.clone()))?;
+        r.register(Box::new(metrics.history_service_failures.clone()))?;
         // Pre-create the labelled series so dashboards see zeros, not gaps.
         for kind in ClientFrame::TYPES.iter().chain([&INVALID_FRAME_LABEL]) {
             metrics.frames_in.with_label_values(&[kind]);

@@ -33,7 +33,8 @@ const CONTROL_FRAME_BYTES: usize = 16;
 #[derive(Debug)]
 pub enum Outgoing {
     Text(ByteString),
-    Ping,
+    /// A ping with this payload (empty for heartbeats).
+    Ping(Bytes),
     Pong(Bytes),
 }
 
@@ -41,8 +42,7 @@ impl Outgoing {
     fn charged_bytes(&self) -> usize {
         match self {
             Outgoing::Text(text) => text.len(),
-            Outgoing::Ping => CONTROL_FRAME_BYTES,
-            Outgoing::Pong(payload) => CONTROL_FRAME_BYTES + payload.len(),
+            Outgoing::Ping(payload) | Outgoing::Pong(payload) => CONTROL_FRAME_BYTES + payload.len(),
         }
     }
 }
@@ -245,7 +245,7 @@ pub async fn run_writer(
 async fn send(session: &mut actix_ws::Session, item: Outgoing) -> Result<(), actix_ws::Closed> {
     match item {
         Outgoing::Text(text) => session.text(text).await,
-        Outgoing::Ping => session.ping(b"").await,
+        Outgoing::Ping(payload) => session.ping(&payload).await,
         Outgoing::Pong(payload) => session.pong(&payload).await,
     }
 }

@@ -142,16 +142,23 @@ impl Registry {
         self.metrics.connections.set(inner.sessions.len() as i64);
     }
 
-    /// Queues the offline DMs, then the live DMs held since `register`.
-    pub fn complete_welcome(&self, session: &SessionId, offline: Vec<ByteString>) {
+    /// Queues a batch of offline DMs; live DMs stay held.
+    pub fn deliver_offline(&self, session: &SessionId, batch: &[ByteString]) {
+        let inner = self.lock();
+        if let Some(local) = inner.sessions.get(session) {
+            for json in batch {
+                self.push_counted(&local.outbox, "dm", json.clone());
+            }
+        }
+    }
+
+    /// Queues the live DMs held since `register`; later ones go straight out.
+    pub fn complete_welcome(&self, session: &SessionId) {
         let mut inner = self.lock();
         let Some(local) = inner.sessions.get_mut(session) else {
             return;
         };
         let held = local.pending_dms.take().unwrap_or_default();
-        for json in offline {
-            self.push_counted(&local.outbox, "dm", json);
-        }
         for (_, kind, json) in held.frames {
             self.push_counted(&local.outbox, kind, json);
         }
@@ -635,7 +642,7 @@ mod tests {
         let outbox = Arc::new(Outbox::new(1 << 20));
         let session: SessionId = Arc::from("s1");
         registry.register(&session, &user("u1"), outbox.clone());
-        registry.complete_welcome(&session, Vec::new());
+        registry.complete_welcome(&session);
         registry.begin_join(&room(), &session, &UserId::parse("u1").unwrap());
         (registry, outbox, session)
     }

@@ -12,12 +12,13 @@
 //! lives inside the response stream and freezes when a client stops reading,
 //! this actor keeps running its timers and mailbox however slow the client.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler, WrapFuture};
 use actix_ws::{AggregatedMessage, ProtocolError};
+use bytes::Bytes;
 use bytestring::ByteString;
 
 use chat_shared::protocol::{
@@ -33,11 +34,16 @@ use crate::engine::{
 use crate::limits::{AbuseMeter, TokenBucket};
 use crate::metrics::INVALID_FRAME_LABEL;
 use crate::node::{Node, SessionGuard};
-use crate::outbox::{run_writer, Outbox, Push};
+use crate::outbox::{run_writer, Outbox, Outgoing, Push};
 use crate::registry::TYPING_AUTO_STOP_MS;
 
 /// The most history entries a `history` request returns, whatever `limit` says.
 pub const MAX_HISTORY_PAGE: u64 = 1_000;
+
+/// The payload of the ping that follows a batch of offline DMs: the client's
+/// pong (sent by its WebSocket stack after it has read everything before the
+/// ping) confirms the batch, which is then removed from the queue.
+const OFFLINE_ACK_PING: &[u8] = b"offline-dms";
 
 /// One connection's actor.
 pub struct WsSession {
@@ -62,6 +68,23 @@ pub struct WsSession {
     /// taken (also inside in-flight futures, which a stopping actor drops),
     /// so every one is given back when the session ends.
     subscribed: Arc<Mutex<Subscribed>>,
+    /// Offline DMs being delivered after `welcome`.
+    offline: OfflineDelivery,
+}
+
+/// Queued DMs go out in batches of at most half the outbox, each followed by
+/// a ping; its pong confirms the batch (removed from the queue) and sends the
+/// next. Live DMs are held meanwhile, so a conversation's DMs arrive in seq
+/// order. A connection lost mid-way leaves the unconfirmed DMs queued for the
+/// next connection: delivery of queued DMs is at least once.
+#[derive(Default)]
+struct OfflineDelivery {
+    /// Read from the queue, not yet sent.
+    backlog: VecDeque<ByteString>,
+    /// Sent, awaiting the pong.
+    in_flight: Vec<ByteString>,
+    /// Counts batches, so a timeout knows whether its batch is still waiting.
+    batch: u64,
 }
 
 /// See [`WsSession::subscribed`].
@@ -101,6 +124,7 @@ impl WsSession {
             joining: HashSet::new(),
             last_seen: now,
             subscribed: Arc::default(),
+            offline: OfflineDelivery::default(),
         }
     }
 
@@ -484,9 +508,60 @@ impl WsSession {
         if self.last_seen.elapsed() > interval * 2 {
             tracing::debug!(session = %self.id(), "closing a silent connection");
             self.close(CloseCode::Normal, "heartbeat timeout", ctx);
-        } else if self.outbox.push(crate::outbox::Outgoing::Ping) == Push::Overflowed {
+        } else if self.outbox.push(Outgoing::Ping(Bytes::new())) == Push::Overflowed {
             self.node.metrics.slow_consumer_closes.inc();
         }
+    }
+
+    /// Sends the next batch of offline DMs and a ping to confirm it; with
+    /// none left, releases the live DMs held since `welcome`.
+    fn send_offline_batch(&mut self, ctx: &mut Context<Self>) {
+        let budget = self.node.settings.limits.max_outbox_bytes / 2;
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = self.offline.backlog.front() {
+            if !batch.is_empty() && bytes + next.len() > budget {
+                break;
+            }
+            bytes += next.len();
+            batch.extend(self.offline.backlog.pop_front());
+        }
+        if batch.is_empty() {
+            self.node.registry.complete_welcome(self.id());
+            return;
+        }
+        self.node.registry.deliver_offline(self.id(), &batch);
+        if self.outbox.push(Outgoing::Ping(Bytes::from_static(OFFLINE_ACK_PING))) == Push::Overflowed {
+            self.node.metrics.slow_consumer_closes.inc();
+        }
+        self.offline.in_flight = batch;
+        self.offline.batch += 1;
+        // A client that never answers keeps its DMs queued, not its live DMs held.
+        let batch = self.offline.batch;
+        let wait = Duration::from_millis(self.node.settings.heartbeat.interval_ms) * 2;
+        ctx.run_later(wait, move |act, _| {
+            if act.offline.batch == batch && !act.offline.in_flight.is_empty() {
+                tracing::debug!(session = %act.id(), "offline DMs unconfirmed; they stay queued");
+                act.offline = OfflineDelivery { batch: act.offline.batch, ..OfflineDelivery::default() };
+                act.node.registry.complete_welcome(act.id());
+            }
+        });
+    }
+
+    /// The client read the batch in flight: drop it from the queue, send the next.
+    fn confirm_offline_batch(&mut self, ctx: &mut Context<Self>) {
+        if self.offline.in_flight.is_empty() {
+            return;
+        }
+        let delivered = std::mem::take(&mut self.offline.in_flight);
+        let engine = self.engine().clone();
+        let user = self.info.user.id.clone();
+        actix_rt::spawn(async move {
+            if let Err(err) = engine.history.ack_offline(&user, delivered).await {
+                tracing::warn!(user = %user, cause = %err, "delivered offline DMs stay queued; they will come again");
+            }
+        });
+        self.send_offline_batch(ctx);
     }
 
     fn welcome(&self) -> ByteString {
@@ -507,8 +582,9 @@ impl WsSession {
     }
 }
 
-/// The engine side of a join, after the subscription: presence, members,
-/// history.
+/// The engine side of a join, after the subscription: history first (the
+/// step most likely to be refused, so a refusal announces nothing), then
+/// presence and members.
 async fn join_steps(
     engine: &Engine,
     room: &RoomName,
@@ -517,14 +593,14 @@ async fn join_steps(
     epoch: Option<String>,
     limit: usize,
 ) -> Result<(Vec<chat_shared::protocol::UserRef>, Replay), EngineError> {
-    engine.presence.join(room, info).await?;
-    let members = engine.presence.members(room).await?;
     let from = since.map_or(ReplayFrom::Latest(limit), ReplayFrom::After);
     let mut replay = engine.history.replay(room, from).await?;
     if since.is_some() && epoch.as_ref().is_some_and(|e| *e != replay.epoch) {
         // The client's seqs name a lost history: start it afresh.
         replay = engine.history.replay(room, ReplayFrom::Latest(limit)).await?;
     }
+    engine.presence.join(room, info).await?;
+    let members = engine.presence.members(room).await?;
     Ok((members, replay))
 }
 
@@ -571,7 +647,7 @@ impl Actor for WsSession {
         let fut = async move {
             engine.bus.subscribe(&Topic::User(user.clone())).await?;
             lock_subscribed(&subscribed).user = true;
-            let offline = engine.history.take_offline(&user).await.unwrap_or_else(|err| {
+            let offline = engine.history.offline(&user).await.unwrap_or_else(|err| {
                 tracing::warn!(user = %user, cause = %err, "offline DMs could not be read; they stay queued");
                 Vec::new()
             });
@@ -579,7 +655,8 @@ impl Actor for WsSession {
         };
         ctx.wait(fut.into_actor(self).map(|result, act, ctx| match result {
             Ok(offline) => {
-                act.node.registry.complete_welcome(act.id(), offline);
+                act.offline.backlog = offline.into();
+                act.send_offline_batch(ctx);
             }
             Err(err) => {
                 // Without its DM channel the session would miss messages: let
@@ -648,7 +725,11 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
                     self.node.metrics.slow_consumer_closes.inc();
                 }
             }
-            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Pong(payload)) => {
+                if &payload[..] == OFFLINE_ACK_PING {
+                    self.confirm_offline_batch(ctx);
+                }
+            }
             Ok(AggregatedMessage::Close(_)) => self.close(CloseCode::Normal, "", ctx),
             Err(err) => {
                 let too_big = matches!(err, ProtocolError::Overflow)

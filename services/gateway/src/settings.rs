@@ -121,10 +121,20 @@ pub struct HeartbeatSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HistorySettings {
-    /// Messages kept per room and per DM conversation.
+    /// Messages kept per room and per DM conversation (give the history service the same).
     pub size: usize,
+    /// A room or conversation with no new message for this many days is dropped (fractions
+    /// allowed; give the history service the same).
+    pub retention_days: f64,
     /// How long a `client_id` is remembered for idempotent sends, in milliseconds.
     pub idempotency_window_ms: u64,
+    /// The history service (`http://host:8091`) that serves `join` replays and `history`
+    /// pages; empty: this gateway reads history from Redis itself. Redis engine only.
+    pub url: String,
+    /// Longest wait for the history service, in milliseconds; past it the client gets `unavailable`.
+    pub request_timeout_ms: u64,
+    /// Largest reply accepted from the history service, in bytes.
+    pub max_response_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,7 +221,14 @@ impl Default for HeartbeatSettings {
 
 impl Default for HistorySettings {
     fn default() -> Self {
-        HistorySettings { size: 1_000, idempotency_window_ms: 300_000 }
+        HistorySettings {
+            size: 1_000,
+            retention_days: 30.0,
+            idempotency_window_ms: 300_000,
+            url: String::new(),
+            request_timeout_ms: 2_000,
+            max_response_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 
@@ -284,6 +301,13 @@ impl Settings {
         }
         if self.history.size == 0 {
             return invalid("history.size must be at least 1");
+        }
+        history::settings::retention_from_days(self.history.retention_days)?;
+        if !self.history.url.is_empty() && self.engine != EngineKind::Redis {
+            return invalid("history.url needs engine = redis (the history service reads Redis)");
+        }
+        if self.history.request_timeout_ms == 0 || self.history.max_response_bytes == 0 {
+            return invalid("history.request_timeout_ms and history.max_response_bytes must be positive");
         }
         self.redis.validate()?;
         if self.presence.lease_ms < 300 {

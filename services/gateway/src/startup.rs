@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 
 use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context as _;
+use history::client::HistoryClient;
+use history::store::StoreSettings;
 use tokio::sync::watch;
 
 use chat_shared::CloseCode;
 
 use crate::auth::Authenticator;
 use crate::engine::redis::{RedisEngine, RedisEngineSettings};
+use crate::engine::service::ServiceHistory;
 use crate::engine::{memory, Deliver, Engine};
 use crate::metrics::Metrics;
 use crate::node::Node;
@@ -54,6 +57,7 @@ impl Application {
             EngineKind::Memory => {
                 let memory_settings = memory::MemorySettings {
                     history_size: settings.history.size,
+                    retention: history::settings::retention_from_days(settings.history.retention_days)?,
                     idempotency_window: Duration::from_millis(settings.history.idempotency_window_ms),
                     offline_queue_max_messages: settings.dm.offline_queue_max_messages,
                     offline_ttl: Duration::from_millis(settings.dm.offline_ttl_ms),
@@ -63,10 +67,13 @@ impl Application {
             EngineKind::Redis => {
                 let redis_settings = RedisEngineSettings {
                     redis: settings.redis.clone(),
-                    history_size: settings.history.size,
-                    idempotency_window: Duration::from_millis(settings.history.idempotency_window_ms),
-                    offline_queue_max_messages: settings.dm.offline_queue_max_messages,
-                    offline_ttl: Duration::from_millis(settings.dm.offline_ttl_ms),
+                    history: StoreSettings {
+                        size: settings.history.size,
+                        retention: history::settings::retention_from_days(settings.history.retention_days)?,
+                        idempotency_window: Duration::from_millis(settings.history.idempotency_window_ms),
+                        offline_queue_max_messages: settings.dm.offline_queue_max_messages,
+                        offline_ttl: Duration::from_millis(settings.dm.offline_ttl_ms),
+                    },
                     lease: Duration::from_millis(settings.presence.lease_ms),
                     node_id: Arc::from(settings.node_id.as_str()),
                 };
@@ -88,7 +95,16 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let metrics = Arc::new(Metrics::new().context("metrics registration")?);
         let registry = Arc::new(Registry::new(metrics.clone(), settings.limits.max_outbox_bytes));
-        let engine = make_engine(registry.clone(), metrics.clone())?;
+        let mut engine = make_engine(registry.clone(), metrics.clone())?;
+        if !settings.history.url.is_empty() {
+            // Reads go to the history service; appends stay in this node's publish path.
+            let client = HistoryClient::new(
+                &settings.history.url,
+                Duration::from_millis(settings.history.request_timeout_ms),
+                settings.history.max_response_bytes,
+            )?;
+            engine.history = Arc::new(ServiceHistory::new(client, engine.history, metrics.clone()));
+        }
         let auth = Authenticator::new(&settings.auth)?;
         let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();

@@ -4,10 +4,14 @@
 //! Each room's log sits behind its own lock, and a message is given its seq,
 //! stored and handed to the registry under that lock, so history and live
 //! delivery share one order. History is lost when the process stops; a new
-//! process names its histories with a new epoch.
+//! process names its histories with new epochs. A room or conversation with no
+//! new message for the retention period starts afresh under a new epoch, and
+//! is dropped from memory by a sweep that runs every [`SWEEP_EVERY_APPENDS`]
+//! appends.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,10 +32,15 @@ use super::{
 /// Most `client_id`s remembered per room or conversation; the oldest go first.
 const MAX_IDEMPOTENCY_KEYS_PER_LOG: usize = 10_000;
 
+/// How many appends pass between two sweeps of expired logs and queues.
+const SWEEP_EVERY_APPENDS: u64 = 1_024;
+
 /// Settings of the embedded engine.
 #[derive(Debug, Clone)]
 pub struct MemorySettings {
     pub history_size: usize,
+    /// A log with no new message for this long starts afresh.
+    pub retention: Duration,
     pub idempotency_window: Duration,
     pub offline_queue_max_messages: usize,
     pub offline_ttl: Duration,
@@ -51,7 +60,7 @@ pub fn engine(sink: Arc<dyn Deliver>, settings: MemorySettings) -> Engine {
         presence: Arc::new(MemoryPresence { sink: sink.clone(), state: Mutex::default() }),
         history: Arc::new(MemoryHistory {
             sink,
-            epoch: format!("{:x}", now_ms()),
+            appends: AtomicU64::new(0),
             rooms: Mutex::default(),
             dms: Mutex::default(),
             settings,
@@ -238,14 +247,31 @@ impl Idempotency {
 }
 
 /// One room's or conversation's capped log.
-#[derive(Default)]
 struct Log {
     seq: u64,
     messages: VecDeque<StoredMessage>,
     recent: Idempotency,
+    /// Names this log; a new log (after expiry) gets a new one.
+    epoch: String,
+    /// The last append, or the creation.
+    touched: Instant,
 }
 
 impl Log {
+    fn new(now: Instant) -> Log {
+        Log {
+            seq: 0,
+            messages: VecDeque::new(),
+            recent: Idempotency::default(),
+            epoch: format!("{:016x}", rand::random::<u64>()),
+            touched: now,
+        }
+    }
+
+    fn expired(&self, now: Instant, retention: Duration) -> bool {
+        now.saturating_duration_since(self.touched) > retention
+    }
+
     /// The result of an earlier message with the same `(user, client_id)`.
     fn seen(&mut self, key: &Option<(UserId, ClientId)>, now: Instant, window: Duration) -> Option<Stored> {
         key.as_ref().and_then(|key| self.recent.get(key, now, window))
@@ -257,6 +283,7 @@ impl Log {
         let raw: Arc<RawValue> = Arc::from(to_raw(frame)?);
         let json = ByteString::from(raw.get().to_owned());
         self.seq = seq;
+        self.touched = Instant::now();
         self.messages.push_back(StoredMessage { seq, json: raw });
         while self.messages.len() > cap {
             self.messages.pop_front();
@@ -281,15 +308,43 @@ struct DmInner {
 
 struct MemoryHistory {
     sink: Arc<dyn Deliver>,
-    epoch: String,
+    /// Appends since start, for the periodic sweep.
+    appends: AtomicU64,
     rooms: Mutex<HashMap<RoomName, Arc<Mutex<Log>>>>,
     dms: Mutex<DmInner>,
     settings: MemorySettings,
 }
 
 impl MemoryHistory {
-    fn room_log(&self, room: &RoomName) -> Option<Arc<Mutex<Log>>> {
-        lock(&self.rooms).get(room).cloned()
+    /// The room's log, a fresh one if it had none or it expired.
+    fn room_log(&self, room: &RoomName) -> Arc<Mutex<Log>> {
+        let mut rooms = lock(&self.rooms);
+        let now = Instant::now();
+        if let Some(log) = rooms.get(room) {
+            if !lock(log).expired(now, self.settings.retention) {
+                return log.clone();
+            }
+        }
+        let log = Arc::new(Mutex::new(Log::new(now)));
+        rooms.insert(room.clone(), log.clone());
+        log
+    }
+
+    /// Every [`SWEEP_EVERY_APPENDS`] appends: drops expired logs and queued DMs.
+    fn maybe_sweep(&self) {
+        if self.appends.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_APPENDS != SWEEP_EVERY_APPENDS - 1 {
+            return;
+        }
+        let now = Instant::now();
+        let retention = self.settings.retention;
+        lock(&self.rooms).retain(|_, log| !lock(log).expired(now, retention));
+        let mut dms = lock(&self.dms);
+        dms.conversations.retain(|_, log| !log.expired(now, retention));
+        let ttl = self.settings.offline_ttl;
+        dms.offline.retain(|_, queue| {
+            queue.retain(|(at, _)| now.saturating_duration_since(*at) < ttl);
+            !queue.is_empty()
+        });
     }
 }
 
@@ -300,7 +355,8 @@ fn to_raw<T: serde::Serialize>(frame: &T) -> EngineResult<Box<RawValue>> {
 #[async_trait]
 impl HistoryStore for MemoryHistory {
     async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
-        let log = lock(&self.rooms).entry(draft.room.clone()).or_default().clone();
+        self.maybe_sweep();
+        let log = self.room_log(&draft.room);
         let mut log = lock(&log);
         let now = Instant::now();
         let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
@@ -333,9 +389,7 @@ impl HistoryStore for MemoryHistory {
     }
 
     async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
-        let Some(log) = self.room_log(room) else {
-            return Ok(Replay { seq: 0, epoch: self.epoch.clone(), messages: Vec::new() });
-        };
+        let log = self.room_log(room);
         let log = lock(&log);
         let messages = match from {
             ReplayFrom::Latest(n) => {
@@ -344,13 +398,11 @@ impl HistoryStore for MemoryHistory {
             }
             ReplayFrom::After(since) => log.messages.iter().filter(|m| m.seq > since).cloned().collect(),
         };
-        Ok(Replay { seq: log.seq, epoch: self.epoch.clone(), messages })
+        Ok(Replay { seq: log.seq, epoch: log.epoch.clone(), messages })
     }
 
     async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
-        let Some(log) = self.room_log(room) else {
-            return Ok(Vec::new());
-        };
+        let log = self.room_log(room);
         let log = lock(&log);
         let end = match before {
             Some(before) => log.messages.partition_point(|m| m.seq < before),
@@ -361,6 +413,7 @@ impl HistoryStore for MemoryHistory {
     }
 
     async fn publish_dm(&self, draft: DmDraft) -> EngineResult<Stored> {
+        self.maybe_sweep();
         let mut dms = lock(&self.dms);
         let pair = if draft.from.id <= draft.to {
             (draft.from.id.clone(), draft.to.clone())
@@ -368,7 +421,11 @@ impl HistoryStore for MemoryHistory {
             (draft.to.clone(), draft.from.id.clone())
         };
         let now = Instant::now();
-        let log = dms.conversations.entry(pair).or_default();
+        let retention = self.settings.retention;
+        let log = dms.conversations.entry(pair).or_insert_with(|| Log::new(now));
+        if log.expired(now, retention) {
+            *log = Log::new(now);
+        }
         let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
         if let Some(stored) = log.seen(&key, now, self.settings.idempotency_window) {
             return Ok(stored);
@@ -403,20 +460,35 @@ impl HistoryStore for MemoryHistory {
         Ok(stored)
     }
 
-    async fn take_offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
-        let mut dms = lock(&self.dms);
+    async fn offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
+        let dms = lock(&self.dms);
         let now = Instant::now();
         let ttl = self.settings.offline_ttl;
         Ok(dms
             .offline
-            .remove(user)
+            .get(user)
             .map(|queue| {
                 queue
-                    .into_iter()
+                    .iter()
                     .filter(|(at, _)| now.saturating_duration_since(*at) < ttl)
-                    .map(|(_, json)| json)
+                    .map(|(_, json)| json.clone())
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn ack_offline(&self, user: &UserId, delivered: Vec<ByteString>) -> EngineResult<()> {
+        let mut dms = lock(&self.dms);
+        if let Some(queue) = dms.offline.get_mut(user) {
+            for json in &delivered {
+                if let Some(at) = queue.iter().position(|(_, queued)| queued == json) {
+                    queue.remove(at);
+                }
+            }
+            if queue.is_empty() {
+                dms.offline.remove(user);
+            }
+        }
+        Ok(())
     }
 }

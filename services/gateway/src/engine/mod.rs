@@ -11,6 +11,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -271,9 +272,12 @@ pub trait HistoryStore: Send + Sync {
     /// sessions and the sender's other sessions, and queues it for the
     /// recipient when they have no session.
     async fn publish_dm(&self, draft: DmDraft) -> EngineResult<Stored>;
-    /// Removes and returns the DMs queued for `user` (oldest first, as `dm`
-    /// frames).
-    async fn take_offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>>;
+    /// The DMs queued for `user` (oldest first, as `dm` frames). They stay
+    /// queued until [`HistoryStore::ack_offline`], so a connection lost while
+    /// delivering them loses none.
+    async fn offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>>;
+    /// Removes DMs from `user`'s queue once they reached the client.
+    async fn ack_offline(&self, user: &UserId, delivered: Vec<ByteString>) -> EngineResult<()>;
 }
 
 /// The three parts of an engine, as the gateway uses them.

@@ -3,9 +3,9 @@
 //!
 //! - Commands go through a pool; pub/sub through one subscriber client
 //!   ([`subscriber`]) that survives reconnects.
-//! - Publishing a room message is one Lua script ([`scripts::PUBLISH_ROOM`]):
-//!   next seq, capped history, publish carrying the seq. The `ack` follows
-//!   its return.
+//! - Publishing a room message is one Lua script of the history crate
+//!   (`history::scripts::APPEND_ROOM`): next seq, capped history, publish
+//!   carrying the seq. The `ack` follows its return.
 //! - On a Redis Cluster (`redis-cluster://…`) channels are sharded
 //!   (`SSUBSCRIBE`/`SPUBLISH`) and hash-tagged like the keys, so a room's
 //!   messages travel only through the shard that owns the room.
@@ -31,12 +31,11 @@ use fred::clients::{Pool, SubscriberClient};
 use fred::interfaces::{
     ClientLike, HashesInterface, KeysInterface, PubsubInterface, SetsInterface, SortedSetsInterface,
 };
-use fred::types::{Expiration, SetOptions, Value};
-use rand::Rng;
-use serde_json::value::RawValue;
+use fred::types::{Expiration, Value};
+use history::store::{Store, StoreError, StoreSettings, Window};
 
 use chat_shared::keys;
-use chat_shared::protocol::{dm_prefix, message_prefix, PresenceState, RoomName, StoredMessage, UserId, UserRef};
+use chat_shared::protocol::{PresenceState, RoomName, StoredMessage, UserId, UserRef};
 use chat_shared::redis::RedisSettings;
 use chat_shared::scripts::{presence_payload, LAST_SEEN_TTL_MS, PRESENCE_STATE_TTL_MS};
 
@@ -60,10 +59,8 @@ const RESYNC_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct RedisEngineSettings {
     pub redis: RedisSettings,
-    pub history_size: usize,
-    pub idempotency_window: Duration,
-    pub offline_queue_max_messages: usize,
-    pub offline_ttl: Duration,
+    /// What history keeps, and for how long.
+    pub history: StoreSettings,
     pub lease: Duration,
     pub node_id: Arc<str>,
 }
@@ -75,6 +72,8 @@ pub struct RedisEngine {
     /// A Redis Cluster: sharded pub/sub.
     sharded: bool,
     scripts: Scripts,
+    /// The history keyspace (appends, reads, offline queues).
+    store: Store,
     subscriptions: Subscriptions,
     health: Arc<Health>,
     sink: Arc<dyn Deliver>,
@@ -90,10 +89,6 @@ pub struct RedisEngine {
 
 fn unavailable(err: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable(err.to_string())
-}
-
-fn new_epoch() -> String {
-    format!("{:016x}", rand::rng().random::<u64>())
 }
 
 impl RedisEngine {
@@ -131,6 +126,7 @@ impl RedisEngine {
                 request_resync,
             );
             RedisEngine {
+                store: Store::new(pool.clone(), sharded, settings.history.clone()),
                 pool,
                 subscriber,
                 sharded,
@@ -288,42 +284,6 @@ async fn keep_lease(engine: Weak<RedisEngine>) {
         drop(strong);
         tokio::time::sleep(lease / 3).await;
     }
-}
-
-fn value_u64(value: &Value) -> EngineResult<u64> {
-    match value {
-        Value::Integer(n) => u64::try_from(*n).map_err(unavailable),
-        Value::String(s) => s.parse().map_err(unavailable),
-        Value::Bytes(b) => std::str::from_utf8(b).map_err(unavailable)?.parse().map_err(unavailable),
-        other => Err(EngineError::Unavailable(format!("unexpected reply {other:?}"))),
-    }
-}
-
-fn value_string(value: Value) -> EngineResult<String> {
-    value.into_string().ok_or_else(|| EngineError::Unavailable("unexpected reply".into()))
-}
-
-fn value_array(value: Value) -> EngineResult<Vec<Value>> {
-    match value {
-        Value::Array(items) => Ok(items),
-        Value::Null => Ok(Vec::new()),
-        other => Err(EngineError::Unavailable(format!("unexpected reply {other:?}"))),
-    }
-}
-
-/// "seq:ts" from the publish script.
-fn parse_stored(reply: &str, delivered: bool) -> EngineResult<Stored> {
-    let mut parts = reply.split(':');
-    let seq = parts.next().and_then(|s| s.parse().ok());
-    let ts = parts.next().and_then(|s| s.parse().ok());
-    match (seq, ts) {
-        (Some(seq), Some(ts)) => Ok(Stored { seq, ts, delivered }),
-        _ => Err(EngineError::Unavailable(format!("unexpected reply {reply}"))),
-    }
-}
-
-fn raw(json: String) -> EngineResult<Arc<RawValue>> {
-    RawValue::from_string(json).map(Arc::from).map_err(unavailable)
 }
 
 #[async_trait]
@@ -542,148 +502,68 @@ impl RedisEngine {
             }
         }
     }
+}
 
-    fn client_id_ttl(&self, has_client_id: bool) -> String {
-        if has_client_id {
-            self.settings.idempotency_window.as_millis().max(1).to_string()
-        } else {
-            "0".to_owned()
-        }
+fn store_error(err: StoreError) -> EngineError {
+    EngineError::Unavailable(err.to_string())
+}
+
+/// The window of a `join` replay.
+pub(crate) fn replay_window(from: ReplayFrom, history_size: usize) -> Window {
+    match from {
+        ReplayFrom::Latest(n) => Window::latest(n),
+        ReplayFrom::After(since) => Window { after: Some(since), before: None, limit: history_size },
     }
+}
+
+/// The window of a `history` page: the newest `limit` below `before`.
+pub(crate) fn page_window(before: Option<u64>, limit: usize) -> Window {
+    Window { after: None, before, limit }
 }
 
 #[async_trait]
 impl HistoryStore for RedisEngine {
     async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
         self.check()?;
-        let room = &draft.room;
-        let client_id_key = match &draft.client_id {
-            Some(cid) => keys::room_client_id(room, &draft.from.id, cid.as_str()),
-            None => keys::room_seq(room),
-        };
-        let prefix = message_prefix(room, &draft.from, &draft.text, draft.client_id.as_ref());
-        let reply = self
-            .eval(
-                &self.scripts.publish_room,
-                vec![keys::room_seq(room), keys::room_history(room), keys::room_epoch(room), client_id_key],
-                vec![
-                    prefix,
-                    self.settings.history_size.to_string(),
-                    self.client_id_ttl(draft.client_id.is_some()),
-                    self.publish_command().to_owned(),
-                    keys::room_channel(room),
-                    new_epoch(),
-                ],
-            )
-            .await?;
-        parse_stored(&value_string(reply)?, true)
+        let appended = self
+            .store
+            .append_room(&draft.room, &draft.from, &draft.text, draft.client_id.as_ref())
+            .await
+            .map_err(store_error)?;
+        Ok(Stored { seq: appended.seq, ts: appended.ts, delivered: true })
     }
 
     async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
         self.check()?;
-        let (mode, a) = match from {
-            ReplayFrom::Latest(n) => ("latest", n as u64),
-            ReplayFrom::After(since) => ("after", since),
-        };
-        self.read_history(room, mode, a, 0).await
+        let window = replay_window(from, self.store.settings().size);
+        let page = self.store.read_room(room, window).await.map_err(store_error)?;
+        Ok(Replay { seq: page.seq, epoch: page.epoch, messages: page.messages })
     }
 
     async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
         self.check()?;
-        let before = before.unwrap_or(u64::MAX);
-        Ok(self.read_history(room, "before", before, limit as u64).await?.messages)
+        let page = self.store.read_room(room, page_window(before, limit)).await.map_err(store_error)?;
+        Ok(page.messages)
     }
 
     async fn publish_dm(&self, draft: DmDraft) -> EngineResult<Stored> {
         self.check()?;
-        let (from, to) = (&draft.from.id, &draft.to);
-        let client_id_key = match &draft.client_id {
-            Some(cid) => keys::conversation_client_id(from, to, from, cid.as_str()),
-            None => keys::conversation_seq(from, to),
-        };
-        let reply = self
-            .eval(
-                &self.scripts.store_dm,
-                vec![keys::conversation_seq(from, to), keys::conversation_history(from, to), client_id_key.clone()],
-                vec![
-                    dm_prefix(&draft.from, to, &draft.text, draft.client_id.as_ref()),
-                    self.settings.history_size.to_string(),
-                    self.client_id_ttl(draft.client_id.is_some()),
-                ],
-            )
-            .await?;
-        let mut fields = value_array(reply)?.into_iter();
-        let (Some(seq), Some(ts), Some(json), Some(repeated), Some(delivered)) =
-            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(EngineError::Unavailable("unexpected reply to store_dm".into()));
-        };
-        let (seq, ts) = (value_u64(&seq)?, value_u64(&ts)?);
-        if value_u64(&repeated)? == 1 {
-            return Ok(Stored { seq, ts, delivered: value_u64(&delivered)? == 1 });
-        }
-        let json = ByteString::from(value_string(json)?);
-        let payload = BusMessage::dm(&json, seq, &draft.origin);
-        let reached = self
-            .eval(
-                &self.scripts.deliver_dm,
-                vec![keys::user_offline(to)],
-                vec![
-                    self.publish_command().to_owned(),
-                    keys::user_channel(to),
-                    subscriber::encode(&payload),
-                    json.to_string(),
-                    self.settings.offline_queue_max_messages.to_string(),
-                    self.settings.offline_ttl.as_millis().to_string(),
-                ],
-            )
-            .await?;
-        let delivered = value_u64(&reached)? > 0;
-        if from != to {
-            self.publish(&Topic::User(from.clone()), payload).await?;
-        }
-        if draft.client_id.is_some() && !delivered {
-            let value = format!("{seq}:{ts}:0");
-            let _: Option<String> = self
-                .pool
-                .set(client_id_key, value, Some(Expiration::KEEPTTL), Some(SetOptions::XX), false)
-                .await
-                .map_err(unavailable)?;
-        }
-        Ok(Stored { seq, ts, delivered })
+        let appended = self
+            .store
+            .append_dm(&draft.from, &draft.to, &draft.text, draft.client_id.as_ref(), &draft.origin)
+            .await
+            .map_err(store_error)?;
+        Ok(Stored { seq: appended.seq, ts: appended.ts, delivered: appended.delivered })
     }
 
-    async fn take_offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
+    async fn offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
         self.check()?;
-        let reply = self.eval(&self.scripts.take_offline, vec![keys::user_offline(user)], vec![]).await?;
-        value_array(reply)?.into_iter().map(|v| value_string(v).map(ByteString::from)).collect()
+        let queued = self.store.offline(user).await.map_err(store_error)?;
+        Ok(queued.into_iter().map(ByteString::from).collect())
     }
-}
 
-impl RedisEngine {
-    async fn read_history(&self, room: &RoomName, mode: &str, a: u64, b: u64) -> EngineResult<Replay> {
-        let reply = self
-            .eval(
-                &self.scripts.replay,
-                vec![keys::room_seq(room), keys::room_history(room), keys::room_epoch(room)],
-                vec![mode.to_owned(), a.to_string(), b.to_string(), new_epoch()],
-            )
-            .await?;
-        let mut fields = value_array(reply)?.into_iter();
-        let (Some(seq), Some(epoch), Some(first), Some(messages)) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(EngineError::Unavailable("unexpected reply to replay".into()));
-        };
-        let first = match &first {
-            Value::Integer(n) => (*n).max(0) as u64,
-            other => value_u64(other)?,
-        };
-        let messages = value_array(messages)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, json)| Ok(StoredMessage { seq: first + i as u64, json: raw(value_string(json)?)? }))
-            .collect::<EngineResult<Vec<_>>>()?;
-        Ok(Replay { seq: value_u64(&seq)?, epoch: value_string(epoch)?, messages })
+    async fn ack_offline(&self, user: &UserId, delivered: Vec<ByteString>) -> EngineResult<()> {
+        let delivered: Vec<String> = delivered.iter().map(ToString::to_string).collect();
+        self.store.ack_offline(user, &delivered).await.map_err(store_error).map(|_| ())
     }
 }

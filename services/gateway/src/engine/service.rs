@@ -1,0 +1,76 @@
+//! History reads from the history service (`history.url`).
+//!
+//! [`ServiceHistory`] wraps the engine's own history store: appends, DM
+//! delivery and offline queues stay in this node's publish path (so sending
+//! works while the history service is down), and `join` replays and `history`
+//! pages are read from the service over HTTP. When the service cannot answer,
+//! those frames get `unavailable`. The node's own resync after a Redis outage
+//! still reads Redis directly.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytestring::ByteString;
+
+use chat_shared::protocol::{RoomName, StoredMessage, UserId};
+use history::client::HistoryClient;
+use history::store::{Page, Window};
+
+use super::redis::{page_window, replay_window};
+use super::{DmDraft, EngineError, EngineResult, HistoryStore, Replay, ReplayFrom, RoomDraft, Stored};
+use crate::metrics::Metrics;
+
+/// See the module documentation.
+pub struct ServiceHistory {
+    client: HistoryClient,
+    /// The engine's store, for everything but reads.
+    store: Arc<dyn HistoryStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl ServiceHistory {
+    pub fn new(client: HistoryClient, store: Arc<dyn HistoryStore>, metrics: Arc<Metrics>) -> ServiceHistory {
+        ServiceHistory { client, store, metrics }
+    }
+
+    async fn read(&self, room: &RoomName, window: Window) -> EngineResult<Page> {
+        let started = Instant::now();
+        let result = self.client.room(room, window).await;
+        self.metrics.history_service_seconds.observe(started.elapsed().as_secs_f64());
+        result.map_err(|err| {
+            self.metrics.history_service_failures.inc();
+            tracing::warn!(room = %room, cause = %err, "history service read failed");
+            EngineError::Unavailable(err.to_string())
+        })
+    }
+}
+
+#[async_trait]
+impl HistoryStore for ServiceHistory {
+    async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
+        self.store.publish_room(draft).await
+    }
+
+    async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
+        // The service clamps the window to its history size.
+        let page = self.read(room, replay_window(from, usize::MAX)).await?;
+        Ok(Replay { seq: page.seq, epoch: page.epoch, messages: page.messages })
+    }
+
+    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
+        Ok(self.read(room, page_window(before, limit)).await?.messages)
+    }
+
+    async fn publish_dm(&self, draft: DmDraft) -> EngineResult<Stored> {
+        self.store.publish_dm(draft).await
+    }
+
+    async fn offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
+        self.store.offline(user).await
+    }
+
+    async fn ack_offline(&self, user: &UserId, delivered: Vec<ByteString>) -> EngineResult<()> {
+        self.store.ack_offline(user, delivered).await
+    }
+}
