@@ -18,7 +18,7 @@ test: check-tools
 	# The single-node protocol suite once more, each gateway on a Redis of its own
 	# (the tests that pick their engine themselves ran above).
 	GATEWAY_TEST_ENGINE=redis $(CARGO) test --locked -p gateway --test api -- \
-		--skip cluster:: --skip presence:: --skip process::
+		--skip cluster:: --skip presence:: --skip process:: --skip history::
 
 ## cluster-up: Redis and three gateways on 127.0.0.1:8081-8083, logs in .cluster/logs
 cluster-up: check-tools

@@ -29,12 +29,14 @@ pub struct TestApp {
     pub node: Arc<Node>,
     pub shutdown: ShutdownHandle,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// The Redis of a single-node test run with `GATEWAY_TEST_ENGINE=redis`.
-    redis: Option<RedisServer>,
+    /// The Redis and history service of a single-node test run with
+    /// `GATEWAY_TEST_ENGINE=redis` (the history process is dropped first).
+    redis: Option<(HistoryProcess, RedisServer)>,
 }
 
 /// With `GATEWAY_TEST_ENGINE=redis`, every single-node test runs its gateway on
-/// the Redis engine with a Redis of its own (`make test` runs both ways).
+/// the Redis engine with a Redis and a history service of its own (`make test`
+/// runs both ways).
 fn redis_for_single_node_tests() -> bool {
     std::env::var("GATEWAY_TEST_ENGINE").is_ok_and(|engine| engine == "redis")
 }
@@ -61,9 +63,17 @@ pub fn spawn_app_with(configure: impl FnOnce(&mut Settings), engine: Option<Engi
     configure(&mut settings);
     let redis = if engine.is_none() && settings.engine == EngineKind::Memory && redis_for_single_node_tests() {
         let server = RedisServer::start();
+        let history = HistoryProcess::start(
+            &server.url(),
+            &[
+                ("CHAT_HISTORY__SIZE", &settings.history.size.to_string()),
+                ("CHAT_HISTORY__RETENTION_DAYS", &settings.history.retention_days.to_string()),
+            ],
+        );
         settings.engine = EngineKind::Redis;
         settings.redis.url = server.url();
-        Some(server)
+        settings.history.url = history.url();
+        Some((history, server))
     } else {
         None
     };
@@ -115,7 +125,7 @@ impl TestApp {
         if let Some(thread) = self.thread.take() {
             thread.join().expect("gateway thread ends cleanly");
         }
-        Stopped { took: started.elapsed(), redis: self.redis.take() }
+        Stopped { took: started.elapsed(), redis: self.redis.take().map(|(_, redis)| redis) }
     }
 
     /// Reads a metric's value from `/metrics` (a line `name value`).
@@ -590,19 +600,107 @@ pub async fn wait_ready(apps: &[TestApp]) {
     }
 }
 
-/// The `presence` binary of this workspace, built if it is not there yet.
-fn presence_binary() -> std::path::PathBuf {
+/// A binary of this workspace's `package` (same name), built once per test run.
+fn workspace_binary(package: &'static str) -> std::path::PathBuf {
+    static BUILT: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let binary = target.join("debug/presence");
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.contains(&package) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo).args(["build", "--quiet", "-p", "presence"]).status().expect("cargo runs");
-        assert!(status.success(), "building the presence service failed");
-    });
-    binary
+        let status = Command::new(cargo).args(["build", "--quiet", "-p", package]).status().expect("cargo runs");
+        assert!(status.success(), "building {package} failed");
+        built.push(package);
+    }
+    target.join("debug").join(package)
+}
+
+fn presence_binary() -> std::path::PathBuf {
+    workspace_binary("presence")
+}
+
+/// Waits until something listens on `port`.
+fn wait_listening(what: &str, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `history` service process on a fixed port (kept across restarts),
+/// killed on drop.
+pub struct HistoryProcess {
+    child: Option<Child>,
+    pub port: u16,
+    redis_url: String,
+    extra: Vec<(String, String)>,
+}
+
+impl HistoryProcess {
+    pub fn start(redis_url: &str, extra: &[(&str, &str)]) -> HistoryProcess {
+        let mut process = HistoryProcess {
+            child: None,
+            port: free_port(),
+            redis_url: redis_url.to_owned(),
+            extra: extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        };
+        process.spawn();
+        process
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new(workspace_binary("history"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CHAT_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("CHAT_REDIS__URL", &self.redis_url)
+            .env("CHAT_LOG__LEVEL", "warn")
+            .envs(self.extra.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.child = Some(command.spawn().expect("history binary runs"));
+        wait_listening("history", self.port);
+    }
+
+    /// The URL gateways are given as `history.url`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// GET `path`: (status, JSON body).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::get(format!("{}{path}", self.url())).await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET `path` as text (metrics).
+    pub async fn text(&self, path: &str) -> String {
+        reqwest::get(format!("{}{path}", self.url())).await.unwrap().text().await.unwrap()
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A new process on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for HistoryProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// A `presence` process, killed on drop.
@@ -628,11 +726,7 @@ impl PresenceProcess {
             command.env(k, v);
         }
         let child = command.spawn().expect("presence binary runs");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "presence did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening("presence", port);
         PresenceProcess { child, port }
     }
 

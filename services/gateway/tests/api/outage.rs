@@ -99,9 +99,13 @@ impl HistoryStore for Switch {
         self.check()?;
         self.inner.history.publish_dm(draft).await
     }
-    async fn take_offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
+    async fn offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
         self.check()?;
-        self.inner.history.take_offline(user).await
+        self.inner.history.offline(user).await
+    }
+    async fn ack_offline(&self, user: &UserId, delivered: Vec<ByteString>) -> EngineResult<()> {
+        self.check()?;
+        self.inner.history.ack_offline(user, delivered).await
     }
 }
 
@@ -114,6 +118,7 @@ async fn backend_failures_answer_unavailable_and_change_nothing() {
         Some(Box::new(move |sink, _metrics| {
             let settings = memory::MemorySettings {
                 history_size: 1000,
+                retention: Duration::from_secs(86_400),
                 idempotency_window: Duration::from_secs(300),
                 offline_queue_max_messages: 100,
                 offline_ttl: Duration::from_secs(3600),

@@ -232,6 +232,37 @@ async fn offline_dms_arrive_right_after_welcome() {
     let mut zoe = app.client("zoe").await; // welcome checked by the helper
     assert_eq!(zoe.recv().await["text"], "one");
     assert_eq!(zoe.recv().await["text"], "two");
+    // Reading on lets the client's stack answer the ping that follows the
+    // queued DMs; that pong is what clears them.
+    assert_eq!(zoe.request(json!({"type": "ping"})).await["type"], "pong");
+    zoe.expect_silence(Duration::from_millis(100)).await;
+    drop(zoe);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut zoe = app.client("zoe").await;
+    zoe.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn offline_dms_survive_a_disconnect_during_delivery() {
+    let app = spawn_app(|_| {});
+    let mut alice = app.client("alice").await;
+    for i in 1..=3 {
+        let ack = alice.request(json!({"type": "dm", "to": "zoe", "text": format!("m{i}")})).await;
+        assert_eq!(ack["delivered"], false);
+    }
+    // Zoe's connection drops after reading one of the three.
+    let mut zoe = app.client("zoe").await;
+    assert_eq!(zoe.recv().await["text"], "m1");
+    drop(zoe);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Nothing was confirmed, so all three come again, in order.
+    let mut zoe = app.client("zoe").await;
+    let texts: Vec<Value> = [zoe.recv().await, zoe.recv().await, zoe.recv().await].map(|f| f["text"].clone()).into();
+    assert_eq!(texts, [json!("m1"), json!("m2"), json!("m3")]);
+    // A live DM sent meanwhile comes after them.
+    alice.request(json!({"type": "dm", "to": "zoe", "text": "live"})).await;
+    assert_eq!(zoe.recv().await["text"], "live");
+    assert_eq!(zoe.request(json!({"type": "ping"})).await["type"], "pong");
     drop(zoe);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut zoe = app.client("zoe").await;
@@ -247,4 +278,44 @@ async fn too_many_rooms_on_one_connection() {
     let err = c.request(json!({"type": "join", "room": "c"})).await;
     assert_eq!(err["code"], "bad_request");
     c.join("a").await; // re-joining a room it is in is fine
+}
+
+#[tokio::test]
+async fn a_large_offline_backlog_arrives_whole_in_confirmed_batches() {
+    // 30 DMs of ~750 bytes pass a 8 KiB outbox only in batches.
+    let app = spawn_app(|s| {
+        s.limits.max_frame_bytes = 4_096;
+        s.limits.max_text_bytes = 1_000;
+        s.limits.max_outbox_bytes = 8_192;
+        s.limits.messages_per_second = 100;
+    });
+    let mut alice = app.client("alice").await;
+    let text = "x".repeat(600);
+    for i in 0..30 {
+        let ack = alice.request(json!({"type": "dm", "to": "zoe", "text": format!("{i:02}{text}")})).await;
+        assert_eq!(ack["delivered"], false);
+    }
+    let mut zoe = app.client("zoe").await;
+    for i in 0..30 {
+        let dm = zoe.recv().await;
+        assert_eq!(dm["seq"], i + 1, "{dm}");
+        assert!(dm["text"].as_str().unwrap().starts_with(&format!("{i:02}")));
+    }
+    assert_eq!(zoe.request(json!({"type": "ping"})).await["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_room_idle_past_the_retention_starts_afresh_under_a_new_epoch() {
+    // 0.00002 days is 1.7 seconds.
+    let app = spawn_app(|s| s.history.retention_days = 0.00002);
+    let mut c = app.client("c").await;
+    c.join("idle").await;
+    c.say("idle", "old").await;
+    let epoch = c.join("idle").await["epoch"].clone();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut late = app.client("late").await;
+    let resumed = late.request(json!({"type": "join", "room": "idle", "since": 1, "epoch": epoch})).await;
+    assert_eq!((&resumed["seq"], &resumed["recovered"], &resumed["history"]), (&json!(0), &json!(false), &json!([])));
+    assert_ne!(resumed["epoch"], epoch);
+    assert_eq!(late.say("idle", "new").await["seq"], 1);
 }
