@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local cluster of processes for development: one Redis, three gateways on
-# ports 8081-8083 and the presence service on 8090, all logs in one folder.
+# ports 8081-8083, the presence service on 8090 and the history service on
+# 8091, all logs in one folder.
 #
 #   deploy/local/cluster.sh up     # build (release) and start
 #   deploy/local/cluster.sh down   # drain the gateways, stop Redis
@@ -16,12 +17,14 @@ redis_port=${CLUSTER_REDIS_PORT:-6380}
 admin_key=${CLUSTER_ADMIN_KEY:-dev-admin-key}
 gateway_ports=(8081 8082 8083)
 presence_port=8090
+history_port=8091
 bin=target/release/gateway
 presence_bin=target/release/presence
+history_bin=target/release/history
 
 up() {
     deploy/local/ensure-redis.sh
-    cargo build --release --locked -p gateway -p presence
+    cargo build --release --locked -p gateway -p presence -p history
     mkdir -p "$dir/logs" "$dir/pids" "$dir/redis"
     if [ -f "$dir/pids/redis" ] && kill -0 "$(cat "$dir/pids/redis")" 2>/dev/null; then
         echo "already running; run '$0 down' first" >&2
@@ -41,6 +44,7 @@ up() {
         CHAT_LISTEN="127.0.0.1:$port" \
         CHAT_NODE_ID="gw-$i" \
         CHAT_ADMIN__API_KEY="$admin_key" \
+        CHAT_HISTORY__URL="http://127.0.0.1:$history_port" \
         CHAT_LIMITS__USER_MESSAGES_PER_SECOND="${CHAT_LIMITS__USER_MESSAGES_PER_SECOND:-50}" \
             nohup "$bin" >"$dir/logs/gateway-$i.log" 2>&1 &
         echo $! >"$dir/pids/gateway-$i"
@@ -51,7 +55,11 @@ up() {
     CHAT_REPLICA_ID=presence-1 \
         nohup "$presence_bin" >"$dir/logs/presence.log" 2>&1 &
     echo $! >"$dir/pids/presence"
-    for port in "${gateway_ports[@]}" "$presence_port"; do
+    CHAT_REDIS__URL="redis://127.0.0.1:$redis_port" \
+    CHAT_LISTEN="127.0.0.1:$history_port" \
+        nohup "$history_bin" >"$dir/logs/history.log" 2>&1 &
+    echo $! >"$dir/pids/history"
+    for port in "${gateway_ports[@]}" "$presence_port" "$history_port"; do
         for _ in $(seq 100); do
             curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
             sleep 0.1
@@ -63,12 +71,12 @@ up() {
 }
 
 down() {
-    for pidfile in "$dir"/pids/gateway-* "$dir"/pids/presence; do
+    for pidfile in "$dir"/pids/gateway-* "$dir"/pids/presence "$dir"/pids/history; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pidfile in "$dir"/pids/gateway-* "$dir"/pids/presence; do
+    for pidfile in "$dir"/pids/gateway-* "$dir"/pids/presence "$dir"/pids/history; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         for _ in $(seq 150); do
@@ -95,6 +103,8 @@ status() {
     done
     ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$presence_port/readyz" 2>/dev/null || true)
     printf 'presence 127.0.0.1:%s  readyz %s\n' "$presence_port" "${ready:-down}"
+    ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$history_port/readyz" 2>/dev/null || true)
+    printf 'history  127.0.0.1:%s  readyz %s\n' "$history_port" "${ready:-down}"
 }
 
 case "${1:-}" in
