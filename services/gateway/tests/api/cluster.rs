@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_cluster, wait_ready, Client, GatewayProcess, RedisCluster, RedisServer, TestApp};
+use crate::helpers::{
+    spawn_cluster, wait_ready, Client, GatewayProcess, HistoryProcess, RedisCluster, RedisServer, TestApp,
+};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -114,7 +116,12 @@ async fn three_gateways_on_standalone_redis_act_as_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_gateways_on_a_redis_cluster_act_as_one_with_sharded_channels() {
     let cluster = RedisCluster::start();
-    let apps = spawn_cluster(3, &cluster.url(), cluster_settings);
+    // History is read through a history service on the same Redis Cluster.
+    let history = HistoryProcess::start(&cluster.url(), &[]);
+    let apps = spawn_cluster(3, &cluster.url(), |s| {
+        cluster_settings(s);
+        s.history.url = history.url();
+    });
     wait_ready(&apps).await;
     protocol_across_nodes(&apps).await;
 
@@ -146,6 +153,11 @@ async fn three_gateways_on_a_redis_cluster_act_as_one_with_sharded_channels() {
     for (i, room) in rooms.iter().enumerate() {
         c.say(room, &format!("m{i}")).await;
         assert_eq!(c.recv_type("message").await["room"], room.as_str());
+    }
+    // Each room's history lives on its own shard; the service reads them all.
+    for (i, room) in rooms.iter().enumerate() {
+        let (status, page) = history.get(&format!("/v1/rooms/{room}/messages")).await;
+        assert_eq!((status, &page["seq"], &page["messages"][0]["text"]), (200, &json!(1), &json!(format!("m{i}"))));
     }
     // Leaving the last local session unsubscribes the node.
     c.request(json!({"type": "leave", "room": "room-0"})).await;
