@@ -103,7 +103,8 @@ impl Application {
                 Duration::from_millis(settings.history.request_timeout_ms),
                 settings.history.max_response_bytes,
             )?;
-            engine.history = Arc::new(ServiceHistory::new(client, engine.history, metrics.clone()));
+            engine.history =
+                Arc::new(ServiceHistory::new(client, engine.history, settings.history.size, metrics.clone()));
         }
         let auth = Authenticator::new(&settings.auth)?;
         let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;

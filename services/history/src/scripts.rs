@@ -41,9 +41,14 @@ return result
 ///
 /// KEYS: seq, history, epoch (for a conversation: the seq key again)
 /// ARGV: after (-1: none), before (-1: none), limit,
-///       epoch to create if missing ('': no epoch), its TTL in ms
+///       epoch to create if missing ('': no epoch), its TTL in ms for a room
+///       with no seq key
 /// With `after`, the oldest `limit` messages above it (and below `before`);
 /// otherwise the newest `limit` below `before`.
+/// A room read before its first message gets its epoch here, so a client
+/// that joined it empty resumes in the same history; that epoch lives only
+/// the given TTL unless a message comes (the append renews it), so reading
+/// any number of names leaves nothing for long.
 /// Returns {latest seq, epoch, seq of the first returned message, {messages…}}.
 pub const READ: &str = r#"
 local epoch = ''
@@ -51,7 +56,10 @@ if ARGV[4] ~= '' then
   epoch = redis.call('GET', KEYS[3])
   if not epoch then
     epoch = ARGV[4]
-    redis.call('SET', KEYS[3], epoch, 'PX', ARGV[5])
+    -- A room with messages but no epoch keeps the new one as long as its seq.
+    local ttl = redis.call('PTTL', KEYS[1])
+    if ttl < 1 then ttl = tonumber(ARGV[5]) end
+    redis.call('SET', KEYS[3], epoch, 'PX', ttl)
   end
 end
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -68,6 +76,7 @@ else
 end
 local messages = {}
 if limit > 0 and to >= from then messages = redis.call('LRANGE', KEYS[2], from - first, to - first) end
+if from > seq + 1 then from = seq + 1 end
 return {seq, epoch, from, messages}
 "#;
 

@@ -18,6 +18,10 @@ use chat_shared::wire::Envelope;
 use crate::keys;
 use crate::scripts::Scripts;
 
+/// How long the epoch given to a room read before its first message lives
+/// without one (a message renews it to the retention).
+pub const EMPTY_ROOM_EPOCH_TTL: Duration = Duration::from_secs(3_600);
+
 /// What the store keeps, and for how long.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
@@ -201,7 +205,8 @@ impl Store {
         parse_appended(&as_string(reply)?)
     }
 
-    /// Reads a window of a room's history (creating its epoch if it has none).
+    /// Reads a window of a room's history (giving it an epoch if it has
+    /// none: for [`EMPTY_ROOM_EPOCH_TTL`] until its first message).
     pub async fn read_room(&self, room: &RoomName, window: Window) -> StoreResult<Page> {
         let keys = vec![keys::room_seq(room), keys::room_history(room), keys::room_epoch(room)];
         self.read(keys, window, new_epoch()).await
@@ -215,19 +220,14 @@ impl Store {
     }
 
     async fn read(&self, keys: Vec<String>, window: Window, epoch: String) -> StoreResult<Page> {
+        let epoch_ttl = EMPTY_ROOM_EPOCH_TTL.min(self.settings.retention);
         let bound = |v: Option<u64>| v.map_or_else(|| "-1".to_owned(), |v| v.to_string());
         let limit = window.limit.min(self.settings.size);
         let reply = self
             .eval(
                 &self.scripts.read,
                 keys,
-                vec![
-                    bound(window.after),
-                    bound(window.before),
-                    limit.to_string(),
-                    epoch,
-                    millis(self.settings.retention),
-                ],
+                vec![bound(window.after), bound(window.before), limit.to_string(), epoch, millis(epoch_ttl)],
             )
             .await?;
         let mut fields = as_array(reply)?.into_iter();

@@ -7,7 +7,8 @@
 //! process names its histories with new epochs. A room or conversation with no
 //! new message for the retention period starts afresh under a new epoch, and
 //! is dropped from memory by a sweep that runs every [`SWEEP_EVERY_APPENDS`]
-//! appends.
+//! appends. Only appends create a log: reading a room that has none creates
+//! nothing, so reads of any number of names cannot grow memory.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -61,6 +62,7 @@ pub fn engine(sink: Arc<dyn Deliver>, settings: MemorySettings) -> Engine {
         history: Arc::new(MemoryHistory {
             sink,
             appends: AtomicU64::new(0),
+            fresh_epoch: Mutex::new(new_epoch()),
             rooms: Mutex::default(),
             dms: Mutex::default(),
             settings,
@@ -257,15 +259,13 @@ struct Log {
     touched: Instant,
 }
 
+fn new_epoch() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
 impl Log {
-    fn new(now: Instant) -> Log {
-        Log {
-            seq: 0,
-            messages: VecDeque::new(),
-            recent: Idempotency::default(),
-            epoch: format!("{:016x}", rand::random::<u64>()),
-            touched: now,
-        }
+    fn new(epoch: String, now: Instant) -> Log {
+        Log { seq: 0, messages: VecDeque::new(), recent: Idempotency::default(), epoch, touched: now }
     }
 
     fn expired(&self, now: Instant, retention: Duration) -> bool {
@@ -310,24 +310,40 @@ struct MemoryHistory {
     sink: Arc<dyn Deliver>,
     /// Appends since start, for the periodic sweep.
     appends: AtomicU64,
+    /// The epoch of rooms with no log: a room's first log takes it, so a
+    /// client that joined the empty room resumes in the same history. A sweep
+    /// that drops logs changes it, so a room that comes back after being
+    /// dropped never reuses its old epoch.
+    fresh_epoch: Mutex<String>,
     rooms: Mutex<HashMap<RoomName, Arc<Mutex<Log>>>>,
     dms: Mutex<DmInner>,
     settings: MemorySettings,
 }
 
 impl MemoryHistory {
-    /// The room's log, a fresh one if it had none or it expired.
-    fn room_log(&self, room: &RoomName) -> Arc<Mutex<Log>> {
+    /// The room's log, if it has one; one that expired is replaced by an
+    /// empty log under a new epoch.
+    fn read_log(&self, room: &RoomName) -> Option<Arc<Mutex<Log>>> {
         let mut rooms = lock(&self.rooms);
         let now = Instant::now();
-        if let Some(log) = rooms.get(room) {
-            if !lock(log).expired(now, self.settings.retention) {
-                return log.clone();
-            }
+        let log = rooms.get(room)?;
+        if !lock(log).expired(now, self.settings.retention) {
+            return Some(log.clone());
         }
-        let log = Arc::new(Mutex::new(Log::new(now)));
-        rooms.insert(room.clone(), log.clone());
-        log
+        let fresh = Arc::new(Mutex::new(Log::new(new_epoch(), now)));
+        rooms.insert(room.clone(), fresh.clone());
+        Some(fresh)
+    }
+
+    /// The room's log for an append, created (under the fresh epoch) if the
+    /// room has none.
+    fn append_log(&self, room: &RoomName) -> Arc<Mutex<Log>> {
+        if let Some(log) = self.read_log(room) {
+            return log;
+        }
+        let epoch = lock(&self.fresh_epoch).clone();
+        let mut rooms = lock(&self.rooms);
+        rooms.entry(room.clone()).or_insert_with(|| Arc::new(Mutex::new(Log::new(epoch, Instant::now())))).clone()
     }
 
     /// Every [`SWEEP_EVERY_APPENDS`] appends: drops expired logs and queued DMs.
@@ -337,7 +353,13 @@ impl MemoryHistory {
         }
         let now = Instant::now();
         let retention = self.settings.retention;
-        lock(&self.rooms).retain(|_, log| !lock(log).expired(now, retention));
+        let mut rooms = lock(&self.rooms);
+        let before = rooms.len();
+        rooms.retain(|_, log| !lock(log).expired(now, retention));
+        if rooms.len() < before {
+            *lock(&self.fresh_epoch) = new_epoch();
+        }
+        drop(rooms);
         let mut dms = lock(&self.dms);
         dms.conversations.retain(|_, log| !log.expired(now, retention));
         let ttl = self.settings.offline_ttl;
@@ -356,7 +378,7 @@ fn to_raw<T: serde::Serialize>(frame: &T) -> EngineResult<Box<RawValue>> {
 impl HistoryStore for MemoryHistory {
     async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
         self.maybe_sweep();
-        let log = self.room_log(&draft.room);
+        let log = self.append_log(&draft.room);
         let mut log = lock(&log);
         let now = Instant::now();
         let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
@@ -389,7 +411,9 @@ impl HistoryStore for MemoryHistory {
     }
 
     async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
-        let log = self.room_log(room);
+        let Some(log) = self.read_log(room) else {
+            return Ok(Replay { seq: 0, epoch: lock(&self.fresh_epoch).clone(), messages: Vec::new() });
+        };
         let log = lock(&log);
         let messages = match from {
             ReplayFrom::Latest(n) => {
@@ -402,7 +426,9 @@ impl HistoryStore for MemoryHistory {
     }
 
     async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
-        let log = self.room_log(room);
+        let Some(log) = self.read_log(room) else {
+            return Ok(Vec::new());
+        };
         let log = lock(&log);
         let end = match before {
             Some(before) => log.messages.partition_point(|m| m.seq < before),
@@ -422,9 +448,9 @@ impl HistoryStore for MemoryHistory {
         };
         let now = Instant::now();
         let retention = self.settings.retention;
-        let log = dms.conversations.entry(pair).or_insert_with(|| Log::new(now));
+        let log = dms.conversations.entry(pair).or_insert_with(|| Log::new(String::new(), now));
         if log.expired(now, retention) {
-            *log = Log::new(now);
+            *log = Log::new(String::new(), now);
         }
         let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
         if let Some(stored) = log.seen(&key, now, self.settings.idempotency_window) {

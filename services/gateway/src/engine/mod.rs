@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use bytestring::ByteString;
 
 use chat_shared::protocol::{ClientId, RoomName, ServerFrame, StoredMessage, UserId, UserRef};
+use history::store::Window;
 
 /// A backend could not carry out the call; the client gets `unavailable`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -241,6 +242,17 @@ pub enum ReplayFrom {
     Latest(usize),
     /// Every message with seq above this one (at most the history size).
     After(u64),
+}
+
+impl ReplayFrom {
+    /// The history window this replay reads; `After` reads up to
+    /// `history_size` messages (everything still kept).
+    pub fn window(self, history_size: usize) -> Window {
+        match self {
+            ReplayFrom::Latest(n) => Window::latest(n),
+            ReplayFrom::After(since) => Window { after: Some(since), before: None, limit: history_size },
+        }
+    }
 }
 
 /// A room's history as of one moment.

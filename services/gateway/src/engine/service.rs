@@ -17,7 +17,6 @@ use chat_shared::protocol::{RoomName, StoredMessage, UserId};
 use history::client::HistoryClient;
 use history::store::{Page, Window};
 
-use super::redis::{page_window, replay_window};
 use super::{DmDraft, EngineError, EngineResult, HistoryStore, Replay, ReplayFrom, RoomDraft, Stored};
 use crate::metrics::Metrics;
 
@@ -26,12 +25,19 @@ pub struct ServiceHistory {
     client: HistoryClient,
     /// The engine's store, for everything but reads.
     store: Arc<dyn HistoryStore>,
+    /// `history.size`: how much a `since` resume may replay.
+    history_size: usize,
     metrics: Arc<Metrics>,
 }
 
 impl ServiceHistory {
-    pub fn new(client: HistoryClient, store: Arc<dyn HistoryStore>, metrics: Arc<Metrics>) -> ServiceHistory {
-        ServiceHistory { client, store, metrics }
+    pub fn new(
+        client: HistoryClient,
+        store: Arc<dyn HistoryStore>,
+        history_size: usize,
+        metrics: Arc<Metrics>,
+    ) -> ServiceHistory {
+        ServiceHistory { client, store, history_size, metrics }
     }
 
     async fn read(&self, room: &RoomName, window: Window) -> EngineResult<Page> {
@@ -53,13 +59,12 @@ impl HistoryStore for ServiceHistory {
     }
 
     async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
-        // The service clamps the window to its history size.
-        let page = self.read(room, replay_window(from, usize::MAX)).await?;
+        let page = self.read(room, from.window(self.history_size)).await?;
         Ok(Replay { seq: page.seq, epoch: page.epoch, messages: page.messages })
     }
 
     async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
-        Ok(self.read(room, page_window(before, limit)).await?.messages)
+        Ok(self.read(room, Window { after: None, before, limit }).await?.messages)
     }
 
     async fn publish_dm(&self, draft: DmDraft) -> EngineResult<Stored> {

@@ -285,13 +285,17 @@ async fn the_api_refuses_bad_input_and_reports_health_and_metrics() {
     assert_eq!(history.get("/v1/nothing").await.0, 404);
     let (status, empty) = history.get("/v1/rooms/never/messages").await;
     assert_eq!((status, &empty["seq"], &empty["messages"]), (200, &json!(0), &json!([])));
+    // Reading a room gives it an epoch, kept an hour unless a message comes.
+    let ttl_ms: u64 = redis.cli(&["pttl", "chat:{r:never}:epoch"]).trim().parse().unwrap();
+    assert!((3_590_000..=3_600_000).contains(&ttl_ms), "{ttl_ms}");
+    assert_eq!(history.get("/v1/rooms/never/messages").await.1["epoch"], empty["epoch"], "the same epoch");
     assert_eq!(history.get("/healthz").await.0, 200);
     assert_eq!(history.get("/readyz").await.0, 200);
     let metrics = history.text("/metrics").await;
     for series in [
-        "chat_history_replays_total{kind=\"room\"} 1",
+        "chat_history_replays_total{kind=\"room\"} 2",
         "chat_history_messages_replayed_total 0",
-        "chat_history_read_seconds_count 1",
+        "chat_history_read_seconds_count 2",
     ] {
         assert!(metrics.contains(series), "{series} in\n{metrics}");
     }

@@ -508,19 +508,6 @@ fn store_error(err: StoreError) -> EngineError {
     EngineError::Unavailable(err.to_string())
 }
 
-/// The window of a `join` replay.
-pub(crate) fn replay_window(from: ReplayFrom, history_size: usize) -> Window {
-    match from {
-        ReplayFrom::Latest(n) => Window::latest(n),
-        ReplayFrom::After(since) => Window { after: Some(since), before: None, limit: history_size },
-    }
-}
-
-/// The window of a `history` page: the newest `limit` below `before`.
-pub(crate) fn page_window(before: Option<u64>, limit: usize) -> Window {
-    Window { after: None, before, limit }
-}
-
 #[async_trait]
 impl HistoryStore for RedisEngine {
     async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
@@ -535,14 +522,13 @@ impl HistoryStore for RedisEngine {
 
     async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
         self.check()?;
-        let window = replay_window(from, self.store.settings().size);
-        let page = self.store.read_room(room, window).await.map_err(store_error)?;
+        let page = self.store.read_room(room, from.window(self.store.settings().size)).await.map_err(store_error)?;
         Ok(Replay { seq: page.seq, epoch: page.epoch, messages: page.messages })
     }
 
     async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
         self.check()?;
-        let page = self.store.read_room(room, page_window(before, limit)).await.map_err(store_error)?;
+        let page = self.store.read_room(room, Window { after: None, before, limit }).await.map_err(store_error)?;
         Ok(page.messages)
     }
 
