@@ -63,6 +63,7 @@ async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
 }
 
 async fn metrics(node: web::Data<Node>) -> HttpResponse {
+    node.metrics.redis_up.set(i64::from(node.engine.bus.readiness().is_ok()));
     HttpResponse::Ok().content_type(METRICS_CONTENT_TYPE).body(encode_metrics(&node.metrics.registry))
 }
 

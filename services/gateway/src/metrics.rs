@@ -44,6 +44,8 @@ pub struct Metrics {
     pub history_service_seconds: Histogram,
     /// `chat_history_service_failures_total`: history-service reads that failed (answered `unavailable`).
     pub history_service_failures: IntCounter,
+    /// `chat_redis_up`: 1 while the engine's Redis is reachable with every subscription in place (always 1 on the embedded engine); set at each scrape.
+    pub redis_up: IntGauge,
 }
 
 impl Metrics {
@@ -83,6 +85,10 @@ impl Metrics {
             history_service_seconds: Histogram::with_opts(
                 HistogramOpts::new("chat_history_service_seconds", "Time for one read from the history service.")
                     .buckets(latency_buckets),
+            )?,
+            redis_up: IntGauge::new(
+                "chat_redis_up",
+                "1 while Redis is reachable and every subscription is in place (always 1 on the embedded engine).",
             )?,
             history_service_failures: IntCounter::new(
                 "chat_history_service_failures_total",
@@ -125,6 +131,7 @@ impl Metrics {
         r.register(Box::new(metrics.pubsub_lagged.clone()))?;
         r.register(Box::new(metrics.history_service_seconds.clone()))?;
         r.register(Box::new(metrics.history_service_failures.clone()))?;
+        r.register(Box::new(metrics.redis_up.clone()))?;
         // Pre-create the labelled series so dashboards see zeros, not gaps.
         for kind in ClientFrame::TYPES.iter().chain([&INVALID_FRAME_LABEL]) {
             metrics.frames_in.with_label_values(&[kind]);

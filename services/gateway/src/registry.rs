@@ -385,6 +385,11 @@ impl Registry {
                 }
                 MemberState::Live { last_seq } => {
                     if let Some(seq) = frame.seq {
+                        if seq == 1 && *last_seq >= 1 {
+                            // Seq 1 is published once per history: the room's
+                            // history restarted (expired or lost; a new epoch).
+                            *last_seq = 0;
+                        }
                         if seq <= *last_seq {
                             continue;
                         }

@@ -40,11 +40,6 @@ use crate::registry::TYPING_AUTO_STOP_MS;
 /// The most history entries a `history` request returns, whatever `limit` says.
 pub const MAX_HISTORY_PAGE: u64 = 1_000;
 
-/// The payload of the ping that follows a batch of offline DMs: the client's
-/// pong (sent by its WebSocket stack after it has read everything before the
-/// ping) confirms the batch, which is then removed from the queue.
-const OFFLINE_ACK_PING: &[u8] = b"offline-dms";
-
 /// One connection's actor.
 pub struct WsSession {
     node: Arc<Node>,
@@ -70,11 +65,15 @@ pub struct WsSession {
     subscribed: Arc<Mutex<Subscribed>>,
     /// Offline DMs being delivered after `welcome`.
     offline: OfflineDelivery,
+    /// Pings sent so far; each ping carries its number (decimal) as payload.
+    pings_sent: u64,
 }
 
 /// Queued DMs go out in batches of at most half the outbox, each followed by
-/// a ping; its pong confirms the batch (removed from the queue) and sends the
-/// next. Live DMs are held meanwhile, so a conversation's DMs arrive in seq
+/// a ping; the pong (which a WebSocket stack sends after reading everything
+/// before the ping) confirms the batch (removed from the queue) and sends the
+/// next. Pings are numbered and a peer may answer only the latest one
+/// (RFC 6455), so any pong numbered at or after the batch's ping confirms it. Live DMs are held meanwhile, so a conversation's DMs arrive in seq
 /// order. A connection lost mid-way leaves the unconfirmed DMs queued for the
 /// next connection: delivery of queued DMs is at least once.
 #[derive(Default)]
@@ -83,6 +82,8 @@ struct OfflineDelivery {
     backlog: VecDeque<ByteString>,
     /// Sent, awaiting the pong.
     in_flight: Vec<ByteString>,
+    /// The number of the ping that follows `in_flight`.
+    confirmed_by: u64,
     /// Counts batches, so a timeout knows whether its batch is still waiting.
     batch: u64,
 }
@@ -125,6 +126,7 @@ impl WsSession {
             last_seen: now,
             subscribed: Arc::default(),
             offline: OfflineDelivery::default(),
+            pings_sent: 0,
         }
     }
 
@@ -508,32 +510,51 @@ impl WsSession {
         if self.last_seen.elapsed() > interval * 2 {
             tracing::debug!(session = %self.id(), "closing a silent connection");
             self.close(CloseCode::Normal, "heartbeat timeout", ctx);
-        } else if self.outbox.push(Outgoing::Ping(Bytes::new())) == Push::Overflowed {
+        } else {
+            self.ping();
+        }
+    }
+
+    /// Queues a ping carrying its number; returns the number.
+    fn ping(&mut self) -> u64 {
+        self.pings_sent += 1;
+        if self.outbox.push(Outgoing::Ping(Bytes::from(self.pings_sent.to_string()))) == Push::Overflowed {
             self.node.metrics.slow_consumer_closes.inc();
         }
+        self.pings_sent
     }
 
     /// Sends the next batch of offline DMs and a ping to confirm it; with
     /// none left, releases the live DMs held since `welcome`.
     fn send_offline_batch(&mut self, ctx: &mut Context<Self>) {
-        let budget = self.node.settings.limits.max_outbox_bytes / 2;
+        let outbox_bytes = self.node.settings.limits.max_outbox_bytes;
+        let budget = outbox_bytes / 2;
         let mut batch = Vec::new();
         let mut bytes = 0;
+        let mut undeliverable = Vec::new();
         while let Some(next) = self.offline.backlog.front() {
+            if next.len() >= outbox_bytes {
+                // Larger than this connection's outbox (limits changed since it
+                // was queued): it can never go out, so it must not block the rest.
+                tracing::error!(session = %self.id(), bytes = next.len(), "queued DM larger than the outbox; dropped");
+                undeliverable.extend(self.offline.backlog.pop_front());
+                continue;
+            }
             if !batch.is_empty() && bytes + next.len() > budget {
                 break;
             }
             bytes += next.len();
             batch.extend(self.offline.backlog.pop_front());
         }
+        if !undeliverable.is_empty() {
+            self.ack_offline(undeliverable);
+        }
         if batch.is_empty() {
             self.node.registry.complete_welcome(self.id());
             return;
         }
         self.node.registry.deliver_offline(self.id(), &batch);
-        if self.outbox.push(Outgoing::Ping(Bytes::from_static(OFFLINE_ACK_PING))) == Push::Overflowed {
-            self.node.metrics.slow_consumer_closes.inc();
-        }
+        self.offline.confirmed_by = self.ping();
         self.offline.in_flight = batch;
         self.offline.batch += 1;
         // A client that never answers keeps its DMs queued, not its live DMs held.
@@ -548,12 +569,20 @@ impl WsSession {
         });
     }
 
-    /// The client read the batch in flight: drop it from the queue, send the next.
-    fn confirm_offline_batch(&mut self, ctx: &mut Context<Self>) {
-        if self.offline.in_flight.is_empty() {
+    /// A pong: if it answers the ping after the batch in flight (or a later
+    /// one), the client read the batch: drop it from the queue, send the next.
+    fn confirm_offline_batch(&mut self, pong: &[u8], ctx: &mut Context<Self>) {
+        let answered = std::str::from_utf8(pong).ok().and_then(|n| n.parse::<u64>().ok());
+        if self.offline.in_flight.is_empty() || answered.is_none_or(|n| n < self.offline.confirmed_by) {
             return;
         }
         let delivered = std::mem::take(&mut self.offline.in_flight);
+        self.ack_offline(delivered);
+        self.send_offline_batch(ctx);
+    }
+
+    /// Removes DMs from the user's offline queue (in the background).
+    fn ack_offline(&self, delivered: Vec<ByteString>) {
         let engine = self.engine().clone();
         let user = self.info.user.id.clone();
         actix_rt::spawn(async move {
@@ -561,7 +590,6 @@ impl WsSession {
                 tracing::warn!(user = %user, cause = %err, "delivered offline DMs stay queued; they will come again");
             }
         });
-        self.send_offline_batch(ctx);
     }
 
     fn welcome(&self) -> ByteString {
@@ -620,7 +648,8 @@ fn is_recovered(since: Option<u64>, epoch: Option<&str>, replay: &Replay) -> boo
     if epoch.is_some_and(|e| e != replay.epoch) || since > replay.seq {
         return false;
     }
-    since == replay.seq || replay.messages.first().is_some_and(|m| m.seq == since + 1)
+    let (first, last) = (replay.messages.first().map(|m| m.seq), replay.messages.last().map(|m| m.seq));
+    since == replay.seq || (first == Some(since + 1) && last == Some(replay.seq))
 }
 
 impl Actor for WsSession {
@@ -725,11 +754,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
                     self.node.metrics.slow_consumer_closes.inc();
                 }
             }
-            Ok(AggregatedMessage::Pong(payload)) => {
-                if &payload[..] == OFFLINE_ACK_PING {
-                    self.confirm_offline_batch(ctx);
-                }
-            }
+            Ok(AggregatedMessage::Pong(payload)) => self.confirm_offline_batch(&payload, ctx),
             Ok(AggregatedMessage::Close(_)) => self.close(CloseCode::Normal, "", ctx),
             Err(err) => {
                 let too_big = matches!(err, ProtocolError::Overflow)

@@ -303,6 +303,9 @@ impl Settings {
             return invalid("history.size must be at least 1");
         }
         history::settings::retention_from_days(self.history.retention_days)?;
+        if self.dm.offline_queue_max_messages == 0 {
+            return invalid("dm.offline_queue_max_messages must be at least 1");
+        }
         if !self.history.url.is_empty() && self.engine != EngineKind::Redis {
             return invalid("history.url needs engine = redis (the history service reads Redis)");
         }

@@ -39,7 +39,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/metrics",
-            web::get().to(|state: web::Data<State>| async move { service::metrics(&state.metrics.registry) }),
+            web::get().to(|state: web::Data<State>| async move {
+                state.metrics.redis_up.set(i64::from(state.pool.is_connected()));
+                service::metrics(&state.metrics.registry)
+            }),
         );
 }
 

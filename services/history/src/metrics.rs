@@ -1,6 +1,6 @@
 //! The history service's Prometheus metrics.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -12,6 +12,8 @@ pub struct Metrics {
     pub read_seconds: Histogram,
     /// `chat_history_read_errors_total`: reads that failed because Redis did.
     pub read_errors: IntCounter,
+    /// `chat_redis_up`: 1 while Redis is reachable; set at each scrape.
+    pub redis_up: IntGauge,
 }
 
 impl Metrics {
@@ -36,12 +38,14 @@ impl Metrics {
                 "chat_history_read_errors_total",
                 "History reads that failed because Redis did.",
             )?,
+            redis_up: IntGauge::new("chat_redis_up", "1 while Redis is reachable.")?,
         };
         let r = &metrics.registry;
         r.register(Box::new(metrics.replays.clone()))?;
         r.register(Box::new(metrics.messages_replayed.clone()))?;
         r.register(Box::new(metrics.read_seconds.clone()))?;
         r.register(Box::new(metrics.read_errors.clone()))?;
+        r.register(Box::new(metrics.redis_up.clone()))?;
         // Both kinds show from the start, at 0.
         metrics.replays.with_label_values(&["room"]);
         metrics.replays.with_label_values(&["conversation"]);

@@ -34,7 +34,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/metrics",
-            web::get().to(|state: web::Data<State>| async move { service::metrics(&state.metrics.registry) }),
+            web::get().to(|state: web::Data<State>| async move {
+                state.metrics.redis_up.set(i64::from(crate::redis_ready(&state.pool)));
+                service::metrics(&state.metrics.registry)
+            }),
         );
 }
 

@@ -95,14 +95,19 @@ impl Sweeper {
     pub async fn sweep_once(&self, count_online: bool) -> RedisResult<()> {
         let nodes: Vec<String> = self.pool.zrange(keys::NODES, 0, -1, None, false, None, false).await?;
         let mut live = Vec::new();
+        let mut dead = Vec::new();
         for node in nodes {
             if self.lease_alive(&node).await? {
                 live.push(node);
             } else {
-                self.sweep_node(&node).await?;
+                dead.push(node);
             }
         }
         self.metrics.live_nodes.set(live.len() as i64);
+        self.metrics.dead_nodes.set(dead.len() as i64);
+        for node in dead {
+            self.sweep_node(&node).await?;
+        }
         if count_online {
             let mut users = HashSet::new();
             for node in &live {
@@ -117,6 +122,8 @@ impl Sweeper {
             }
             self.metrics.online_users.set(users.len() as i64);
         }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.metrics.last_sweep.set(now.as_secs_f64());
         Ok(())
     }
 

@@ -59,7 +59,21 @@ impl HistoryStore for ServiceHistory {
     }
 
     async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
-        let page = self.read(room, from.window(self.history_size)).await?;
+        let mut page = self.read(room, from.window(self.history_size)).await?;
+        // A service configured with a smaller history.size answers a resume in
+        // parts: read on, so that the replay reaches the seq live delivery
+        // continues from (no gap between them).
+        while let (ReplayFrom::After(_), Some(last)) = (from, page.messages.last().map(|m| m.seq)) {
+            if last >= page.seq || page.messages.len() >= self.history_size {
+                break;
+            }
+            let rest = self.read(room, Window { after: Some(last), before: None, limit: self.history_size }).await?;
+            if rest.epoch != page.epoch || rest.messages.first().is_none_or(|m| m.seq != last + 1) {
+                return Err(EngineError::Unavailable("the room's history changed while it was read".into()));
+            }
+            page.seq = rest.seq;
+            page.messages.extend(rest.messages);
+        }
         Ok(Replay { seq: page.seq, epoch: page.epoch, messages: page.messages })
     }
 

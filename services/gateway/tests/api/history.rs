@@ -173,6 +173,22 @@ async fn resume_with_since_inside_and_beyond_the_window() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_is_whole_when_the_service_pages_in_smaller_parts() {
+    // The gateways keep 20, the service answers at most 5 per read.
+    let (_redis, _history, apps) = stack(1, &[("CHAT_HISTORY__SIZE", "5")], |s| s.history.size = 20);
+    wait_ready(&apps).await;
+    let mut sender = apps[0].client("sender").await;
+    sender.join("r").await;
+    publish(&mut sender, "r", 15).await;
+    let mut c = apps[0].client("c").await;
+    let epoch = c.join("r").await["epoch"].clone();
+    let resumed = c.request(json!({"type": "join", "room": "r", "since": 2, "epoch": epoch})).await;
+    assert_eq!((seqs(&resumed["history"]), &resumed["recovered"]), ((3..=15).collect(), &json!(true)));
+    sender.say("r", "live").await;
+    assert_eq!(c.message_seqs(1).await, [16], "live continues after the replay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_history_service_down_join_and_history_fail_and_sending_works() {
     let (_redis, mut history, apps) = stack(1, &[], |s| s.history.request_timeout_ms = 500);
     wait_ready(&apps).await;
@@ -251,6 +267,7 @@ async fn idle_history_expires_after_the_retention_and_starts_a_new_epoch() {
     let mut c = apps[0].client("c").await;
     c.join("idle").await;
     c.say("idle", "soon gone").await;
+    assert_eq!(c.message_seqs(1).await, [1], "her own copy");
     let epoch = c.join("idle").await["epoch"].clone();
     let ttl_ms: u64 = redis.cli(&["pttl", "chat:{r:idle}:seq"]).trim().parse().unwrap();
     assert!((1..=2_600).contains(&ttl_ms), "{ttl_ms}");
@@ -264,6 +281,9 @@ async fn idle_history_expires_after_the_retention_and_starts_a_new_epoch() {
     assert_eq!((&resumed["seq"], &resumed["recovered"]), (&json!(0), &json!(false)), "{resumed}");
     assert_ne!(resumed["epoch"], epoch);
     assert_eq!(late.say("idle", "fresh").await["seq"], 1);
+    // A session that stayed in the room gets the new history's first message.
+    let next = c.recv_type("message").await;
+    assert_eq!((&next["seq"], &next["text"]), (&json!(1), &json!("fresh")));
 }
 
 #[tokio::test]

@@ -311,6 +311,7 @@ async fn a_room_idle_past_the_retention_starts_afresh_under_a_new_epoch() {
     let mut c = app.client("c").await;
     c.join("idle").await;
     c.say("idle", "old").await;
+    assert_eq!(c.message_seqs(1).await, [1], "her own copy");
     let epoch = c.join("idle").await["epoch"].clone();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let mut late = app.client("late").await;
@@ -318,4 +319,6 @@ async fn a_room_idle_past_the_retention_starts_afresh_under_a_new_epoch() {
     assert_eq!((&resumed["seq"], &resumed["recovered"], &resumed["history"]), (&json!(0), &json!(false), &json!([])));
     assert_ne!(resumed["epoch"], epoch);
     assert_eq!(late.say("idle", "new").await["seq"], 1);
+    // A session that stayed in the room gets the new history's first message.
+    assert_eq!(c.recv_type("message").await["text"], "new");
 }
