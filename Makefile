@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Extra arguments for the gateway, e.g. `make run ARGS="--config gateway.toml"`.
 ARGS ?=
 
-.PHONY: run test build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
+.PHONY: run test deploy-test build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
 
 ## run: one gateway on the embedded engine, anonymous auth, ws://127.0.0.1:8080/ws
 run: check-tools
@@ -19,6 +19,13 @@ test: check-tools
 	# (the tests that pick their engine themselves ran above).
 	GATEWAY_TEST_ENGINE=redis $(CARGO) test --locked -p gateway --test api -- \
 		--skip cluster:: --skip presence:: --skip process:: --skip history::
+
+## deploy-test: compose file, alert rules and k8s manifests checked; a real Prometheus
+## scrapes a local cluster; the compose stack runs on a real Docker engine (needs root)
+deploy-test: check-tools
+	deploy/ci/check-manifests.sh
+	deploy/ci/prometheus-scrape-test.sh
+	deploy/ci/compose-test.sh
 
 ## cluster-up: Redis and three gateways on 127.0.0.1:8081-8083, logs in .cluster/logs
 cluster-up: check-tools

@@ -8,23 +8,30 @@
 #   deploy/local/cluster.sh status
 #
 # Settings (environment): CLUSTER_DIR (default .cluster), CLUSTER_REDIS_PORT
-# (default 6380), CLUSTER_ADMIN_KEY (default dev-admin-key).
+# (default 6380), CLUSTER_ADMIN_KEY (default dev-admin-key), CLUSTER_PROFILE
+# (release, or debug for a quicker build in tests).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 dir=${CLUSTER_DIR:-.cluster}
+case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
 redis_port=${CLUSTER_REDIS_PORT:-6380}
 admin_key=${CLUSTER_ADMIN_KEY:-dev-admin-key}
 gateway_ports=(8081 8082 8083)
 presence_port=8090
 history_port=8091
-bin=target/release/gateway
-presence_bin=target/release/presence
-history_bin=target/release/history
+profile=${CLUSTER_PROFILE:-release}
+bin=target/$profile/gateway
+presence_bin=target/$profile/presence
+history_bin=target/$profile/history
 
 up() {
     deploy/local/ensure-redis.sh
-    cargo build --release --locked -p gateway -p presence -p history
+    if [ "$profile" = release ]; then
+        cargo build --release --locked -p gateway -p presence -p history
+    else
+        cargo build --locked -p gateway -p presence -p history
+    fi
     mkdir -p "$dir/logs" "$dir/pids" "$dir/redis"
     if [ -f "$dir/pids/redis" ] && kill -0 "$(cat "$dir/pids/redis")" 2>/dev/null; then
         echo "already running; run '$0 down' first" >&2
@@ -32,7 +39,7 @@ up() {
     fi
     redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" \
         --save '' --appendonly yes --appendfsync everysec \
-        --logfile "$PWD/$dir/logs/redis.log" --daemonize yes --pidfile "$PWD/$dir/pids/redis"
+        --logfile "$dir/logs/redis.log" --daemonize yes --pidfile "$dir/pids/redis"
     for _ in $(seq 50); do
         redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
         sleep 0.1

@@ -184,6 +184,13 @@ impl Client {
         }
     }
 
+    /// Connects, or `None` on any failure (a load balancer with no backend yet).
+    pub async fn try_connect(url: &str) -> Option<Client> {
+        let request = url.into_client_request().ok()?;
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.ok()?;
+        Some(Client { ws, next_id: 1, backlog: Default::default() })
+    }
+
     /// Connects over a socket with a small receive buffer (slow-consumer tests).
     pub async fn connect_small_buffer(url: &str, recv_buffer_bytes: u32) -> Client {
         let addr = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();

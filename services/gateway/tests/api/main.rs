@@ -16,3 +16,4 @@ mod process;
 mod protocol;
 mod rooms;
 mod shutdown;
+mod stack;
