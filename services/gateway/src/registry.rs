@@ -666,10 +666,22 @@ mod tests {
     #[test]
     fn live_delivery_drops_duplicates_and_old_seqs() {
         let (registry, outbox, _) = live_session();
-        for seq in [1, 2, 2, 1, 3] {
+        for seq in [1, 2, 3, 3, 2, 4] {
             registry.deliver(&Topic::Room(room()), &message(seq));
         }
-        assert_eq!(drain(&outbox), ["joined", "m1", "m2", "m3"]);
+        assert_eq!(drain(&outbox), ["joined", "m1", "m2", "m3", "m4"]);
+        assert!(!registry.take_gap());
+    }
+
+    #[test]
+    fn seq_1_after_a_higher_seq_starts_a_new_history() {
+        // Seq 1 is published once per history: seen again, the room's history
+        // expired or was lost, and the new one is delivered from its start.
+        let (registry, outbox, _) = live_session();
+        for seq in [1, 2, 3, 1, 2] {
+            registry.deliver(&Topic::Room(room()), &message(seq));
+        }
+        assert_eq!(drain(&outbox), ["joined", "m1", "m2", "m3", "m1", "m2"]);
         assert!(!registry.take_gap());
     }
 
