@@ -1,0 +1,327 @@
+//! `loadgen`: drives a chat cluster with many WebSocket connections from one
+//! process and measures it.
+//!
+//! Every connection connects (time to `welcome`), joins one of `--rooms`
+//! rooms (time to `joined`) and reads. `--senders` of them also send, at
+//! `--rate` messages per second in all, texts that carry the send time; each
+//! receipt of such a message records the end-to-end latency (same process,
+//! same monotonic clock). At the end: HDR percentiles, deliveries per second
+//! and errors by code, as a k6-like summary and optionally a JSON report.
+//!
+//! ```sh
+//! loadgen --url ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws --connections 20000 \
+//!         --rooms 200 --senders 200 --rate 2000 --duration-secs 30 --report run.json
+//! ```
+
+mod stats;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+use stats::{Report, Stats, Summary};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "loadgen", version, about = "Load generator for the chat cluster")]
+struct Args {
+    /// Gateway WebSocket URLs, comma-separated; connections go round-robin.
+    #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:8081/ws")]
+    url: Vec<String>,
+    /// Connections to open.
+    #[arg(long, default_value_t = 1_000)]
+    connections: usize,
+    /// Rooms; connection i joins room i % rooms.
+    #[arg(long, default_value_t = 10)]
+    rooms: usize,
+    /// Connections that also send (the first ones, so spread over the rooms).
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+    /// Messages per second, all senders together.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// How long the senders send, in seconds.
+    #[arg(long, default_value_t = 30)]
+    duration_secs: u64,
+    /// New connections per second while ramping up.
+    #[arg(long, default_value_t = 2_000)]
+    connect_rate: u64,
+    /// Source addresses to connect from, round-robin (each gives ~28k ports).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    source: Vec<IpAddr>,
+    /// HS256 secret: connect with JWTs (jwt mode); without it, `?user=&name=` (anonymous mode).
+    #[arg(long, env = "LOADGEN_SECRET")]
+    secret: Option<String>,
+    /// History to replay on join (`limit`).
+    #[arg(long, default_value_t = 0)]
+    join_limit: u64,
+    /// Keep every connection open this long after the run (memory measurements), in seconds.
+    #[arg(long, default_value_t = 0)]
+    hold_secs: u64,
+    /// Prefix of user ids and room names, so concurrent runs do not mix.
+    #[arg(long, default_value = "lg")]
+    prefix: String,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+/// The fields of a server frame this tool looks at.
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    code: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Where a connection goes.
+struct Target {
+    url: String,
+    addr: SocketAddr,
+}
+
+fn raise_open_files() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            return limit.rlim_cur;
+        }
+    }
+    0
+}
+
+fn token(secret: &str, user: &str) -> anyhow::Result<String> {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 86_400;
+    let claims = json!({"sub": user, "name": user, "exp": exp});
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    Ok(jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)?)
+}
+
+fn resolve(url: &str) -> anyhow::Result<Target> {
+    let rest = url.strip_prefix("ws://").with_context(|| format!("{url}: only ws:// URLs"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .with_context(|| format!("resolving {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} has no address"))?;
+    Ok(Target { url: url.to_owned(), addr })
+}
+
+/// One connection's whole life.
+async fn connection(
+    i: usize,
+    args: Arc<Args>,
+    targets: Arc<Vec<Target>>,
+    stats: Arc<Stats>,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+) {
+    let user = format!("{}-u{i}", args.prefix);
+    let room = format!("{}-room-{}", args.prefix, i % args.rooms.max(1));
+    let target = &targets[i % targets.len()];
+    let query = match &args.secret {
+        Some(secret) => match token(secret, &user) {
+            Ok(token) => format!("token={token}"),
+            Err(_) => return,
+        },
+        None => format!("user={user}&name={user}"),
+    };
+    let url = format!("{}?{query}", target.url);
+    let began = Instant::now();
+    let connected = async {
+        let source = args.source[i % args.source.len()];
+        let socket = if source.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.bind(SocketAddr::new(source, 0))?;
+        let stream = socket.connect(target.addr).await?;
+        stream.set_nodelay(true)?;
+        let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream).await?;
+        anyhow::Ok(ws)
+    };
+    let mut ws = match tokio::time::timeout(Duration::from_secs(30), connected).await {
+        Ok(Ok(ws)) => ws,
+        _ => {
+            stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    // welcome
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) if text.contains("\"welcome\"") => break,
+            Ok(Some(Ok(_))) => continue,
+            _ => {
+                stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+    stats.connect.record(i, began.elapsed());
+    stats.connected.fetch_add(1, Ordering::Relaxed);
+
+    let join = json!({"type": "join", "id": "j", "room": room, "limit": args.join_limit}).to_string();
+    let join_sent = Instant::now();
+    if ws.send(Message::Text(join.into())).await.is_err() {
+        return;
+    }
+    let (mut sink, mut stream) = ws.split();
+    let sender = i < args.senders && args.rate > 0.0;
+    let mut joined = false;
+    let (to_sink, mut outgoing) = tokio::sync::mpsc::channel::<Message>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = outgoing.recv().await {
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut send_task = None;
+    loop {
+        let Some(Ok(message)) = stream.next().await else { break };
+        let Message::Text(text) = message else { continue };
+        let Ok(frame) = serde_json::from_str::<Frame>(&text) else { continue };
+        match frame.kind.as_ref() {
+            "message" => {
+                if let Some(sent) =
+                    frame.text.as_deref().and_then(|t| t.strip_prefix("lg:")).and_then(|t| t.parse::<u64>().ok())
+                {
+                    let now = start.elapsed().as_nanos() as u64;
+                    stats.e2e.record(i, Duration::from_nanos(now.saturating_sub(sent)));
+                    stats.deliveries.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            "ack" => {
+                stats.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            "joined" if !joined => {
+                joined = true;
+                stats.join.record(i, join_sent.elapsed());
+                stats.joined.fetch_add(1, Ordering::Relaxed);
+                if sender {
+                    let interval = Duration::from_secs_f64(args.senders as f64 / args.rate);
+                    let room = room.clone();
+                    let stats = stats.clone();
+                    let stop = stop.clone();
+                    let to_sink = to_sink.clone();
+                    send_task = Some(tokio::spawn(async move {
+                        let mut ticker = tokio::time::interval(interval);
+                        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        while !stop.load(Ordering::Relaxed) {
+                            ticker.tick().await;
+                            let text = format!("lg:{}", start.elapsed().as_nanos() as u64);
+                            let frame = json!({"type": "send", "room": room, "text": text}).to_string();
+                            if to_sink.send(Message::Text(frame.into())).await.is_err() {
+                                break;
+                            }
+                            stats.sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }));
+                }
+            }
+            "error" => stats.error(frame.code.as_deref().unwrap_or("unknown")),
+            _ => {}
+        }
+    }
+    if let Some(task) = send_task {
+        task.abort();
+    }
+    drop(to_sink);
+    let _ = writer.await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Arc::new(Args::parse());
+    if args.url.is_empty() || args.source.is_empty() || args.connections == 0 {
+        bail!("need at least one --url, one --source and one connection");
+    }
+    let open_files = raise_open_files();
+    if (args.connections as u64) + 64 > open_files {
+        eprintln!("loadgen: warning: {} connections but an open-file limit of {open_files}", args.connections);
+    }
+    let targets = Arc::new(args.url.iter().map(|u| resolve(u)).collect::<anyhow::Result<Vec<_>>>()?);
+    let stats = Arc::new(Stats::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+
+    // Ramp up.
+    eprintln!("loadgen: opening {} connections at {}/s", args.connections, args.connect_rate);
+    let pace = Duration::from_secs_f64(1.0 / args.connect_rate.max(1) as f64);
+    let mut tasks = Vec::with_capacity(args.connections);
+    let ramp = Instant::now();
+    for i in 0..args.connections {
+        let due = ramp + pace * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        tasks.push(tokio::spawn(connection(i, args.clone(), targets.clone(), stats.clone(), start, stop.clone())));
+    }
+    // Wait until everyone joined (or failed), up to a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Stats::count(&stats.joined) + Stats::count(&stats.connect_failures) < args.connections as u64
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "loadgen: {} connected, {} joined, {} failed after {:.1}s; sending for {}s",
+        Stats::count(&stats.connected),
+        Stats::count(&stats.joined),
+        Stats::count(&stats.connect_failures),
+        ramp.elapsed().as_secs_f64(),
+        args.duration_secs
+    );
+    let delivered_before = Stats::count(&stats.deliveries);
+    let send_start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.duration_secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let send_seconds = send_start.elapsed().as_secs_f64();
+    // Let what is in flight arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deliveries = Stats::count(&stats.deliveries) - delivered_before;
+
+    let report = Report {
+        config: json!({
+            "urls": args.url, "connections": args.connections, "rooms": args.rooms, "senders": args.senders,
+            "rate": args.rate, "duration_secs": args.duration_secs, "join_limit": args.join_limit,
+        }),
+        connections: Stats::count(&stats.connected),
+        connect_failures: Stats::count(&stats.connect_failures),
+        joined: Stats::count(&stats.joined),
+        connect_ms: Summary::of(&stats.connect.merged()),
+        join_ms: Summary::of(&stats.join.merged()),
+        e2e_latency_ms: Summary::of(&stats.e2e.merged()),
+        sent: Stats::count(&stats.sent),
+        acked: Stats::count(&stats.acked),
+        deliveries,
+        send_seconds,
+        deliveries_per_second: deliveries as f64 / send_seconds,
+        errors: stats.errors.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+    };
+    println!("{}", report.human());
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.hold_secs > 0 {
+        eprintln!("loadgen: holding {} connections for {}s", Stats::count(&stats.connected), args.hold_secs);
+        tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
+    }
+    for task in tasks {
+        task.abort();
+    }
+    Ok(())
+}
