@@ -37,6 +37,12 @@ up() {
         echo "already running; run '$0 down' first" >&2
         exit 1
     fi
+    for port in "$redis_port" "${gateway_ports[@]}" "$presence_port" "$history_port"; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "port $port is in use (another cluster? CLUSTER_DIR=… $0 down stops it)" >&2
+            exit 1
+        fi
+    done
     redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" \
         --save '' --appendonly yes --appendfsync everysec \
         --logfile "$dir/logs/redis.log" --daemonize yes --pidfile "$dir/pids/redis"
@@ -57,11 +63,15 @@ up() {
         echo $! >"$dir/pids/gateway-$i"
         i=$((i + 1))
     done
+    # Presence and history get only their own settings: a service refuses
+    # keys it does not know, and the caller's CHAT_* may be for gateways.
+    env -i PATH="$PATH" \
     CHAT_REDIS__URL="redis://127.0.0.1:$redis_port" \
     CHAT_LISTEN="127.0.0.1:$presence_port" \
     CHAT_REPLICA_ID=presence-1 \
         nohup "$presence_bin" >"$dir/logs/presence.log" 2>&1 &
     echo $! >"$dir/pids/presence"
+    env -i PATH="$PATH" \
     CHAT_REDIS__URL="redis://127.0.0.1:$redis_port" \
     CHAT_LISTEN="127.0.0.1:$history_port" \
         nohup "$history_bin" >"$dir/logs/history.log" 2>&1 &
