@@ -130,6 +130,7 @@ async fn connection(
     stats: Arc<Stats>,
     start: Instant,
     stop: Arc<AtomicBool>,
+    go: tokio::sync::watch::Receiver<bool>,
 ) {
     let user = format!("{}-u{i}", args.prefix);
     let room = format!("{}-room-{}", args.prefix, i % args.rooms.max(1));
@@ -218,7 +219,15 @@ async fn connection(
                     let stats = stats.clone();
                     let stop = stop.clone();
                     let to_sink = to_sink.clone();
+                    let mut go = go.clone();
                     send_task = Some(tokio::spawn(async move {
+                        // Everyone sends only once every connection is in, so
+                        // the ramp does not colour the latencies.
+                        if go.wait_for(|go| *go).await.is_err() {
+                            return;
+                        }
+                        // Senders start spread over one interval, not in step.
+                        tokio::time::sleep(interval.mul_f64((i as f64 * 0.618_033_988_7).fract())).await;
                         let mut ticker = tokio::time::interval(interval);
                         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                         while !stop.load(Ordering::Relaxed) {
@@ -257,6 +266,7 @@ async fn main() -> anyhow::Result<()> {
     let targets = Arc::new(args.url.iter().map(|u| resolve(u)).collect::<anyhow::Result<Vec<_>>>()?);
     let stats = Arc::new(Stats::new());
     let stop = Arc::new(AtomicBool::new(false));
+    let (go, go_rx) = tokio::sync::watch::channel(false);
     let start = Instant::now();
 
     // Ramp up.
@@ -267,7 +277,15 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.connections {
         let due = ramp + pace * i as u32;
         tokio::time::sleep_until(due.into()).await;
-        tasks.push(tokio::spawn(connection(i, args.clone(), targets.clone(), stats.clone(), start, stop.clone())));
+        tasks.push(tokio::spawn(connection(
+            i,
+            args.clone(),
+            targets.clone(),
+            stats.clone(),
+            start,
+            stop.clone(),
+            go_rx.clone(),
+        )));
     }
     // Wait until everyone joined (or failed), up to a minute.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -286,6 +304,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let delivered_before = Stats::count(&stats.deliveries);
     let send_start = Instant::now();
+    let _ = go.send(true);
     tokio::time::sleep(Duration::from_secs(args.duration_secs)).await;
     stop.store(true, Ordering::Relaxed);
     let send_seconds = send_start.elapsed().as_secs_f64();
