@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Measurement runs for docs/benchmarks.md (release build; run on an idle machine).
+#
+#   loadtest/bench.sh fanout memory|redis1|redis3 RATE [CONNECTIONS ROOMS]
+#   loadtest/bench.sh idle CONNECTIONS            # RSS per idle connection, one Redis-engine gateway
+#
+# fanout: CONNECTIONS (default 2000) in ROOMS rooms (default 20), one sender
+# per room, RATE messages/s in all, 20 s; prints loadgen's summary, the
+# gateways' CPU use, and Redis commands per published message.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=target/release
+work=$(mktemp -d)
+export CLUSTER_DIR="$work/cluster"
+export CHAT_LIMITS__MESSAGES_PER_SECOND=100000 CHAT_LIMITS__USER_MESSAGES_PER_SECOND=0 CHAT_LOG__LEVEL=warn
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    deploy/local/cluster.sh down >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+cpu_seconds() { # pid → user+system CPU seconds so far
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+mode=$1
+case "$mode" in
+fanout)
+    engine=$2 rate=$3 conns=${4:-2000} rooms=${5:-20}
+    case "$engine" in
+    memory)
+        CHAT_LISTEN=127.0.0.1:8088 "$bin/gateway" >"$work/gw.log" 2>&1 &
+        pids+=($!)
+        gw_pids=("${pids[@]}")
+        urls=ws://127.0.0.1:8088/ws
+        sleep 1
+        ;;
+    redis1 | redis3)
+        deploy/local/cluster.sh up >/dev/null
+        gw_pids=($(cat "$CLUSTER_DIR"/pids/gateway-*))
+        urls=ws://127.0.0.1:8081/ws
+        [ "$engine" = redis3 ] && urls=ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws
+        redis-cli -p 6380 config resetstat >/dev/null
+        ;;
+    esac
+    before=0
+    for pid in "${gw_pids[@]}"; do before=$(echo "$before + $(cpu_seconds "$pid")" | bc); done
+    "$bin/loadgen" --url "$urls" --connections "$conns" --rooms "$rooms" --senders "$rooms" --rate "$rate" \
+        --duration-secs 20 --hold-secs 3 --report "$work/report.json" >"$work/loadgen.log" 2>&1 &
+    lg=$!
+    # Count Redis commands only while messages flow (not the ramp or teardown).
+    until grep -q "sending for" "$work/loadgen.log"; do sleep 0.2; done
+    [ "$engine" = memory ] || redis-cli -p 6380 config resetstat >/dev/null
+    until grep -q "errors\.\.\." "$work/loadgen.log"; do sleep 0.2; done
+    [ "$engine" = memory ] || redis-cli -p 6380 info commandstats | tr -d '\r' >"$work/commandstats"
+    [ "$engine" = memory ] || for port in 8081 8082 8083; do
+        curl -s "http://127.0.0.1:$port/metrics" | grep '^chat_pubsub_lagged_total' | sed "s/^/gw $port: /"
+    done
+    after=0
+    for pid in "${gw_pids[@]}"; do after=$(echo "$after + $(cpu_seconds "$pid")" | bc); done
+    wait "$lg"
+    grep -vE "^loadgen: (opening|holding)" "$work/loadgen.log"
+    echo "gateway CPU: $(echo "$after - $before" | bc) s over the run (ramp included)"
+    if [ "$engine" != memory ]; then
+        sent=$(python3 -c "import json; print(json.load(open('$work/report.json'))['acked'])")
+        awk -F'[:=,]' -v n="$sent" '/^cmdstat_/ {printf "redis %s: %d calls = %.2f per message, %.1f us each\n", $1, $3, $3 / n, $7}' \
+            "$work/commandstats"
+    fi
+    ;;
+idle)
+    conns=$2
+    deploy/local/cluster.sh up >/dev/null
+    gw=$(cat "$CLUSTER_DIR/pids/gateway-1")
+    rss0=$(rss_kib "$gw")
+    sources=127.0.0.1,127.0.0.2
+    "$bin/loadgen" --url ws://127.0.0.1:8081/ws --connections "$conns" --rooms 100 --senders 0 --rate 0 \
+        --duration-secs 1 --hold-secs 15 --connect-rate 2000 --source "$sources" >"$work/idle.log" 2>&1 &
+    lg=$!
+    for _ in $(seq 120); do
+        grep -q "holding" "$work/idle.log" 2>/dev/null && break
+        sleep 1
+    done
+    sleep 3
+    rss1=$(rss_kib "$gw")
+    wait "$lg" || true
+    grep -E "connections|connect \(|join \(" "$work/idle.log" || true
+    echo "gateway RSS: $rss0 KiB idle -> $rss1 KiB with $conns connections = $(( (rss1 - rss0) * 1024 / conns )) bytes per connection"
+    ;;
+*)
+    echo "usage: $0 fanout memory|redis1|redis3 RATE [CONNECTIONS ROOMS] | idle CONNECTIONS" >&2
+    exit 2
+    ;;
+esac
