@@ -53,6 +53,20 @@ impl RedisSettings {
         Duration::from_millis(self.command_timeout_ms)
     }
 
+    /// A command pool that connects in the background (a service started
+    /// before Redis comes up is unready, then serves), and whether the URL
+    /// names a Redis Cluster.
+    ///
+    /// # Errors
+    /// A malformed URL.
+    pub fn connect_pool(&self) -> anyhow::Result<(fred::clients::Pool, bool)> {
+        use anyhow::Context as _;
+        let (builder, clustered) = self.builder().with_context(|| format!("redis.url {}", self.url))?;
+        let pool = builder.build_pool(self.pool_size).context("redis pool")?;
+        pool.connect_pool();
+        Ok((pool, clustered))
+    }
+
     /// A client builder with these timeouts, buffer and a reconnect policy
     /// that never gives up; and whether the URL names a Redis Cluster.
     ///

@@ -62,13 +62,35 @@ where
     }
 }
 
+/// A bound service, ready to run.
+pub struct Running {
+    port: u16,
+    server: Server,
+}
+
+impl Running {
+    /// The bound port (useful with `listen = "127.0.0.1:0"`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    ///
+    /// # Errors
+    /// The HTTP server failing.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        Ok(())
+    }
+}
+
 /// Binds `listen` and starts an HTTP server whose app is made by `configure`
 /// (routes and shared state). Malformed query strings get a JSON 400. Stops
-/// on SIGTERM or SIGINT. Returns the bound port and the server to await.
+/// on SIGTERM or SIGINT.
 ///
 /// # Errors
 /// An address that cannot be bound.
-pub fn serve<F>(listen: &str, workers: usize, configure: F) -> anyhow::Result<(u16, Server)>
+pub fn serve<F>(listen: &str, workers: usize, configure: F) -> anyhow::Result<Running>
 where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
@@ -83,7 +105,7 @@ where
     .shutdown_timeout(2)
     .listen(listener)?
     .run();
-    Ok((port, server))
+    Ok(Running { port, server })
 }
 
 /// `GET /healthz`: the process runs.

@@ -24,8 +24,9 @@ pub mod store;
 
 use std::sync::Arc;
 
-use actix_web::{dev::Server, web};
+use actix_web::web;
 use anyhow::Context as _;
+use chat_shared::service::Running;
 use fred::clients::Pool;
 
 pub use settings::Settings;
@@ -37,44 +38,20 @@ pub struct State {
     pub metrics: Arc<metrics::Metrics>,
 }
 
-/// A bound, ready-to-run history service.
-pub struct Application {
-    port: u16,
-    server: Server,
-}
-
-impl Application {
-    /// Connects to Redis (without waiting for it) and binds the HTTP API.
-    /// Must run inside an actix system.
-    ///
-    /// # Errors
-    /// A malformed `redis.url` or an address that cannot be bound.
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let (builder, sharded) =
-            settings.redis.builder().with_context(|| format!("redis.url {}", settings.redis.url))?;
-        let pool = builder.build_pool(settings.redis.pool_size).context("redis pool")?;
-        pool.connect_pool();
-        let metrics = Arc::new(metrics::Metrics::new().context("metrics")?);
-        let store = store::Store::new(pool.clone(), sharded, settings.store());
-        let state = web::Data::new(State { pool, store, metrics });
-        let (port, server) = chat_shared::service::serve(&settings.listen, 2, move |cfg| {
-            cfg.app_data(state.clone());
-            http::routes(cfg);
-        })?;
-        tracing::info!(port, "history service listening");
-        Ok(Application { port, server })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Serves until SIGTERM or SIGINT.
-    ///
-    /// # Errors
-    /// The HTTP server failing.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
-        Ok(())
-    }
+/// Connects to Redis (without waiting for it), binds the HTTP
+/// API, and returns the service ready to run. Must run inside an actix system.
+///
+/// # Errors
+/// A malformed `redis.url` or an address that cannot be bound.
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let (pool, sharded) = settings.redis.connect_pool()?;
+    let metrics = Arc::new(metrics::Metrics::new().context("metrics")?);
+    let store = store::Store::new(pool.clone(), sharded, settings.store());
+    let state = web::Data::new(State { pool, store, metrics });
+    let running = chat_shared::service::serve(&settings.listen, 2, move |cfg| {
+        cfg.app_data(state.clone());
+        http::routes(cfg);
+    })?;
+    tracing::info!(port = running.port(), "history service listening");
+    Ok(running)
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use history::{Application, Settings};
+use history::Settings;
 
 fn main() -> ExitCode {
     chat_shared::service::main(
@@ -10,6 +10,6 @@ fn main() -> ExitCode {
         "History service: room and DM history, replay and paging",
         Settings::load,
         |settings| &settings.log,
-        |settings| async move { Application::build(settings).await?.run_until_stopped().await },
+        |settings| async move { history::build(settings).await?.run_until_stopped().await },
     )
 }

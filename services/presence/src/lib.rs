@@ -14,8 +14,9 @@ pub mod sweeper;
 
 use std::sync::Arc;
 
-use actix_web::{dev::Server, web};
+use actix_web::web;
 use anyhow::Context as _;
+use chat_shared::service::Running;
 use fred::clients::Pool;
 use fred::interfaces::ClientLike;
 
@@ -27,53 +28,29 @@ pub struct State {
     pub metrics: Arc<metrics::Metrics>,
 }
 
-/// A bound, ready-to-run presence service.
-pub struct Application {
-    port: u16,
-    server: Server,
-}
-
-impl Application {
-    /// Connects to Redis (without waiting for it), starts the sweeper and
-    /// binds the HTTP API. Must run inside an actix system.
-    ///
-    /// # Errors
-    /// A malformed `redis.url` or an address that cannot be bound.
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let (builder, sharded) =
-            settings.redis.builder().with_context(|| format!("redis.url {}", settings.redis.url))?;
-        let pool = builder.build_pool(settings.redis.pool_size).context("redis pool")?;
-        pool.connect_pool();
-        let metrics = Arc::new(metrics::Metrics::new().context("metrics")?);
-        let sweeper = Arc::new(sweeper::Sweeper::new(
-            pool.clone(),
-            sharded,
-            settings.replica_id.clone(),
-            settings.presence.clone(),
-            metrics.clone(),
-        ));
-        actix_rt::spawn(sweeper.run());
-        let state = web::Data::new(State { pool, metrics });
-        let (port, server) = chat_shared::service::serve(&settings.listen, 1, move |cfg| {
-            cfg.app_data(state.clone());
-            http::routes(cfg);
-        })?;
-        tracing::info!(port, replica = %settings.replica_id, "presence service listening");
-        Ok(Application { port, server })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Serves until SIGTERM or SIGINT.
-    ///
-    /// # Errors
-    /// The HTTP server failing.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
-        Ok(())
-    }
+/// Connects to Redis (without waiting for it), starts the sweeper and binds the HTTP
+/// API, and returns the service ready to run. Must run inside an actix system.
+///
+/// # Errors
+/// A malformed `redis.url` or an address that cannot be bound.
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let (pool, sharded) = settings.redis.connect_pool()?;
+    let metrics = Arc::new(metrics::Metrics::new().context("metrics")?);
+    let sweeper = Arc::new(sweeper::Sweeper::new(
+        pool.clone(),
+        sharded,
+        settings.replica_id.clone(),
+        settings.presence.clone(),
+        metrics.clone(),
+    ));
+    actix_rt::spawn(sweeper.run());
+    let state = web::Data::new(State { pool, metrics });
+    let running = chat_shared::service::serve(&settings.listen, 1, move |cfg| {
+        cfg.app_data(state.clone());
+        http::routes(cfg);
+    })?;
+    tracing::info!(port = running.port(), replica = %settings.replica_id, "presence service listening");
+    Ok(running)
 }
 
 /// Whether the pool is connected (for `/readyz`).

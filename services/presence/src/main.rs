@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use presence::{Application, Settings};
+use presence::Settings;
 
 fn main() -> ExitCode {
     chat_shared::service::main(
@@ -10,6 +10,6 @@ fn main() -> ExitCode {
         "Presence service: sweeps crashed gateways, serves online state",
         Settings::load,
         |settings| &settings.log,
-        |settings| async move { Application::build(settings).await?.run_until_stopped().await },
+        |settings| async move { presence::build(settings).await?.run_until_stopped().await },
     )
 }
