@@ -113,7 +113,10 @@ fn as_u64(value: &Value) -> StoreResult<u64> {
 fn as_string(value: Value) -> StoreResult<String> {
     match value {
         Value::Null => Ok(String::new()),
-        other => other.clone().into_string().ok_or_else(|| reply_error("string", &other)),
+        Value::String(s) => Ok(s.to_string()),
+        Value::Bytes(b) => String::from_utf8(b.to_vec()).map_err(|_| StoreError::Reply("string: not UTF-8".into())),
+        Value::Integer(n) => Ok(n.to_string()),
+        other => Err(reply_error("string", &other)),
     }
 }
 
