@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    spawn_cluster, wait_ready, Client, GatewayProcess, HistoryProcess, RedisCluster, RedisServer, TestApp,
+    send_until_stopped, spawn_cluster, wait_ready, Client, GatewayProcess, HistoryProcess, RedisCluster, RedisServer,
+    TestApp,
 };
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -224,18 +225,7 @@ async fn join_on_one_node_while_another_sends_is_gapless() {
     let mut sender = client_on(&apps[0], "sender").await;
     sender.join("busy").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let sending = tokio::spawn(async move {
-        let mut n = 0u64;
-        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-            sender.send(json!({"type": "send", "room": "busy", "text": format!("m{n}")})).await;
-            n += 1;
-            if n % 10 == 0 {
-                while sender.try_recv(Duration::from_millis(1)).await.is_some() {}
-            }
-        }
-        n
-    });
+    let sending = send_until_stopped(sender, "busy", 10, stop.clone());
     for round in 0..6 {
         tokio::time::sleep(Duration::from_millis(40)).await;
         let app = &apps[1 + round % 2];

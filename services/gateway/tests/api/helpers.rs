@@ -318,6 +318,29 @@ impl Client {
     }
 }
 
+/// Sends `send` frames into `room` (already joined) as fast as the server
+/// takes them until `stop` is set, reading its own traffic every
+/// `drain_every` sends so that it is no slow consumer; yields how many it sent.
+pub fn send_until_stopped(
+    mut client: Client,
+    room: &str,
+    drain_every: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    let room = room.to_owned();
+    tokio::spawn(async move {
+        let mut n = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            client.send(json!({"type": "send", "room": room, "text": format!("m{n}")})).await;
+            n += 1;
+            if n % drain_every == 0 {
+                while client.try_recv(Duration::from_millis(1)).await.is_some() {}
+            }
+        }
+        n
+    })
+}
+
 /// Publishes through the operator API.
 pub async fn admin_post(app: &TestApp, key: &str, path: &str, body: Value) -> (u16, Value) {
     let response = reqwest::Client::new().post(app.http_url(path)).bearer_auth(key).json(&body).send().await.unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_cluster, wait_ready, Client, HistoryProcess, RedisServer, TestApp};
+use crate::helpers::{send_until_stopped, spawn_cluster, wait_ready, Client, HistoryProcess, RedisServer, TestApp};
 
 /// Seqs of a list of message frames.
 fn seqs(messages: &Value) -> Vec<u64> {
@@ -117,18 +117,7 @@ async fn join_is_gapless_while_three_gateways_send_into_the_room() {
     for (i, app) in apps.iter().enumerate() {
         let mut sender = app.client(&format!("sender{i}")).await;
         sender.join("busy").await;
-        let stop = stop.clone();
-        senders.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                sender.send(json!({"type": "send", "room": "busy", "text": format!("{i}:{n}")})).await;
-                n += 1;
-                if n % 5 == 0 {
-                    while sender.try_recv(Duration::from_millis(1)).await.is_some() {}
-                }
-            }
-            n
-        }));
+        senders.push(send_until_stopped(sender, "busy", 5, stop.clone()));
     }
     for round in 0..6 {
         tokio::time::sleep(Duration::from_millis(30)).await;

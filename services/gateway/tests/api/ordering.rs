@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{send_until_stopped, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_every_session_sees_one_gapless_order() {
@@ -69,19 +69,7 @@ async fn join_while_others_send_is_gapless() {
     let mut sender = app.client("sender").await;
     sender.join("busy").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let sending = tokio::spawn(async move {
-        let mut n = 0u64;
-        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-            sender.send(json!({"type": "send", "room": "busy", "text": format!("m{n}")})).await;
-            n += 1;
-            if n % 20 == 0 {
-                // Read our own traffic so we are not a slow consumer.
-                while let Some(_frame) = sender.try_recv(Duration::from_millis(1)).await {}
-            }
-        }
-        n
-    });
+    let sending = send_until_stopped(sender, "busy", 20, stop.clone());
     for round in 0..5 {
         tokio::time::sleep(Duration::from_millis(30)).await;
         let mut joiner = app.client(&format!("joiner{round}")).await;
