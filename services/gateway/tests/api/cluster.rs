@@ -122,6 +122,8 @@ async fn three_gateways_on_a_redis_cluster_act_as_one_with_sharded_channels() {
     let apps = spawn_cluster(3, &cluster.url(), |s| {
         cluster_settings(s);
         s.history.url = history.url();
+        // One client below sends 25 frames back to back; the frame rate is not under test here.
+        s.limits.messages_per_second = 1_000;
     });
     wait_ready(&apps).await;
     protocol_across_nodes(&apps).await;
