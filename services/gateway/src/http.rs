@@ -1,5 +1,5 @@
-//! HTTP routes: the WebSocket upgrade, health, readiness, metrics, and JSON
-//! errors for everything else.
+//! HTTP routes: the WebSocket upgrade, health, readiness, metrics, the chat
+//! page, and JSON errors for everything else.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").get(readyz))
         .service(resource("/metrics").get(metrics))
         .configure(crate::admin::routes)
+        .configure(crate::web::routes)
         .app_data(
             web::JsonConfig::default().limit(256 * 1024).error_handler(|err, _| {
                 ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {err}")).into()

@@ -23,6 +23,7 @@ pub mod registry;
 pub mod session;
 pub mod settings;
 pub mod startup;
+pub mod web;
 
 pub use settings::Settings;
 pub use startup::{Application, ShutdownHandle};

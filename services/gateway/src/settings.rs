@@ -54,6 +54,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub presence: PresenceSettings,
     pub log: LogSettings,
+    pub web: WebSettings,
     /// Worker threads for the HTTP server; 0 means one per CPU core.
     pub workers: usize,
 }
@@ -155,6 +156,13 @@ pub struct PresenceSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct WebSettings {
+    /// Serve the chat page at `/` and the JS client library at `/chat.js`.
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// Time from SIGTERM to exit at the latest, in milliseconds.
     pub drain_timeout_ms: u64,
@@ -176,6 +184,7 @@ impl Default for Settings {
             redis: RedisSettings::default(),
             presence: PresenceSettings::default(),
             log: LogSettings::default(),
+            web: WebSettings::default(),
             workers: 0,
         }
     }
@@ -241,6 +250,12 @@ impl Default for DmSettings {
 impl Default for PresenceSettings {
     fn default() -> Self {
         PresenceSettings { lease_ms: 10_000 }
+    }
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings { enabled: true }
     }
 }
 

@@ -17,3 +17,4 @@ mod protocol;
 mod rooms;
 mod shutdown;
 mod stack;
+mod web;

@@ -1,0 +1,78 @@
+//! The chat page at `/` and the JS client library at `/chat.js`, compiled
+//! into the binary from `services/gateway/web/` so that a gateway needs no
+//! files beside it. `web.enabled = false` turns them off (404).
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use chat_shared::http::ApiError;
+use chat_shared::ErrorCode;
+
+use crate::http::resource;
+use crate::node::Node;
+use crate::settings::AuthMode;
+
+/// A file the gateway serves as it is.
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+}
+
+const ASSETS: &[Asset] = &[
+    Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_str!("../web/index.html") },
+    Asset { path: "/app.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../web/app.js") },
+    Asset { path: "/app.css", content_type: "text/css; charset=utf-8", body: include_str!("../web/app.css") },
+    Asset { path: "/chat.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../web/chat.js") },
+];
+
+/// The page runs only its own scripts and styles and talks only to its own
+/// origin (`'self'` covers `ws:`/`wss:` to the same host): a message that
+/// slipped past the page's text-only rendering still could not run code.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                           img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for asset in ASSETS {
+        cfg.service(resource(asset.path).get(move |req: HttpRequest, node: web::Data<Node>| serve(req, node, asset)));
+    }
+    cfg.service(resource("/client-config.json").get(client_config));
+}
+
+fn disabled(req: &HttpRequest) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no route for {} {} (web.enabled is off)", req.method(), req.path()))
+}
+
+async fn serve(req: HttpRequest, node: web::Data<Node>, asset: &'static Asset) -> Result<HttpResponse, ApiError> {
+    if !node.settings.web.enabled {
+        return Err(disabled(&req));
+    }
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(asset.content_type)
+        // Small files, served from memory: check back every time, so a new
+        // gateway version is never mixed with an old cached script.
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .insert_header((header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")));
+    if asset.path == "/" {
+        response
+            .insert_header((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY)))
+            .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")));
+    }
+    Ok(response.body(asset.body))
+}
+
+/// `GET /client-config.json`: what the page's sign-in form asks for.
+async fn client_config(req: HttpRequest, node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
+    if !node.settings.web.enabled {
+        return Err(disabled(&req));
+    }
+    let auth = match node.settings.auth.mode {
+        AuthMode::Anonymous => "anonymous",
+        AuthMode::Jwt => "jwt",
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(serde_json::json!({ "auth": auth, "protocol": 1 })))
+}
