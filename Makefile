@@ -5,20 +5,31 @@ CARGO ?= cargo
 # Extra arguments for the gateway, e.g. `make run ARGS="--config gateway.toml"`.
 ARGS ?=
 
-.PHONY: run test deploy-test loadtest loadtest-smoke build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
+.PHONY: run test web-test deploy-test loadtest loadtest-smoke build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
 
 ## run: one gateway on the embedded engine, anonymous auth, ws://127.0.0.1:8080/ws
 run: check-tools
 	$(CARGO) run --release --locked -p gateway --bin gateway -- $(ARGS)
 
-## test: unit and integration tests (real sockets, real processes, real redis-server)
+## test: unit and integration tests (real sockets, real processes, real redis-server),
+## then the JS client library in Node and the chat page in headless Chromium
 test: check-tools
 	deploy/local/ensure-redis.sh
+	deploy/local/ensure-web-test-tools.sh
 	$(CARGO) test --workspace --locked
 	# The single-node protocol suite once more, each gateway on a Redis of its own
 	# (the tests that pick their engine themselves ran above).
 	GATEWAY_TEST_ENGINE=redis $(CARGO) test --locked -p gateway --test api -- \
 		--skip cluster:: --skip presence:: --skip process:: --skip history::
+	$(MAKE) --no-print-directory web-test
+
+## web-test: the JS client library (Node) and the chat page (headless Chromium)
+## against gateway processes, Redis and haproxy; screenshots of failures in
+## target/web-test-failures/
+web-test: check-tools
+	deploy/local/ensure-web-test-tools.sh
+	$(CARGO) build --locked -p gateway
+	npm test --prefix services/gateway/web
 
 ## deploy-test: compose file, alert rules and k8s manifests checked; a real Prometheus
 ## scrapes a local cluster; the compose stack runs on a real Docker engine (needs root)

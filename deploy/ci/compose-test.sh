@@ -3,7 +3,9 @@
 # outside: two clients chat through the load balancer while on different
 # gateways, then one gateway container is killed mid-session and its client
 # reconnects through the load balancer and resumes what it missed
-# (services/gateway/tests/api/stack.rs).
+# (services/gateway/tests/api/stack.rs). The chat page, in headless Chromium,
+# signs in with a token and chats through the load balancer
+# (services/gateway/web/test/stack.test.js).
 #
 # Installs what it needs when run as root (docker.io, docker-compose,
 # debootstrap) and starts dockerd if none answers. Images come from
@@ -64,6 +66,12 @@ while :; do
     sleep 2
 done
 docker-compose -p "$project" ps
+
+log "the chat page through the load balancer, in headless Chromium"
+deploy/local/ensure-web-test-tools.sh
+CHAT_STACK_HTTP=http://127.0.0.1:8080 \
+CHAT_STACK_SECRET=${CHAT_DEV_SECRET:-dev-secret-change-me} \
+    npm run --prefix services/gateway/web test:stack
 
 CHAT_STACK_URL=ws://127.0.0.1:8080/ws \
 CHAT_STACK_SECRET=${CHAT_DEV_SECRET:-dev-secret-change-me} \

@@ -1,0 +1,213 @@
+// The chat page in headless Chromium against real gateways, Redis and
+// haproxy. Run with `npm test` (after `cargo build -p gateway`); `make test`
+// runs it.
+
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe } from "node:test";
+
+import { ChatClient } from "../chat.js";
+import {
+  browserTest, eventually, mintToken, startGateway, startHaproxy, startRedis,
+} from "./harness.js";
+
+/** Signs in on the page as a user would, and waits for the connection. */
+async function signIn(page, name) {
+  await page.locator("#name").fill(name);
+  await page.locator("#sign-in-form button[type=submit]").click();
+  await page.locator("#status[data-state=open]").waitFor();
+  // The page joins the lobby by itself.
+  await page.locator("#rooms li", { hasText: "lobby" }).waitFor();
+}
+
+/** The texts of the messages the page shows, in order. */
+const shownTexts = (page) => page.locator("#messages .text").allTextContents();
+
+async function waitForText(page, text) {
+  await page.locator("#messages .text").getByText(text, { exact: true }).waitFor();
+}
+
+/** Library clients of the current test, closed after it whatever happens. */
+const clients = new Set();
+afterEach(() => {
+  for (const client of clients) client.close();
+  clients.clear();
+});
+
+/** A second user, on the library in Node, joined to `room`. */
+async function writer(gateway, name, room) {
+  const client = new ChatClient(gateway.wsUrl, { name, user: name });
+  clients.add(client);
+  await client.connect();
+  await client.join(room);
+  return client;
+}
+
+describe("two gateways on one Redis", () => {
+  let redis, gw1, gw2, lb;
+  before(async () => {
+    redis = await startRedis();
+    gw1 = await startGateway({ redisUrl: redis.url, nodeId: "gw-1" });
+    gw2 = await startGateway({ redisUrl: redis.url, nodeId: "gw-2" });
+    lb = await startHaproxy([gw1, gw2]);
+  });
+  after(async () => {
+    await lb?.stop();
+    await gw1?.stop();
+    await gw2?.stop();
+    await redis?.stop();
+  });
+
+  browserTest("pages on two gateways chat, see presence and typing, and exchange a DM", async ({ open }) => {
+    const alice = await open(`${gw1.httpUrl}/`);
+    await signIn(alice, "alice");
+    const bob = await open(`${gw2.httpUrl}/`);
+    await signIn(bob, "bob");
+    assert.equal(await alice.locator("#status").getAttribute("data-node"), "gw-1");
+    assert.equal(await bob.locator("#status").getAttribute("data-node"), "gw-2");
+
+    // Presence: each sees the other online in the lobby.
+    await alice.locator("#members li", { hasText: "bob" }).waitFor();
+    await bob.locator("#members li", { hasText: "alice" }).waitFor();
+
+    // Typing shows on the other page, and ends with the message.
+    await bob.locator("#text").pressSequentially("hi alice", { delay: 20 });
+    await alice.locator("#typing", { hasText: "bob is typing…" }).waitFor();
+    await bob.locator("#text").press("Enter");
+    await waitForText(alice, "hi alice");
+    await alice.locator("#typing", { hasText: /^$/ }).waitFor();
+    await alice.locator("#text").fill("hello bob");
+    await alice.locator("#composer button").click();
+    await waitForText(bob, "hello bob");
+    assert.deepEqual(await shownTexts(alice), ["hi alice", "hello bob"]);
+    assert.deepEqual(await shownTexts(bob), ["hi alice", "hello bob"]);
+
+    // A DM: alice picks bob in the roster; bob sees an unread conversation.
+    await alice.locator("#members li", { hasText: "bob" }).click();
+    await alice.locator("#title", { hasText: "@ bob" }).waitFor();
+    await alice.locator("#text").fill("just between us");
+    await alice.locator("#text").press("Enter");
+    const conversation = bob.locator("#dms li", { hasText: "alice" });
+    await conversation.locator(".unread", { hasText: "1" }).waitFor();
+    await conversation.click();
+    await waitForText(bob, "just between us");
+    assert.deepEqual(await shownTexts(bob), ["just between us"]);
+    await bob.locator("#text").fill("agreed");
+    await bob.locator("#text").press("Enter");
+    await waitForText(alice, "agreed");
+    assert.deepEqual(await shownTexts(alice), ["just between us", "agreed"]);
+
+    // Bob leaves the lobby: alice sees him go offline there.
+    await bob.locator("#rooms li", { hasText: "lobby" }).click();
+    await bob.locator("#leave").click();
+    await alice.locator("#rooms li", { hasText: "lobby" }).click();
+    await alice.locator("#members li", { hasText: "bob" }).waitFor({ state: "detached" });
+    assert.deepEqual(await alice.locator("#members li").allTextContents(), ["alice"]);
+  });
+
+  browserTest("a page whose gateway is killed reconnects through the load balancer and shows what it missed", async ({ open }) => {
+    const page = await open(`${lb.httpUrl}/`);
+    await signIn(page, "carol");
+    await page.locator("#join-room").fill("incident");
+    await page.locator("#join-room").press("Enter");
+    await page.locator("#title", { hasText: "# incident" }).waitFor();
+    const node = await page.locator("#status").getAttribute("data-node");
+    const [victim, survivor] = node === "gw-1" ? [gw1, gw2] : [gw2, gw1];
+
+    const dave = await writer(survivor, "dave", "incident");
+    const seenByDave = [];
+    dave.on("message", (m) => seenByDave.push(m.text));
+    await dave.send("incident", "before the crash");
+    await waitForText(page, "before the crash");
+
+    await victim.kill();
+    await page.locator("#status[data-state=reconnecting]").waitFor();
+    // Carol writes while disconnected: the page queues it.
+    await page.locator("#text").fill("written while offline");
+    await page.locator("#text").press("Enter");
+    for (let i = 1; i <= 5; i++) await dave.send("incident", `missed ${i}`);
+
+    await page.locator(`#status[data-state=open][data-node=${survivor.nodeId}]`).waitFor({ timeout: 15000 });
+    await waitForText(page, "missed 5");
+    await waitForText(page, "written while offline");
+    await dave.send("incident", "after the reconnect");
+    await waitForText(page, "after the reconnect");
+
+    const texts = await shownTexts(page);
+    const missed = ["before the crash", "missed 1", "missed 2", "missed 3", "missed 4", "missed 5"];
+    assert.deepEqual(texts.filter((t) => missed.includes(t)), missed, "every missed message, once, in order");
+    assert.equal(texts.filter((t) => t === "written while offline").length, 1);
+    assert.equal(texts.at(-1), "after the reconnect");
+    assert.equal(texts.length, 8);
+    await eventually("dave to get carol's queued message", () => seenByDave.includes("written while offline"));
+    assert.equal(seenByDave.filter((t) => t === "written while offline").length, 1);
+    // Still the same user after the reconnect: one carol in the roster.
+    assert.deepEqual((await page.locator("#members li").allTextContents()).sort(), ["carol", "dave"]);
+    Object.assign(victim, await victim.restart());
+  });
+});
+
+describe("one gateway on the embedded engine, as `make run`", () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({ nodeId: "solo", env: { CHAT_LIMITS__MESSAGES_PER_SECOND: "1000" } });
+  });
+  after(() => gw?.stop());
+
+  browserTest("user text shows as text, never as markup", async ({ open }) => {
+    const payloads = [
+      `<img src=x onerror="window.__xss=1">`,
+      `<script>window.__xss=1</script>`,
+      `<b>not bold</b> & "quotes" 'too'`,
+    ];
+    const page = await open(`${gw.httpUrl}/`);
+    await signIn(page, `<img src=y onerror="window.__xss=2">`);
+    const mallory = await writer(gw, `<i>mallory</i>`, "lobby");
+    for (const text of payloads) await mallory.send("lobby", text);
+    await waitForText(page, payloads[2]);
+    assert.deepEqual(await shownTexts(page), payloads);
+    await page.locator("#members li", { hasText: "<i>mallory</i>" }).waitFor();
+    assert.equal(await page.locator("#messages .from").first().textContent(), "<i>mallory</i>");
+    assert.match(await page.locator("#me").textContent(), /^<img src=y onerror="window.__xss=2">/);
+    assert.equal(await page.locator("#messages img, #messages script, #messages b, #members i, #top img").count(), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+  });
+
+  browserTest("scrolling back pages in older messages from history", async ({ open }) => {
+    const archivist = await writer(gw, "archivist", "archive");
+    for (let i = 1; i <= 120; i++) await archivist.send("archive", `note ${i}`);
+    const page = await open(`${gw.httpUrl}/`);
+    await signIn(page, "reader");
+    await page.locator("#join-room").fill("archive");
+    await page.locator("#join-form button").click();
+    await page.locator("#title", { hasText: "# archive" }).waitFor();
+    const notes = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => `note ${from + i}`);
+    assert.deepEqual(await shownTexts(page), notes(71, 120), "the newest 50 on join");
+    await page.locator("#older").click();
+    await waitForText(page, "note 21");
+    assert.deepEqual(await shownTexts(page), notes(21, 120));
+    await page.locator("#older").click();
+    await waitForText(page, "note 1");
+    assert.deepEqual(await shownTexts(page), notes(1, 120));
+    await page.locator("#older").waitFor({ state: "hidden" });
+  });
+});
+
+describe("a gateway in jwt mode", () => {
+  const secret = "browser-test-secret";
+  let gw;
+  before(async () => {
+    gw = await startGateway({ nodeId: "jwt", env: { CHAT_AUTH__MODE: "jwt", CHAT_AUTH__HS256_SECRET: secret } });
+  });
+  after(() => gw?.stop());
+
+  browserTest("the page asks for a token and signs in with it", async ({ open }) => {
+    const page = await open(`${gw.httpUrl}/`);
+    await page.locator("#token").waitFor();
+    assert.equal(await page.locator("#name").isVisible(), false);
+    await page.locator("#token").fill(mintToken(secret, "erin", "Erin"));
+    await page.locator("#sign-in-form button[type=submit]").click();
+    await page.locator("#status[data-state=open]").waitFor();
+    await page.locator("#me", { hasText: "Erin (erin)" }).waitFor();
+    await page.locator("#members li[data-user=erin]", { hasText: "Erin" }).waitFor();
+  });
+});

@@ -1,0 +1,244 @@
+// Real processes for the client and browser tests: redis-server, gateway
+// binaries and haproxy on free loopback ports, and headless Chromium.
+// Everything started here is killed when the test process exits.
+
+import { spawn, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, "../../../..");
+/** Where the gateway binary is: `cargo build -p gateway` puts it in target/debug. */
+const binDir = process.env.CHAT_BIN_DIR ?? path.join(repoRoot, "target/debug");
+/** Screenshots of the pages of a failed browser test. */
+export const failureDir = path.join(repoRoot, "target/web-test-failures");
+
+const children = new Set();
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `check` until it returns something truthy. */
+export async function eventually(what, check, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
+}
+
+function run(command, args, env, name) {
+  const child = spawn(command, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+  children.add(child);
+  let stderr = "";
+  child.stderr.on("data", (chunk) => {
+    stderr = (stderr + chunk).slice(-4000);
+  });
+  child.exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  child.exited.then(() => children.delete(child));
+  child.once("error", (err) => {
+    stderr += `${name}: ${command} could not start: ${err.message}`;
+  });
+  child.stderrTail = () => stderr;
+  child.failed = () => child.exitCode !== null || stderr.includes("could not start");
+  return child;
+}
+
+async function stop(child, signal = "SIGTERM") {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill(signal);
+  await child.exited;
+}
+
+/** A redis-server of its own, without persistence. */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-web-redis-"));
+  const child = run(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"],
+    process.env,
+    "redis",
+  );
+  await eventually("redis-server to listen", () => {
+    if (child.failed()) throw new Error(child.stderrTail());
+    return canConnect(port);
+  });
+  return { url: `redis://127.0.0.1:${port}`, port, stop: () => stop(child) };
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * A gateway process. `redisUrl` null runs the embedded engine (as `make run`
+ * does). `env` adds `CHAT_*` settings. `port` reuses a port, for restarts.
+ */
+export async function startGateway({ redisUrl = null, nodeId = "gw", env = {}, port } = {}) {
+  port ??= await freePort();
+  if (!fs.existsSync(path.join(binDir, "gateway"))) {
+    throw new Error(`no gateway binary in ${binDir}: run \`cargo build -p gateway\` (or set CHAT_BIN_DIR)`);
+  }
+  const settings = {
+    PATH: process.env.PATH,
+    CHAT_LISTEN: `127.0.0.1:${port}`,
+    CHAT_NODE_ID: nodeId,
+    CHAT_LOG__LEVEL: "warn",
+    CHAT_SHUTDOWN__DRAIN_TIMEOUT_MS: "1000",
+    ...(redisUrl ? { CHAT_ENGINE: "redis", CHAT_REDIS__URL: redisUrl } : {}),
+    ...env,
+  };
+  const child = run(path.join(binDir, "gateway"), [], settings, nodeId);
+  const gateway = {
+    nodeId,
+    port,
+    httpUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    pid: child.pid,
+    /** Sends a signal; SIGKILL is a crash, SIGSTOP a hung process. */
+    signal: (name) => child.kill(name),
+    kill: () => stop(child, "SIGKILL"),
+    stop: () => stop(child),
+    /** The same gateway started again on the same port. */
+    restart: () => startGateway({ redisUrl, nodeId, env, port }),
+  };
+  await eventually(`gateway ${nodeId} to be ready`, async () => {
+    if (child.failed()) throw new Error(`exited: ${child.stderrTail()}`);
+    return (await fetch(`${gateway.httpUrl}/readyz`)).ok;
+  });
+  return gateway;
+}
+
+/** A gateway's `gateway token` subcommand: a development JWT. */
+export function mintToken(secret, sub, name) {
+  const args = ["token", "--sub", sub, ...(name ? ["--name", name] : [])];
+  const env = { PATH: process.env.PATH, CHAT_AUTH__HS256_SECRET: secret };
+  return execFileSync(path.join(binDir, "gateway"), args, { env }).toString().trim();
+}
+
+/**
+ * haproxy in front of `gateways`, as in the compose stack: round robin,
+ * health checks on `/readyz`, and a failed connect retried on another server.
+ */
+export async function startHaproxy(gateways) {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-web-haproxy-"));
+  const config = path.join(dir, "haproxy.cfg");
+  fs.writeFileSync(
+    config,
+    [
+      "global",
+      "  maxconn 1000",
+      "defaults",
+      "  mode http",
+      "  timeout connect 1s",
+      "  timeout client 60s",
+      "  timeout server 60s",
+      "  timeout tunnel 1h",
+      "  retries 3",
+      "  option redispatch",
+      "frontend chat",
+      `  bind 127.0.0.1:${port}`,
+      "  default_backend gateways",
+      "backend gateways",
+      "  balance roundrobin",
+      "  option httpchk",
+      "  http-check send meth GET uri /readyz",
+      "  default-server check inter 300ms fall 1 rise 2",
+      ...gateways.map((g) => `  server ${g.nodeId} 127.0.0.1:${g.port}`),
+      "",
+    ].join("\n"),
+  );
+  const child = run("haproxy", ["-db", "-f", config], process.env, "haproxy");
+  await eventually("haproxy to listen", async () => {
+    if (child.failed()) throw new Error(`exited: ${child.stderrTail()}`);
+    return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
+  });
+  return { port, httpUrl: `http://127.0.0.1:${port}`, stop: () => stop(child) };
+}
+
+/** Headless Chromium from Debian's package (override with CHROMIUM). */
+export async function launchBrowser() {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/**
+ * A test with a browser. `body` gets `open(url)`, which opens a page in a
+ * fresh browser context (its own storage, like another person's browser).
+ * When the test fails, every page's screenshot goes to target/web-test-failures/.
+ * A script error on any page fails the test.
+ */
+export function browserTest(name, body) {
+  test(name, async () => {
+    const browser = await launchBrowser();
+    const pages = [];
+    const scriptErrors = [];
+    const open = async (url) => {
+      const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+      const page = await context.newPage();
+      page.on("pageerror", (err) => scriptErrors.push(`${page.url()}: ${err.message}`));
+      pages.push(page);
+      await page.goto(url);
+      return page;
+    };
+    try {
+      await body({ open });
+      if (scriptErrors.length) throw new Error(`script errors on the page:\n${scriptErrors.join("\n")}`);
+    } catch (err) {
+      fs.mkdirSync(failureDir, { recursive: true });
+      const slug = name.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
+      for (const [i, page] of pages.entries()) {
+        const file = path.join(failureDir, `${slug}-page${i + 1}.png`);
+        await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+        console.error(`screenshot of page ${i + 1}: ${file}`);
+      }
+      throw err;
+    } finally {
+      await browser.close();
+    }
+  });
+}
