@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Extra arguments for the gateway, e.g. `make run ARGS="--config gateway.toml"`.
 ARGS ?=
 
-.PHONY: run test web-test deploy-test loadtest loadtest-smoke build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
+.PHONY: run test web-test screenshot deploy-test loadtest loadtest-smoke build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
 
 ## run: one gateway on the embedded engine, anonymous auth, ws://127.0.0.1:8080/ws
 run: check-tools
@@ -30,6 +30,12 @@ web-test: check-tools
 	deploy/local/ensure-web-test-tools.sh
 	$(CARGO) build --locked -p gateway
 	npm test --prefix services/gateway/web
+
+## screenshot: the README's picture of the chat page (docs/images/chat-page.png)
+screenshot: check-tools
+	deploy/local/ensure-web-test-tools.sh
+	$(CARGO) build --locked -p gateway
+	node --experimental-websocket services/gateway/web/test/screenshot.js
 
 ## deploy-test: compose file, alert rules and k8s manifests checked; a real Prometheus
 ## scrapes a local cluster; the compose stack runs on a real Docker engine (needs root)

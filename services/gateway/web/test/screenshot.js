@@ -1,0 +1,53 @@
+// Makes the README's picture of the chat page (docs/images/chat-page.png):
+// one gateway on the embedded engine, as `make run`, and three people
+// chatting in headless Chromium. Run with `make screenshot`.
+
+import path from "node:path";
+
+import { ChatClient } from "../chat.js";
+import { launchBrowser, repoRoot, startGateway } from "./harness.js";
+
+const gw = await startGateway({ nodeId: "gw-1" });
+const browser = await launchBrowser();
+try {
+  const open = async (name) => {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 560 }, deviceScaleFactor: 1 });
+    const page = await context.newPage();
+    await page.goto(`${gw.httpUrl}/`);
+    await page.locator("#name").fill(name);
+    await page.locator("#name").press("Enter");
+    await page.locator("#rooms li", { hasText: "lobby" }).waitFor();
+    return page;
+  };
+  const say = async (page, text) => {
+    await page.locator("#text").fill(text);
+    await page.locator("#text").press("Enter");
+    await page.locator("#messages .text").getByText(text, { exact: true }).waitFor();
+  };
+  const alice = await open("Alice");
+  const bob = await open("Bob");
+  const carol = new ChatClient(gw.wsUrl, { name: "Carol", user: "carol" });
+  await carol.connect();
+  await carol.join("lobby");
+  await say(alice, "Morning! Is the deploy still on for 10:00?");
+  await say(bob, "Yes. Gateways drain first, so nobody loses a message.");
+  await carol.send("lobby", "I'll watch the dashboard. <b>Tags</b> show as text, by the way.");
+  await say(alice, "Great, thanks both!");
+  await bob.locator("#join-room").fill("deploys");
+  await bob.locator("#join-room").press("Enter");
+  await alice.locator("#join-room").fill("deploys");
+  await alice.locator("#join-room").press("Enter");
+  await alice.locator("#rooms li", { hasText: "lobby" }).click();
+  await carol.dm((await alice.locator("#me").textContent()).match(/\((.+)\)$/)[1], "Coffee after?");
+  await alice.locator("#dms li .unread").waitFor();
+  await bob.locator("#rooms li", { hasText: "lobby" }).click();
+  await bob.locator("#text").pressSequentially("On my way, just grabbing my laptop", { delay: 90 });
+  await alice.locator("#typing", { hasText: "Bob is typing…" }).waitFor();
+  const file = path.join(repoRoot, "docs/images/chat-page.png");
+  await alice.screenshot({ path: file });
+  console.log(`wrote ${file}`);
+  carol.close();
+} finally {
+  await browser.close();
+  await gw.stop();
+}
