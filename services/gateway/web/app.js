@@ -14,6 +14,10 @@ const TYPING_REPEAT_MS = 2000;
 const TYPING_IDLE_MS = 3000;
 /** A remote `typing start` shown without a `stop` disappears after this. */
 const TYPING_SHOWN_MS = 6000;
+/** Direct conversations kept; the least recently active one goes first. */
+const MAX_DM_VIEWS = 100;
+/** Failed connection attempts before a first sign-in gives up. */
+const SIGN_IN_ATTEMPTS = 3;
 const DEFAULT_ROOMS = ["lobby"];
 
 const $ = (id) => document.getElementById(id);
@@ -39,7 +43,8 @@ function el(tag, props = {}, ...children) {
  * One room or DM conversation as the page shows it.
  * @typedef {{key: string, kind: "room" | "dm", id: string, title: string,
  *   messages: any[], unread: number, members: any[], typing: Map<string, {name: string, timer: any}>,
- *   complete: boolean}} View
+ *   complete: boolean, resets: number, loading?: boolean, typingSentAt: number,
+ *   failed?: {text: string, clientId: string}, active: number}} View
  */
 
 /** @type {ChatClient | null} */
@@ -48,7 +53,6 @@ let client = null;
 const views = new Map();
 /** @type {string | null} */
 let current = null;
-let typingSentAt = 0;
 let typingStopTimer = null;
 
 // ---- sign in ----------------------------------------------------------
@@ -103,6 +107,7 @@ function wsUrl() {
 
 async function signIn(credentials) {
   $("sign-in-error").textContent = "";
+  showError("");
   if (credentials.name) {
     // The same name in the same browser is the same anonymous user.
     if (localStorage.getItem("chat.name") === credentials.name) {
@@ -110,8 +115,19 @@ async function signIn(credentials) {
     }
     localStorage.setItem("chat.name", credentials.name);
   }
-  client = new ChatClient(wsUrl(), credentials);
-  client.on("state", showState);
+  const me = new ChatClient(wsUrl(), credentials);
+  client = me;
+  let welcomed = false;
+  client.on("state", (state) => {
+    showState(state);
+    // A first sign-in that cannot connect (a bad token, a wrong name, the
+    // server down) gives up instead of retrying forever.
+    if (!welcomed && state.attempt >= SIGN_IN_ATTEMPTS && state.delayMs !== undefined) {
+      signOut();
+      $("sign-in-error").textContent =
+        `Could not connect (${state.reason || "refused"}): check the ${credentials.token ? "token" : "name"}, or try again later.`;
+    }
+  });
   client.on("message", onMessage);
   client.on("dm", onDm);
   client.on("typing", onTypingFrame);
@@ -123,33 +139,66 @@ async function signIn(credentials) {
   });
   client.on("rejoined", ({ room, recovered, joined }) => {
     const view = views.get(`room:${room}`);
-    if (view && !recovered) resetRoom(view, joined);
+    if (view && !recovered) resetRoom(view, joined, { gap: true });
   });
-  client.on("notice", (notice) => showError(`Notice: ${JSON.stringify(notice.data)}`));
+  client.on("rejoin_failed", ({ room, error }) => {
+    const view = views.get(`room:${room}`);
+    if (view) dropView(view);
+    showError(`Left ${room}: ${error.message}`);
+  });
+  client.on("notice", (notice) => {
+    const data = notice.data;
+    $("notice").textContent = typeof data === "string" ? data : JSON.stringify(data);
+  });
   client.on("error", (err) => showError(err.message));
   $("sign-in").hidden = true;
   $("chat").hidden = false;
   $("sign-out").hidden = false;
+  let welcome;
   try {
-    const welcome = await client.connect();
-    $("me").textContent = `${welcome.user.name} (${welcome.user.id})`;
-    if (credentials.name) localStorage.setItem("chat.user", welcome.user.id);
+    welcome = await client.connect();
   } catch (err) {
-    signOut();
-    $("sign-in-error").textContent = err.message;
+    if (client === me) {
+      signOut();
+      $("sign-in-error").textContent = err.message;
+    }
     return;
   }
-  const saved = JSON.parse(localStorage.getItem("chat.rooms") ?? "null");
-  for (const room of Array.isArray(saved) && saved.length ? saved : DEFAULT_ROOMS) await joinRoom(room);
+  welcomed = true;
+  $("me").textContent = `${welcome.user.name} (${welcome.user.id})`;
+  if (credentials.name) localStorage.setItem("chat.user", welcome.user.id);
+  for (const room of savedRooms()) {
+    if (client !== me) return; // signed out meanwhile
+    await joinRoom(room);
+  }
 }
+
+/** The rooms this user had open last time in this browser. */
+function savedRooms() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(roomsKey()) ?? "null");
+    if (Array.isArray(saved) && saved.length) return saved.filter((r) => typeof r === "string");
+  } catch {
+    // Unreadable: start from the default.
+  }
+  return DEFAULT_ROOMS;
+}
+
+const roomsKey = () => `chat.rooms.${client?.welcome?.user.id ?? ""}`;
 
 function signOut() {
   client?.close();
   client = null;
+  for (const view of views.values()) clearTyping(view);
+  clearTimeout(typingStopTimer);
   views.clear();
   current = null;
   renderAll();
   $("me").textContent = "";
+  $("text").value = "";
+  $("notice").textContent = "";
+  showError("");
+  showState({ state: "idle" });
   $("sign-in").hidden = false;
   $("chat").hidden = true;
   $("sign-out").hidden = true;
@@ -164,6 +213,7 @@ function showState({ state, node, delayMs, reason }) {
   else if (state === "reconnecting" && delayMs !== undefined)
     status.textContent = `Reconnecting in ${(delayMs / 1000).toFixed(1)} s…`;
   else if (state === "reconnecting") status.textContent = "Reconnecting…";
+  else if (state === "idle") status.textContent = "Not connected";
   else status.textContent = reason ? `Disconnected: ${reason}` : "Disconnected";
 }
 
@@ -176,10 +226,7 @@ function showError(message) {
 function roomView(room) {
   const key = `room:${room}`;
   if (!views.has(key)) {
-    views.set(key, {
-      key, kind: "room", id: room, title: `# ${room}`, messages: [], unread: 0, members: [],
-      typing: new Map(), complete: false,
-    });
+    views.set(key, newView(key, "room", room, `# ${room}`));
   }
   return views.get(key);
 }
@@ -187,12 +234,23 @@ function roomView(room) {
 function dmView(userId, name) {
   const key = `dm:${userId}`;
   if (!views.has(key)) {
-    views.set(key, {
-      key, kind: "dm", id: userId, title: `@ ${name}`, messages: [], unread: 0, members: [],
-      typing: new Map(), complete: true,
-    });
+    const dms = [...views.values()].filter((v) => v.kind === "dm" && v.key !== current);
+    if (dms.length >= MAX_DM_VIEWS) views.delete(dms.sort((a, b) => a.active - b.active)[0].key);
+    views.set(key, { ...newView(key, "dm", userId, `@ ${name}`), complete: true });
   }
   return views.get(key);
+}
+
+function newView(key, kind, id, title) {
+  return {
+    key, kind, id, title, messages: [], unread: 0, members: [], typing: new Map(),
+    complete: false, resets: 0, typingSentAt: 0, active: Date.now(),
+  };
+}
+
+function clearTyping(view) {
+  for (const { timer } of view.typing.values()) clearTimeout(timer);
+  view.typing.clear();
 }
 
 async function joinRoom(room) {
@@ -207,36 +265,53 @@ async function joinRoom(room) {
   }
 }
 
-function resetRoom(view, joined) {
+/**
+ * Starts a room's view from a `joined`: on join, and after a reconnect that
+ * could not replay everything missed (`gap`: a marker says so).
+ */
+function resetRoom(view, joined, { gap = false } = {}) {
   view.messages = joined.history.slice(-MAX_MESSAGES_PER_VIEW);
-  view.complete = view.messages.length === 0 || view.messages[0].seq <= 1;
+  if (gap) view.messages.unshift({ gap: true, seq: 0 });
+  view.complete = joined.history.length === 0 || joined.history[0].seq <= 1;
   view.members = joined.members;
+  view.resets += 1; // a page of older messages still loading belongs to the old start
+  clearTyping(view);
   if (view.key === current) renderAll();
+  else renderSidebar();
 }
 
 async function leaveRoom(view) {
-  if (!view || view.kind !== "room") {
-    views.delete(view.key);
-  } else {
+  if (!view) return;
+  if (view.kind === "room") {
+    stopTyping(view);
     try {
       await client.leave(view.id);
     } catch (err) {
       showError(`Could not leave ${view.id}: ${err.message}`);
       return;
     }
-    views.delete(view.key);
-    saveRooms();
   }
-  current = views.keys().next().value ?? null;
+  dropView(view);
+}
+
+function dropView(view) {
+  if (view.key === current) clearTimeout(typingStopTimer);
+  view.typingSentAt = 0;
+  clearTyping(view);
+  views.delete(view.key);
+  if (view.kind === "room") saveRooms();
+  if (current === view.key) current = views.keys().next().value ?? null;
   renderAll();
 }
 
 function saveRooms() {
   const rooms = [...views.values()].filter((v) => v.kind === "room").map((v) => v.id);
-  localStorage.setItem("chat.rooms", JSON.stringify(rooms));
+  localStorage.setItem(roomsKey(), JSON.stringify(rooms));
 }
 
 function select(key) {
+  const previous = views.get(current);
+  if (previous && previous.key !== key) stopTyping(previous);
   current = key;
   const view = views.get(key);
   if (view) view.unread = 0;
@@ -244,16 +319,24 @@ function select(key) {
   $("text").focus();
 }
 
+/** Whether "Load older messages" has anything to do. */
+const canLoadOlder = (view) =>
+  view?.kind === "room" && !view.complete && view.messages.length < MAX_MESSAGES_PER_VIEW &&
+  !view.messages[0]?.gap;
+
 async function loadOlder() {
   const view = views.get(current);
-  if (!view || view.kind !== "room" || view.complete || view.loading) return;
+  if (!canLoadOlder(view) || view.loading) return;
   view.loading = true;
+  const resets = view.resets;
   const scroller = $("scroller");
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   try {
     const before = view.messages[0]?.seq;
     const page = await client.history(view.id, { before, limit: HISTORY_PAGE_MESSAGES });
-    view.messages = page.concat(view.messages).slice(0, MAX_MESSAGES_PER_VIEW);
+    if (view.resets !== resets) return; // the room started afresh meanwhile
+    // Older pages stop at the cap, so the newest messages are never dropped.
+    view.messages = page.slice(-(MAX_MESSAGES_PER_VIEW - view.messages.length)).concat(view.messages);
     view.complete = page.length === 0 || page[0].seq <= 1;
   } catch (err) {
     showError(`Could not load older messages: ${err.message}`);
@@ -270,10 +353,12 @@ async function loadOlder() {
 
 function add(view, message) {
   view.messages.push(message);
+  view.active = Date.now();
   if (view.messages.length > MAX_MESSAGES_PER_VIEW) {
     view.messages.shift();
     view.complete = false;
   }
+  clearTimeout(view.typing.get(message.from.id)?.timer);
   view.typing.delete(message.from.id);
   if (view.key === current) {
     const scroller = $("scroller");
@@ -282,7 +367,7 @@ function add(view, message) {
     if ($("messages").children.length > MAX_MESSAGES_PER_VIEW) $("messages").firstChild.remove();
     if (atBottom || message.from.id === client?.welcome?.user.id) scroller.scrollTop = scroller.scrollHeight;
     renderTyping();
-  } else {
+  } else if (message.from.id !== client?.welcome?.user.id) {
     view.unread += 1;
     renderSidebar();
   }
@@ -323,9 +408,8 @@ function onTyping() {
   const view = views.get(current);
   if (!view || view.kind !== "room" || !client) return;
   const now = Date.now();
-  if (now - typingSentAt > TYPING_REPEAT_MS && $("text").value) {
-    client.typing(view.id, "start");
-    typingSentAt = now;
+  if (now - view.typingSentAt > TYPING_REPEAT_MS && $("text").value) {
+    if (client.typing(view.id, "start")) view.typingSentAt = now;
   }
   clearTimeout(typingStopTimer);
   typingStopTimer = setTimeout(() => stopTyping(view), TYPING_IDLE_MS);
@@ -333,8 +417,9 @@ function onTyping() {
 
 function stopTyping(view) {
   clearTimeout(typingStopTimer);
-  if (typingSentAt && view.kind === "room") client?.typing(view.id, "stop");
-  typingSentAt = 0;
+  // Only to a room still joined, and only after a start went out.
+  if (view.typingSentAt && views.get(view.key) === view) client?.typing(view.id, "stop");
+  view.typingSentAt = 0;
 }
 
 async function sendText() {
@@ -345,24 +430,32 @@ async function sendText() {
   input.value = "";
   stopTyping(view);
   showError("");
+  // Sending the text that just failed again reuses its key: if the first
+  // try was stored after all (`unavailable`, `timeout`), it is not stored twice.
+  const clientId = view.failed?.text === text ? view.failed.clientId : undefined;
+  view.failed = undefined;
   try {
-    if (view.kind === "room") await client.send(view.id, text);
-    else await client.dm(view.id, text);
+    if (view.kind === "room") await client.send(view.id, text, { clientId });
+    else await client.dm(view.id, text, { clientId });
   } catch (err) {
-    showError(`Not sent: ${err.message}`);
-    if (!input.value) input.value = text;
+    showError(`Not sent (${err.code}): ${err.message}. Press Send to try again.`);
+    if (err.clientId) view.failed = { text, clientId: err.clientId };
+    if (!input.value && view.key === current) input.value = text;
   }
 }
 
 // ---- rendering -------------------------------------------------------------
 
 function messageItem(message) {
+  if (message.gap) {
+    return el("li", { class: "gap" }, "Some messages from while you were away could not be recovered.");
+  }
   const time = new Date(message.ts);
   return el(
     "li",
     { class: "message", "data-seq": message.seq },
     el("time", { dateTime: time.toISOString(), textContent: time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) }),
-    el("span", { class: "from", textContent: message.from.name }),
+    el("span", { class: "from", title: message.from.id, textContent: message.from.name }),
     el("span", { class: "text", textContent: message.text }),
   );
 }
@@ -393,7 +486,7 @@ function renderMessages() {
   $("leave").textContent = view?.kind === "dm" ? "Close" : "Leave";
   $("text").disabled = !view;
   $("composer").querySelector("button").disabled = !view;
-  $("older").hidden = !view || view.kind !== "room" || view.complete;
+  $("older").hidden = !canLoadOlder(view);
   $("messages").replaceChildren(...(view ? view.messages.map(messageItem) : []));
   $("scroller").scrollTop = $("scroller").scrollHeight;
 }

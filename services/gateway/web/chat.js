@@ -9,7 +9,8 @@
  * - requests get an `id` and resolve with their reply, or reject with a
  *   {@link ChatError} (the server's `error` frame, or `timeout`);
  * - frames sent before `welcome`, or while reconnecting, wait in a bounded
- *   queue and go out after the next `welcome`;
+ *   queue and go out after the next `welcome`, paced below the connection's
+ *   rate limit from `welcome.limits`;
  * - a lost connection is reopened with exponential backoff and jitter, every
  *   room is joined again with `since`, so missed messages arrive as ordinary
  *   `message` events, and requests whose reply was lost are sent again
@@ -57,6 +58,8 @@
  *   for the connection, at most; more are refused with `queue_full`
  * @property {number} [dmSeqsPerConversation=1000] DM seqs remembered per
  *   conversation for dropping repeats
+ * @property {number} [maxDmConversations=1000] conversations whose DM seqs are
+ *   remembered; the least recently active is forgotten first
  * @property {typeof WebSocket} [WebSocket] a WebSocket implementation, where
  *   there is no global one
  */
@@ -76,14 +79,28 @@ export class ChatError extends Error {
     this.code = code;
     /** @type {number | undefined} */
     this.retryAfterMs = retryAfterMs;
+    /**
+     * With a failed `send` or `dm`: its idempotency key. Retry with it
+     * (`{clientId}`): after `unavailable` or `timeout` the message may
+     * have been stored, and the same key keeps it from being stored twice.
+     * @type {string | undefined}
+     */
+    this.clientId = undefined;
   }
 }
 
 /** Close codes after which the client does not reconnect by itself. */
 const TERMINAL_CLOSE_CODES = new Set([1008]);
 
-/** Request types that are safe to send again when their reply was lost. */
-const RETRIED_TYPES = new Set(["join", "leave", "send", "dm", "members", "history", "ping"]);
+/**
+ * A connection that stayed open this long resets the backoff; one that a
+ * server closes sooner (a 4008 or 1011 loop) keeps backing off.
+ */
+const STABLE_CONNECTION_MS = 5000;
+/** Heartbeat assumed when `welcome` names none. */
+const DEFAULT_HEARTBEAT_MS = 25000;
+/** Re-join failures worth trying again while connected. */
+const TRANSIENT_CODES = new Set(["rate_limited", "unavailable", "timeout"]);
 
 /**
  * Reconnect delay before attempt `attempt` (0-based): exponential, capped,
@@ -144,6 +161,7 @@ export class ChatClient {
       reconnectMaxMs: 30000,
       maxPendingRequests: 500,
       dmSeqsPerConversation: 1000,
+      maxDmConversations: 1000,
       ...options,
     };
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
@@ -161,10 +179,23 @@ export class ChatClient {
     this.rooms = new Map();
     /** @type {Map<string, Map<string, User>>} online members of each joined room */
     this.rosters = new Map();
-    /** @type {Map<string, SeenSeqs>} DM seqs seen, by the other user's id */
+    /** @type {Map<string, SeenSeqs>} DM seqs seen, by the other user's id, least recent first */
     this.dmSeen = new Map();
-    /** @type {Map<number, {frame: Object, resolve: Function, reject: Function, timer: any, sent: boolean}>} */
+    /**
+     * Requests waiting for their reply, in the order they were made.
+     * `internal` ones (re-joins, liveness pings) belong to one socket.
+     * @type {Map<number, {frame: Object, resolve: Function, reject: Function, timer: any, sent: boolean, internal: boolean}>}
+     */
     this.pending = new Map();
+    /** Requests waiting for a rate token, oldest first (a subset of `pending`). */
+    this.outbox = [];
+    /** The server's per-connection rate, mirrored so that queued frames never trip it. */
+    this.rate = { perSecond: 1, tokens: 0, at: 0 };
+    this.pumpTimer = null;
+    this.welcomeTimer = null;
+    this.openedAt = 0;
+    /** Bumped by every open() and close(): a stale async open() gives up. */
+    this.generation = 0;
     /** @type {Map<string, Set<Function>>} */
     this.handlers = new Map();
     this.nextId = 1;
@@ -187,8 +218,10 @@ export class ChatClient {
    * frames), `roster` (`{room, members}` after any change), `rejoined`
    * (`{room, recovered, joined}` after a reconnect: when `recovered` is false
    * the room's earlier messages may have gaps, so start again from
-   * `joined.history`), `state` (`{state, node?, delayMs?, attempt?, code?, reason?}`),
-   * `welcome`, and `error` (an `error` frame no request was waiting for).
+   * `joined.history`), `rejoin_failed` (`{room, error}`: the room could not be
+   * joined again, for example `forbidden` with a new token, and is dropped),
+   * `state` (`{state, node?, delayMs?, attempt?, code?, reason?}`), `welcome`,
+   * and `error` (an `error` frame no request was waiting for).
    * @param {string} type
    * @param {(event: any) => void} handler
    * @returns {() => void}
@@ -240,26 +273,34 @@ export class ChatClient {
     return this.firstWelcome.promise;
   }
 
-  /** Closes the connection for good; pending requests reject with `closed`. */
+  /**
+   * Closes the connection for good: waiting requests reject with `closed`,
+   * and the client forgets its rooms. `connect()` starts afresh.
+   */
   close() {
+    this.generation += 1;
     this.setState("closed", { reason: "closed by the client" });
     clearTimeout(this.reconnectTimer);
     this.dropSocket(1000, "bye");
     this.rejectAll(new ChatError("closed", "the client was closed"));
     this.firstWelcome?.reject(new ChatError("closed", "the client was closed"));
     this.firstWelcome = null;
+    this.rooms.clear();
+    this.rosters.clear();
   }
 
   async open() {
+    const generation = ++this.generation;
     this.setState(this.attempt === 0 ? "connecting" : "reconnecting", { attempt: this.attempt });
     let url;
     try {
       url = await this.connectUrl();
     } catch (err) {
-      this.scheduleReconnect(0, `no token: ${err?.message ?? err}`);
+      if (generation === this.generation) this.scheduleReconnect(0, `no token: ${err?.message ?? err}`);
       return;
     }
-    if (this.state === "closed") return;
+    // close(), or another open(), happened while the token was fetched.
+    if (generation !== this.generation) return;
     let socket;
     try {
       socket = new this.WebSocket(url);
@@ -269,7 +310,7 @@ export class ChatClient {
     }
     this.socket = socket;
     // No welcome in time: give up on this socket and try again.
-    const welcomeTimer = setTimeout(() => {
+    this.welcomeTimer = setTimeout(() => {
       if (this.socket === socket && this.state !== "open") this.lost(socket, 0, "no welcome in time");
     }, this.options.requestTimeoutMs);
     socket.onmessage = (event) => {
@@ -281,19 +322,12 @@ export class ChatClient {
       } catch {
         return;
       }
-      if (frame.type === "welcome") clearTimeout(welcomeTimer);
       this.receive(frame);
     };
-    socket.onclose = (event) => {
-      clearTimeout(welcomeTimer);
-      if (this.socket === socket) this.lost(socket, event.code, event.reason);
-    };
-    socket.onerror = () => {
-      // Browsers follow an error with a close event; some WebSocket
-      // implementations (Node 20's) do not when the connect fails.
-      clearTimeout(welcomeTimer);
-      if (this.socket === socket) this.lost(socket, 1006, "connection failed");
-    };
+    socket.onclose = (event) => this.lost(socket, event.code, event.reason);
+    // Browsers follow an error with a close event; Node 20's WebSocket does
+    // not when the connect fails.
+    socket.onerror = () => this.lost(socket, 1006, "connection failed");
   }
 
   async connectUrl() {
@@ -310,6 +344,9 @@ export class ChatClient {
     const socket = this.socket;
     this.socket = null;
     clearInterval(this.livenessTimer);
+    clearTimeout(this.welcomeTimer);
+    clearTimeout(this.pumpTimer);
+    this.outbox = [];
     if (!socket) return;
     socket.onmessage = socket.onclose = socket.onerror = null;
     try {
@@ -322,10 +359,18 @@ export class ChatClient {
   lost(socket, code, reason) {
     if (this.socket !== socket) return;
     this.dropSocket(1000, "reconnecting");
-    for (const entry of this.pending.values()) {
-      if (entry.sent && !RETRIED_TYPES.has(entry.frame.type)) {
-        this.settle(entry.frame.id, null, new ChatError("closed", "the connection closed before the reply"));
+    if (this.openedAt && Date.now() - this.openedAt >= STABLE_CONNECTION_MS) this.attempt = 0;
+    this.openedAt = 0;
+    for (const entry of [...this.pending.values()]) {
+      if (entry.internal) {
+        // Re-joins and pings are made again for the next socket.
+        this.settle(entry.frame.id, null, new ChatError("closed", "the connection closed"));
+      } else if (entry.sent && code === 1009) {
+        // Sending it again would close the next connection too.
+        this.settle(entry.frame.id, null, new ChatError("too_large", "the server refused a frame over max_frame_bytes"));
       } else {
+        // Sent again after the next welcome: every request type is safe to
+        // repeat (send and dm carry a client_id).
         entry.sent = false;
       }
     }
@@ -358,8 +403,8 @@ export class ChatClient {
     clearInterval(this.livenessTimer);
     this.livenessTimer = setInterval(() => {
       if (this.socket !== socket || Date.now() - this.lastFrameAt < heartbeatMs) return;
-      this.request({ type: "ping" }, { timeoutMs: heartbeatMs }).catch(() => {
-        if (this.socket === socket) this.lost(socket, 0, "no reply to ping");
+      this.request({ type: "ping" }, { timeoutMs: heartbeatMs, internal: true }).catch((err) => {
+        if (err.code === "timeout") this.lost(socket, 0, "no reply to ping");
       });
     }, heartbeatMs);
   }
@@ -403,28 +448,57 @@ export class ChatClient {
 
   /** @param {Welcome} welcome */
   onWelcome(welcome) {
+    if (this.state === "open") return; // one per connection
+    clearTimeout(this.welcomeTimer);
     this.welcome = welcome;
+    this.openedAt = Date.now();
     // Anonymous mode: keep the user id the server made up, so that a
     // reconnect is the same user (same rosters, same DM conversations).
-    if (this.options.name && !this.options.token && !this.options.getToken) this.options.user = welcome.user.id;
-    this.attempt = 0;
-    this.setState("open", { node: welcome.node });
-    this.watchLiveness(this.socket, welcome.heartbeat_ms);
-    this.emit("welcome", welcome);
+    if (!this.options.token && !this.options.getToken) this.options.user = welcome.user.id;
+    const limits = welcome.limits ?? {};
+    // A tenth below the server's rate, so that timer jitter never trips it.
+    const perSecond = Math.min(
+      limits.messages_per_second || 20,
+      limits.user_messages_per_second || Infinity,
+    );
+    this.rate = { perSecond: Math.max(1, Math.floor(perSecond * 0.9)), tokens: 0, at: Date.now() };
+    this.rate.tokens = this.rate.perSecond;
+    this.state = "open";
+    this.watchLiveness(this.socket, Math.max(1000, welcome.heartbeat_ms || DEFAULT_HEARTBEAT_MS));
     // Rooms first, with `since`: the server handles frames in order, so a
     // queued send to one of these rooms finds it joined.
-    for (const [room, state] of this.rooms) {
-      const frame = { type: "join", room, since: state.seq };
-      if (state.epoch) frame.epoch = state.epoch;
-      this.request(frame)
-        .then((joined) => this.onRejoined(joined))
-        .catch((err) => this.emit("error", err));
-    }
+    for (const room of this.rooms.keys()) this.rejoin(room, this.socket);
     for (const entry of this.pending.values()) {
-      if (!entry.sent) this.transmit(entry);
+      if (!entry.sent && !entry.internal) this.outbox.push(entry);
     }
+    this.pump();
+    this.setState("open", { node: welcome.node });
+    this.emit("welcome", welcome);
     this.firstWelcome?.resolve(welcome);
     this.firstWelcome = null;
+  }
+
+  /**
+   * Joins `room` again on `socket` with `since`; tries again while the
+   * failure is transient, and otherwise gives the room up (`rejoin_failed`).
+   */
+  rejoin(room, socket) {
+    const state = this.rooms.get(room);
+    if (!state || this.socket !== socket) return;
+    const frame = { type: "join", room, since: state.seq };
+    if (state.epoch) frame.epoch = state.epoch;
+    this.request(frame, { internal: true })
+      .then((joined) => this.onRejoined(joined))
+      .catch((error) => {
+        if (error.code === "closed" || this.socket !== socket || !this.rooms.has(room)) return;
+        if (TRANSIENT_CODES.has(error.code)) {
+          setTimeout(() => this.rejoin(room, socket), error.retryAfterMs ?? this.options.reconnectInitialMs);
+          return;
+        }
+        this.rooms.delete(room);
+        this.rosters.delete(room);
+        this.emit("rejoin_failed", { room, error });
+      });
   }
 
   /** @param {Message} message */
@@ -443,11 +517,11 @@ export class ChatClient {
   onDm(dm) {
     const me = this.welcome?.user.id;
     const other = dm.from.id === me ? dm.to : dm.from.id;
-    let seen = this.dmSeen.get(other);
-    if (!seen) {
-      seen = new SeenSeqs(this.options.dmSeqsPerConversation);
-      this.dmSeen.set(other, seen);
-    }
+    const seen = this.dmSeen.get(other) ?? new SeenSeqs(this.options.dmSeqsPerConversation);
+    // Most recent last; the least recent conversation is forgotten first.
+    this.dmSeen.delete(other);
+    this.dmSeen.set(other, seen);
+    if (this.dmSeen.size > this.options.maxDmConversations) this.dmSeen.delete(this.dmSeen.keys().next().value);
     if (seen.add(dm.seq)) this.emit("dm", dm);
   }
 
@@ -489,14 +563,17 @@ export class ChatClient {
 
   /**
    * Sends a frame with a fresh `id`; resolves with its reply frame, rejects
-   * with a {@link ChatError}. Waits for the connection when there is none.
+   * with a {@link ChatError}. Waits for the connection when there is none,
+   * and for a rate token when the connection's rate is used up.
    * @param {Object} frame
-   * @param {{timeoutMs?: number}} [options]
+   * @param {{timeoutMs?: number, internal?: boolean}} [options] `internal`
+   *   requests (re-joins, pings) belong to the current socket and do not
+   *   count against `maxPendingRequests`
    * @returns {Promise<any>}
    */
-  request(frame, { timeoutMs = this.options.requestTimeoutMs } = {}) {
+  request(frame, { timeoutMs = this.options.requestTimeoutMs, internal = false } = {}) {
     if (this.state === "closed") return Promise.reject(new ChatError("closed", "the client is closed"));
-    if (this.pending.size >= this.options.maxPendingRequests) {
+    if (!internal && this.pending.size >= this.options.maxPendingRequests) {
       return Promise.reject(
         new ChatError("queue_full", `${this.pending.size} requests are already waiting`),
       );
@@ -506,15 +583,56 @@ export class ChatClient {
       const timer = setTimeout(() => {
         this.settle(id, null, new ChatError("timeout", `no reply to ${frame.type} within ${timeoutMs} ms`));
       }, timeoutMs);
-      const entry = { frame: { ...frame, id }, resolve, reject, timer, sent: false };
+      const entry = { frame: { ...frame, id }, resolve, reject, timer, sent: false, internal };
       this.pending.set(id, entry);
-      if (this.state === "open") this.transmit(entry);
+      if (this.state === "open") {
+        this.outbox.push(entry);
+        this.pump();
+      }
     });
   }
 
+  /** Refills the rate bucket; true (and one token less) when one is free. */
+  takeToken() {
+    const rate = this.rate;
+    const now = Date.now();
+    rate.tokens = Math.min(rate.perSecond, rate.tokens + ((now - rate.at) / 1000) * rate.perSecond);
+    rate.at = now;
+    if (rate.tokens < 1) return false;
+    rate.tokens -= 1;
+    return true;
+  }
+
+  /** Sends what the outbox holds, as fast as the rate allows. */
+  pump() {
+    clearTimeout(this.pumpTimer);
+    if (this.state !== "open" || !this.socket) return;
+    while (this.outbox.length) {
+      const entry = this.outbox[0];
+      if (this.pending.get(entry.frame.id) !== entry || entry.sent) {
+        this.outbox.shift(); // settled (timed out) while it waited
+        continue;
+      }
+      if (!this.takeToken()) break;
+      this.outbox.shift();
+      this.transmit(entry);
+    }
+    if (this.outbox.length) {
+      const waitMs = Math.ceil(((1 - this.rate.tokens) / this.rate.perSecond) * 1000);
+      this.pumpTimer = setTimeout(() => this.pump(), Math.max(1, waitMs));
+    }
+  }
+
   transmit(entry) {
+    const data = JSON.stringify(entry.frame);
+    const maxBytes = this.welcome?.limits?.max_frame_bytes;
+    if (maxBytes && new TextEncoder().encode(data).length > maxBytes) {
+      // The server would close the connection (1009) on it.
+      this.settle(entry.frame.id, null, new ChatError("too_large", `the frame is over ${maxBytes} bytes`));
+      return;
+    }
     try {
-      this.socket.send(JSON.stringify(entry.frame));
+      this.socket.send(data);
       entry.sent = true;
     } catch {
       // The socket is closing; the entry goes out after the next welcome.
@@ -526,8 +644,14 @@ export class ChatClient {
     if (!entry) return;
     this.pending.delete(id);
     clearTimeout(entry.timer);
-    if (error) entry.reject(error);
-    else entry.resolve(reply);
+    if (error) {
+      // A send or dm that failed can be retried with the same key, so that
+      // the server stores it once if the first try was stored after all.
+      if (entry.frame.client_id) error.clientId = entry.frame.client_id;
+      entry.reject(error);
+    } else {
+      entry.resolve(reply);
+    }
   }
 
   rejectAll(error) {
@@ -593,7 +717,8 @@ export class ChatClient {
    * @returns {boolean} whether it was sent
    */
   typing(room, state = "start") {
-    if (this.state !== "open" || !this.socket) return false;
+    // Typing is only worth sending live: it never waits for a rate token.
+    if (this.state !== "open" || !this.socket || this.outbox.length || !this.takeToken()) return false;
     try {
       this.socket.send(JSON.stringify({ type: "typing", room, state }));
       return true;

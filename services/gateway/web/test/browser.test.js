@@ -182,10 +182,13 @@ describe("one gateway on the embedded engine, as `make run`", () => {
     await page.locator("#title", { hasText: "# archive" }).waitFor();
     const notes = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => `note ${from + i}`);
     assert.deepEqual(await shownTexts(page), notes(71, 120), "the newest 50 on join");
-    await page.locator("#older").click();
+    // Scrolling to the top loads one older page, and keeps the place.
+    const scrollToTop = () => page.locator("#scroller").evaluate((scroller) => (scroller.scrollTop = 0));
+    await scrollToTop();
     await waitForText(page, "note 21");
     assert.deepEqual(await shownTexts(page), notes(21, 120));
-    await page.locator("#older").click();
+    assert.ok(await page.locator("#scroller").evaluate((scroller) => scroller.scrollTop > 0));
+    await scrollToTop();
     await waitForText(page, "note 1");
     assert.deepEqual(await shownTexts(page), notes(1, 120));
     await page.locator("#older").waitFor({ state: "hidden" });
@@ -209,5 +212,14 @@ describe("a gateway in jwt mode", () => {
     await page.locator("#status[data-state=open]").waitFor();
     await page.locator("#me", { hasText: "Erin (erin)" }).waitFor();
     await page.locator("#members li[data-user=erin]", { hasText: "Erin" }).waitFor();
+  });
+
+  browserTest("a token the gateway refuses sends the page back to sign-in with a reason", async ({ open }) => {
+    const page = await open(`${gw.httpUrl}/`);
+    await page.locator("#token").fill(mintToken("some-other-secret", "mallory"));
+    await page.locator("#sign-in-form button[type=submit]").click();
+    await page.locator("#sign-in-error", { hasText: "Could not connect" }).waitFor({ timeout: 15000 });
+    assert.ok(await page.locator("#sign-in-form").isVisible());
+    assert.equal(await page.locator("#status").getAttribute("data-state"), "idle");
   });
 });

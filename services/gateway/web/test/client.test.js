@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { ChatClient, ChatError, SeenSeqs, backoffDelay } from "../chat.js";
-import { eventually, freePort, startGateway, startRedis } from "./harness.js";
+import { eventually, freePort, mintToken, startGateway, startRedis } from "./harness.js";
 
 /** Collects a client's events of one type. */
 function record(client, type) {
@@ -83,11 +83,11 @@ describe("one gateway on the embedded engine", () => {
   });
 
   test("a request without a reply times out, and the client recovers", async () => {
-    const cal = client({ name: "cal", requestTimeoutMs: 400 });
+    const cal = client({ name: "cal" });
     await cal.connect();
     gw.signal("SIGSTOP");
     try {
-      await rejects(cal.ping(), "timeout");
+      await rejects(cal.request({ type: "ping" }, { timeoutMs: 400 }), "timeout");
     } finally {
       gw.signal("SIGCONT");
     }
@@ -108,6 +108,43 @@ describe("one gateway on the embedded engine", () => {
     assert.equal(dan.state, "closed");
     assert.equal(states.at(-1).code, 1008);
     await rejects(dan.ping(), "closed");
+  });
+
+  test("a burst over the rate limit is paced below it, not refused", async () => {
+    const fast = client({ name: "fast" });
+    await fast.connect();
+    assert.equal(fast.welcome.limits.messages_per_second, 20);
+    await fast.join("burst");
+    const started = Date.now();
+    const acks = await Promise.all(Array.from({ length: 45 }, (_, i) => fast.send("burst", `b${i}`)));
+    assert.deepEqual(acks.map((a) => a.seq), Array.from({ length: 45 }, (_, i) => i + 1));
+    // 18 go at once (a tenth under the burst of 20), the rest at 18 a second.
+    assert.ok(Date.now() - started >= 1000, "paced");
+  });
+
+  test("a frame over max_frame_bytes is refused locally and the connection stays", async () => {
+    const big = client({ name: "big" });
+    const states = record(big, "state");
+    await big.connect();
+    await big.join("big");
+    const error = await big.send("big", "x".repeat(70000)).catch((err) => err);
+    assert.equal(error.code, "too_large");
+    assert.ok(error.clientId, "the key to retry with");
+    assert.equal((await big.send("big", "small")).seq, 1);
+    assert.deepEqual(states.map((s) => s.state), ["connecting", "open"]);
+  });
+
+  test("close() while a token is being fetched stays closed", async () => {
+    let release;
+    const slow = client({ getToken: () => new Promise((resolve) => (release = resolve)) });
+    const connecting = slow.connect();
+    await eventually("getToken to be called", () => release);
+    slow.close();
+    release("too-late");
+    await rejects(connecting, "closed");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(slow.state, "closed");
+    assert.equal(slow.socket, null);
   });
 
   test("a full request queue refuses more", async () => {
@@ -192,6 +229,37 @@ describe("two gateways on one Redis", () => {
     assert.deepEqual(dms.map((d) => d.seq), [1, 2]);
     hal.close();
     ivy.close();
+  });
+});
+
+describe("a gateway in jwt mode", () => {
+  const secret = "client-test-secret";
+  let gw;
+  before(async () => {
+    gw = await startGateway({ nodeId: "jwt", env: { CHAT_AUTH__MODE: "jwt", CHAT_AUTH__HS256_SECRET: secret } });
+  });
+  after(() => gw?.stop());
+
+  test("getToken is asked before every attempt; a room the new token forbids is dropped", async () => {
+    const tokens = [
+      mintToken(secret, "kim", "Kim", ["team-*"]),
+      mintToken(secret, "kim", "Kim", ["other"]),
+    ];
+    let asked = 0;
+    const kim = new ChatClient(gw.wsUrl, { getToken: () => tokens[Math.min(asked++, 1)], reconnectInitialMs: 50 });
+    const failed = record(kim, "rejoin_failed");
+    await kim.connect();
+    await kim.join("team-red");
+    await rejects(kim.join("blue"), "forbidden");
+    await gw.kill();
+    gw = await gw.restart();
+    await eventually("the room to be given up", () => failed.length === 1, 15000);
+    assert.equal(failed[0].room, "team-red");
+    assert.equal(failed[0].error.code, "forbidden");
+    assert.equal(kim.state, "open");
+    assert.ok(asked >= 2);
+    assert.deepEqual([...kim.rooms.keys()], []);
+    kim.close();
   });
 });
 

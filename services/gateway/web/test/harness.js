@@ -141,8 +141,8 @@ export async function startGateway({ redisUrl = null, nodeId = "gw", env = {}, p
 }
 
 /** A gateway's `gateway token` subcommand: a development JWT. */
-export function mintToken(secret, sub, name) {
-  const args = ["token", "--sub", sub, ...(name ? ["--name", name] : [])];
+export function mintToken(secret, sub, name, rooms) {
+  const args = ["token", "--sub", sub, ...(name ? ["--name", name] : []), ...(rooms ? ["--rooms", rooms.join(",")] : [])];
   const env = { PATH: process.env.PATH, CHAT_AUTH__HS256_SECRET: secret };
   return execFileSync(path.join(binDir, "gateway"), args, { env }).toString().trim();
 }
