@@ -75,7 +75,7 @@ impl Application {
                         offline_ttl: Duration::from_millis(settings.dm.offline_ttl_ms),
                     },
                     lease: Duration::from_millis(settings.presence.lease_ms),
-                    node_id: Arc::from(settings.node_id.as_str()),
+                    node_id: RedisEngineSettings::incarnation(&settings.node_id),
                 };
                 Self::build_with_engine(settings, |sink, metrics| RedisEngine::connect(redis_settings, sink, metrics))
                     .await

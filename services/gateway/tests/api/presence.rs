@@ -5,19 +5,26 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{Client, GatewayProcess, PresenceProcess, RedisServer};
+use crate::helpers::{redis_node_name, Client, GatewayProcess, PresenceProcess, RedisServer};
 
 /// The gateways' lease in these tests, in milliseconds.
 const LEASE_MS: u64 = 2_000;
 
 fn gateway(redis: &RedisServer, node: &str) -> GatewayProcess {
-    GatewayProcess::start(&[
+    gateway_with(redis, node, &[])
+}
+
+fn gateway_with(redis: &RedisServer, node: &str, extra: &[(&str, &str)]) -> GatewayProcess {
+    let (url, lease) = (redis.url(), LEASE_MS.to_string());
+    let mut env = vec![
         ("CHAT_ENGINE", "redis"),
-        ("CHAT_REDIS__URL", &redis.url()),
+        ("CHAT_REDIS__URL", url.as_str()),
         ("CHAT_NODE_ID", node),
-        ("CHAT_PRESENCE__LEASE_MS", &LEASE_MS.to_string()),
+        ("CHAT_PRESENCE__LEASE_MS", lease.as_str()),
         ("CHAT_LIMITS__MAX_CONNECTIONS", "5000"),
-    ])
+    ];
+    env.extend_from_slice(extra);
+    GatewayProcess::start(&env)
 }
 
 fn presence(redis: &RedisServer, replica: &str) -> PresenceProcess {
@@ -106,6 +113,29 @@ async fn a_sigkilled_gateways_users_go_offline_within_the_lease() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_restarted_under_the_same_node_id_does_not_hide_its_crashed_sessions() {
+    // A container restarted in place keeps its host name, so its node_id.
+    let redis = RedisServer::start();
+    let _presence = presence(&redis, "p");
+    let one_each = [("CHAT_LIMITS__MAX_CONNECTIONS_PER_USER", "1")];
+    let mut crashed = gateway_with(&redis, "gw-again", &one_each);
+    let stays = gateway_with(&redis, "gw-stays", &one_each);
+    let mut watcher = connect(&stays, "watcher").await;
+    watcher.join("lobby").await;
+    let mut victim = connect(&crashed, "victim").await;
+    victim.join("lobby").await;
+    assert_eq!(watcher.recv_type("presence").await["state"], "online");
+    crashed.signal("KILL");
+    crashed.wait_exit(Duration::from_secs(3));
+    let again = gateway_with(&redis, "gw-again", &one_each);
+    // The crashed start's sessions are swept although "gw-again" is alive…
+    wait_offline(&mut watcher, &[("lobby", "victim")], Duration::from_millis(LEASE_MS + 2_000)).await;
+    // …so its users' connection slots are free again.
+    let mut back = connect(&again, "victim").await;
+    assert_eq!(back.join("lobby").await["members"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_presence_service_started_late_catches_up() {
     let redis = RedisServer::start();
     let mut doomed = gateway(&redis, "gw-doomed");
@@ -178,6 +208,7 @@ async fn a_thousand_member_room_is_swept_in_bounded_time() {
         assert_eq!(c.recv_type("joined").await["room"], "big");
     }
     assert_eq!(redis.cli(&["hlen", "chat:{r:big}:pnames"]).trim(), USERS.to_string());
+    let node = redis_node_name(&redis, "gw-doomed");
     doomed.signal("KILL");
     doomed.wait_exit(Duration::from_secs(3));
     let killed = Instant::now();
@@ -186,6 +217,6 @@ async fn a_thousand_member_room_is_swept_in_bounded_time() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("1000-member room swept {:?} after the kill (lease {LEASE_MS} ms)", killed.elapsed());
-    assert_eq!(redis.cli(&["scard", "chat:node:{gw-doomed}:sessions"]).trim(), "0");
+    assert_eq!(redis.cli(&["scard", &format!("chat:node:{{{node}}}:sessions")]).trim(), "0");
     drop(crowd);
 }

@@ -62,7 +62,23 @@ pub struct RedisEngineSettings {
     /// What history keeps, and for how long.
     pub history: StoreSettings,
     pub lease: Duration,
+    /// This process's name in Redis: its lease, its list of sessions and
+    /// rooms. Unique per process start (see [`RedisEngineSettings::incarnation`]).
     pub node_id: Arc<str>,
+}
+
+impl RedisEngineSettings {
+    /// `node_id` plus a random suffix: the name of this start of the node.
+    ///
+    /// A gateway restarted under the same `node_id` (a container restarted
+    /// in place keeps its host name) must not take over the lease of the
+    /// process that crashed: that lease would then never lapse, and the
+    /// presence service would never free the crashed sessions' presence and
+    /// per-user connection slots.
+    pub fn incarnation(node_id: &str) -> Arc<str> {
+        let suffix: u32 = rand::random();
+        Arc::from(format!("{node_id}~{suffix:08x}"))
+    }
 }
 
 /// See the module documentation.
