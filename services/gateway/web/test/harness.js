@@ -140,6 +140,26 @@ export async function startGateway({ redisUrl = null, nodeId = "gw", env = {}, p
   return gateway;
 }
 
+/**
+ * The presence service: it clears the sessions of crashed gateways, which
+ * otherwise count against the per-user connection limit until Redis forgets them.
+ */
+export async function startPresence(redisUrl) {
+  const port = await freePort();
+  const env = {
+    PATH: process.env.PATH,
+    CHAT_LISTEN: `127.0.0.1:${port}`,
+    CHAT_REDIS__URL: redisUrl,
+    CHAT_LOG__LEVEL: "warn",
+  };
+  const child = run(path.join(binDir, "presence"), [], env, "presence");
+  await eventually("presence to be ready", async () => {
+    if (child.failed()) throw new Error(`exited: ${child.stderrTail()}`);
+    return (await fetch(`http://127.0.0.1:${port}/readyz`)).ok;
+  });
+  return { port, stop: () => stop(child) };
+}
+
 /** A gateway's `gateway token` subcommand: a development JWT. */
 export function mintToken(secret, sub, name, rooms) {
   const args = ["token", "--sub", sub, ...(name ? ["--name", name] : []), ...(rooms ? ["--rooms", rooms.join(",")] : [])];
