@@ -487,8 +487,7 @@ export class ChatClient {
     if (!state || this.socket !== socket) return;
     const frame = { type: "join", room, since: state.seq };
     if (state.epoch) frame.epoch = state.epoch;
-    this.request(frame, { internal: true })
-      .then((joined) => this.onRejoined(joined))
+    this.request(frame, { internal: true, onReply: (joined) => this.onRejoined(joined) })
       .catch((error) => {
         if (error.code === "closed" || this.socket !== socket || !this.rooms.has(room)) return;
         if (TRANSIENT_CODES.has(error.code)) {
@@ -566,12 +565,14 @@ export class ChatClient {
    * with a {@link ChatError}. Waits for the connection when there is none,
    * and for a rate token when the connection's rate is used up.
    * @param {Object} frame
-   * @param {{timeoutMs?: number, internal?: boolean}} [options] `internal`
-   *   requests (re-joins, pings) belong to the current socket and do not
-   *   count against `maxPendingRequests`
+   * @param {{timeoutMs?: number, internal?: boolean, onReply?: (reply: any) => void}} [options]
+   *   `internal` requests (re-joins, pings) belong to the current socket and
+   *   do not count against `maxPendingRequests`; `onReply` runs as the reply
+   *   is read, before any later frame (a promise continuation may run after
+   *   the frames that followed, as with Node's WebSocket)
    * @returns {Promise<any>}
    */
-  request(frame, { timeoutMs = this.options.requestTimeoutMs, internal = false } = {}) {
+  request(frame, { timeoutMs = this.options.requestTimeoutMs, internal = false, onReply } = {}) {
     if (this.state === "closed") return Promise.reject(new ChatError("closed", "the client is closed"));
     if (!internal && this.pending.size >= this.options.maxPendingRequests) {
       return Promise.reject(
@@ -583,7 +584,7 @@ export class ChatClient {
       const timer = setTimeout(() => {
         this.settle(id, null, new ChatError("timeout", `no reply to ${frame.type} within ${timeoutMs} ms`));
       }, timeoutMs);
-      const entry = { frame: { ...frame, id }, resolve, reject, timer, sent: false, internal };
+      const entry = { frame: { ...frame, id }, resolve, reject, timer, sent: false, internal, onReply };
       this.pending.set(id, entry);
       if (this.state === "open") {
         this.outbox.push(entry);
@@ -650,6 +651,11 @@ export class ChatClient {
       if (entry.frame.client_id) error.clientId = entry.frame.client_id;
       entry.reject(error);
     } else {
+      try {
+        entry.onReply?.(reply);
+      } catch (err) {
+        console.error("chat: handling a reply failed", err);
+      }
       entry.resolve(reply);
     }
   }
@@ -667,17 +673,18 @@ export class ChatClient {
   async join(room, { limit } = {}) {
     const frame = { type: "join", room };
     if (limit !== undefined) frame.limit = limit;
-    const joined = await this.request(frame);
-    this.onJoined(joined);
-    return joined;
+    // The room's state is set as `joined` is read: its messages may follow
+    // in the same read, before this function resumes.
+    return this.request(frame, { onReply: (joined) => this.onJoined(joined) });
   }
 
   /** @param {string} room @returns {Promise<{room: string}>} */
-  async leave(room) {
-    const left = await this.request({ type: "leave", room });
-    this.rooms.delete(room);
-    this.rosters.delete(room);
-    return left;
+  leave(room) {
+    const forget = () => {
+      this.rooms.delete(room);
+      this.rosters.delete(room);
+    };
+    return this.request({ type: "leave", room }, { onReply: forget });
   }
 
   /**
@@ -700,13 +707,15 @@ export class ChatClient {
    * @param {{clientId?: string}} [options]
    * @returns {Promise<Ack>}
    */
-  async dm(to, text, { clientId = newClientId() } = {}) {
-    const ack = await this.request({ type: "dm", to, text, client_id: clientId });
+  dm(to, text, { clientId = newClientId() } = {}) {
     // The server echoes a DM to the sender's other connections only; this
-    // one learns of it from the ack, as a `dm` event like theirs.
-    const from = this.welcome?.user;
-    if (from) this.onDm({ type: "dm", from, to, text, ts: ack.ts, seq: ack.seq, client_id: clientId });
-    return ack;
+    // one learns of it from the ack, as a `dm` event like theirs, in the
+    // order the ack was read.
+    const echo = (ack) => {
+      const from = this.welcome?.user;
+      if (from) this.onDm({ type: "dm", from, to, text, ts: ack.ts, seq: ack.seq, client_id: clientId });
+    };
+    return this.request({ type: "dm", to, text, client_id: clientId }, { onReply: echo });
   }
 
   /**
