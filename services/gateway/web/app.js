@@ -169,7 +169,7 @@ async function signIn(credentials) {
   if (credentials.name) localStorage.setItem("chat.user", welcome.user.id);
   for (const room of savedRooms()) {
     if (client !== me) return; // signed out meanwhile
-    await joinRoom(room);
+    await joinRoom(room, { userAction: false });
   }
 }
 
@@ -253,13 +253,13 @@ function clearTyping(view) {
   view.typing.clear();
 }
 
-async function joinRoom(room) {
+async function joinRoom(room, { userAction = true } = {}) {
   if (!room || !client) return;
   try {
     const joined = await client.join(room);
     resetRoom(roomView(room), joined);
     saveRooms();
-    select(`room:${room}`);
+    select(`room:${room}`, { userAction });
   } catch (err) {
     showError(`Could not join ${room}: ${err.message}`);
   }
@@ -309,14 +309,18 @@ function saveRooms() {
   localStorage.setItem(roomsKey(), JSON.stringify(rooms));
 }
 
-function select(key) {
+/** Shows a room or conversation; `userAction` when the user asked for it. */
+function select(key, { userAction = true } = {}) {
   const previous = views.get(current);
   if (previous && previous.key !== key) stopTyping(previous);
   current = key;
   const view = views.get(key);
   if (view) view.unread = 0;
   renderAll();
-  $("text").focus();
+  // Into the message box; a room joined by the page itself (at sign-in)
+  // does not take the focus from a box the user is typing in.
+  const typingElsewhere = ["INPUT", "TEXTAREA"].includes(document.activeElement?.tagName);
+  if (userAction || !typingElsewhere) $("text").focus();
 }
 
 /** Whether "Load older messages" has anything to do. */
@@ -383,7 +387,7 @@ function onDm(dm) {
   const other = dm.from.id === me ? dm.to : dm.from.id;
   const view = dmView(other, dm.from.id === me ? other : dm.from.name);
   add(view, dm);
-  if (!current) select(view.key);
+  if (!current) select(view.key, { userAction: false });
 }
 
 function onTypingFrame(frame) {

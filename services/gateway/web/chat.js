@@ -213,7 +213,8 @@ export class ChatClient {
   /**
    * Subscribes to an event; returns a function that unsubscribes.
    *
-   * Events: `message` (a room {@link Message}, each seq once), `dm`
+   * Events: `joined` (the reply to {@link ChatClient#join}, before any
+   * message of the room that follows it), `message` (a room {@link Message}, each seq once), `dm`
    * ({@link DirectMessage}), `typing`, `presence`, `notice` (the server's
    * frames), `roster` (`{room, members}` after any change), `rejoined`
    * (`{room, recovered, joined}` after a reconnect: when `recovered` is false
@@ -536,6 +537,7 @@ export class ChatClient {
   onJoined(joined) {
     this.rooms.set(joined.room, { seq: joined.seq, epoch: joined.epoch ?? null });
     this.rosters.set(joined.room, new Map(joined.members.map((m) => [m.id, m])));
+    this.emit("joined", joined);
     this.emit("roster", { room: joined.room, members: joined.members });
   }
 

@@ -85,11 +85,11 @@ describe("one gateway on the embedded engine", () => {
   test("a request without a reply times out, and the client recovers", async () => {
     const cal = client({ name: "cal" });
     await cal.connect();
-    gw.signal("SIGSTOP");
+    await gw.pause();
     try {
       await rejects(cal.request({ type: "ping" }, { timeoutMs: 400 }), "timeout");
     } finally {
-      gw.signal("SIGCONT");
+      gw.resume();
     }
     assert.equal(typeof (await cal.ping()), "number");
   });

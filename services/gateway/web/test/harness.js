@@ -126,8 +126,14 @@ export async function startGateway({ redisUrl = null, nodeId = "gw", env = {}, p
     httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     pid: child.pid,
-    /** Sends a signal; SIGKILL is a crash, SIGSTOP a hung process. */
+    /** Sends a signal; SIGKILL is a crash. */
     signal: (name) => child.kill(name),
+    /** SIGSTOP, once the process is really stopped (Linux): a hung gateway. */
+    pause: async () => {
+      child.kill("SIGSTOP");
+      await eventually("the gateway to stop", () => processState(child.pid) === "T");
+    },
+    resume: () => child.kill("SIGCONT"),
     kill: () => stop(child, "SIGKILL"),
     stop: () => stop(child),
     /** The same gateway started again on the same port. */
@@ -158,6 +164,12 @@ export async function startPresence(redisUrl) {
     return (await fetch(`http://127.0.0.1:${port}/readyz`)).ok;
   });
   return { port, stop: () => stop(child) };
+}
+
+/** A process's state letter from /proc (R, S, T for stopped, …). */
+function processState(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
 }
 
 /** A gateway's `gateway token` subcommand: a development JWT. */

@@ -17,6 +17,7 @@ describe("the compose stack", { skip: !stack && "CHAT_STACK_HTTP is not set" }, 
     await page.locator("#token").fill(mintToken(secret, "stack-page", "Page"));
     await page.locator("#sign-in-form button[type=submit]").click();
     await page.locator("#status[data-state=open]").waitFor();
+    await page.locator("#rooms li", { hasText: "lobby" }).waitFor();
     await page.locator("#join-room").fill("stack-web");
     await page.locator("#join-room").press("Enter");
     await page.locator("#title", { hasText: "# stack-web" }).waitFor();
