@@ -89,6 +89,8 @@ export class ChatError extends Error {
   }
 }
 
+const utf8 = new TextEncoder();
+
 /** Close codes after which the client does not reconnect by itself. */
 const TERMINAL_CLOSE_CODES = new Set([1008]);
 
@@ -629,7 +631,8 @@ export class ChatClient {
   transmit(entry) {
     const data = JSON.stringify(entry.frame);
     const maxBytes = this.welcome?.limits?.max_frame_bytes;
-    if (maxBytes && new TextEncoder().encode(data).length > maxBytes) {
+    // A UTF-16 unit is at most 3 UTF-8 bytes: only a frame near the limit is encoded to count.
+    if (maxBytes && data.length * 3 > maxBytes && utf8.encode(data).length > maxBytes) {
       // The server would close the connection (1009) on it.
       this.settle(entry.frame.id, null, new ChatError("too_large", `the frame is over ${maxBytes} bytes`));
       return;
