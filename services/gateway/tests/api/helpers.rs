@@ -3,8 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +17,7 @@ use gateway::metrics::Metrics;
 use gateway::node::Node;
 use gateway::settings::EngineKind;
 use gateway::{Application, Settings, ShutdownHandle};
+pub use test_support::{free_port, workspace_binary, RedisCluster, RedisServer, ServiceProcess};
 
 /// How long a test waits for an expected frame.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
@@ -348,75 +347,33 @@ pub async fn admin_post(app: &TestApp, key: &str, path: &str, body: Value) -> (u
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// A free loopback port (for process tests that cannot use port 0).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A `gateway` process on a free port, killed on drop.
-pub struct GatewayProcess {
-    pub child: Child,
-    pub port: u16,
-}
+/// A `gateway` process (this package's binary) on a free port, killed on drop.
+pub struct GatewayProcess(ServiceProcess);
 
 impl GatewayProcess {
     pub fn start(env: &[(&str, &str)]) -> GatewayProcess {
         let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CHAT_LISTEN", format!("127.0.0.1:{port}"))
-            .env("CHAT_LOG__LEVEL", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("gateway binary runs");
-        let process = GatewayProcess { child, port };
-        process.wait_ready();
-        process
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("gateway process did not listen on {}", self.port);
+        let listen = format!("127.0.0.1:{port}");
+        let mut all = vec![("CHAT_LISTEN", listen.as_str()), ("CHAT_LOG__LEVEL", "warn")];
+        all.extend_from_slice(env);
+        GatewayProcess(ServiceProcess::start(env!("CARGO_BIN_EXE_gateway").into(), port, &all))
     }
 
     pub fn ws_url(&self, query: &str) -> String {
         format!("ws://127.0.0.1:{}/ws?{}", self.port, query)
     }
+}
 
-    /// Sends a signal by name (`TERM`, `INT`, `KILL`).
-    pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; returns how long it took.
-    pub fn wait_exit(&mut self, within: Duration) -> (Duration, std::process::ExitStatus) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (started.elapsed(), status);
-            }
-            assert!(started.elapsed() < within, "process still running after {within:?}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+impl std::ops::Deref for GatewayProcess {
+    type Target = ServiceProcess;
+    fn deref(&self) -> &ServiceProcess {
+        &self.0
     }
 }
 
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::DerefMut for GatewayProcess {
+    fn deref_mut(&mut self) -> &mut ServiceProcess {
+        &mut self.0
     }
 }
 
@@ -429,98 +386,6 @@ pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-/// A `redis-server` on a free loopback port, stopped on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<Child>,
-    dir: std::path::PathBuf,
-    args: Vec<String>,
-}
-
-fn redis_server_binary() -> &'static str {
-    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    CHECKED.get_or_init(|| {
-        if Command::new("redis-server").arg("--version").output().is_err() {
-            panic!(
-                "redis-server is not installed: run `make test` (it installs it) or `apt-get install -y redis-server`"
-            );
-        }
-    });
-    "redis-server"
-}
-
-impl RedisServer {
-    /// A standalone server without persistence.
-    pub fn start() -> RedisServer {
-        Self::start_with(&["--save", "", "--appendonly", "no"])
-    }
-
-    /// A server that fsyncs every write (survives `kill -9` with its data).
-    pub fn start_durable() -> RedisServer {
-        Self::start_with(&["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
-    }
-
-    pub fn start_with(extra: &[&str]) -> RedisServer {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("chat-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut args: Vec<String> = vec!["--port".into(), port.to_string(), "--bind".into(), "127.0.0.1".into()];
-        args.extend(["--dir".into(), dir.display().to_string()]);
-        args.extend(extra.iter().map(|a| a.to_string()));
-        let mut server = RedisServer { port, child: None, dir, args };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(redis_server_binary())
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if redis_cli(self.port, &["PING"]).trim() == "PONG" {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server on {} did not answer", self.port);
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILLs the server.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port with the same data directory.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    pub fn cli(&self, args: &[&str]) -> String {
-        redis_cli(self.port, args)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Runs `redis-cli -p PORT ARGS…` and returns its output.
 /// A gateway's name in Redis, `NODE_ID~INCARNATION` (each process start has
 /// its own), as listed in `chat:nodes`.
 pub fn redis_node_name(redis: &RedisServer, node_id: &str) -> String {
@@ -531,76 +396,6 @@ pub fn redis_node_name(redis: &RedisServer, node_id: &str) -> String {
         .find(|l| l.starts_with(&prefix))
         .map(str::to_owned)
         .unwrap_or_else(|| panic!("{node_id} not in {listed:?}"))
-}
-
-pub fn redis_cli(port: u16, args: &[&str]) -> String {
-    Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-        .unwrap_or_default()
-}
-
-/// A 3-master Redis Cluster on loopback.
-pub struct RedisCluster {
-    pub nodes: Vec<RedisServer>,
-}
-
-impl RedisCluster {
-    pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-            })
-            .collect();
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let mut args = vec!["--cluster", "create"];
-        args.extend(addrs.iter().map(String::as_str));
-        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
-        let created = Command::new("redis-cli").args(&args).output().expect("redis-cli runs");
-        assert!(created.status.success(), "cluster create: {}", String::from_utf8_lossy(&created.stderr));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ok = nodes.iter().all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"));
-            if ok {
-                break;
-            }
-            assert!(Instant::now() < deadline, "cluster did not reach cluster_state:ok");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        RedisCluster { nodes }
-    }
-
-    pub fn url(&self) -> String {
-        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
-        for (i, node) in self.nodes.iter().enumerate().skip(1) {
-            url.push_str(if i == 1 { "?" } else { "&" });
-            url.push_str(&format!("node=127.0.0.1:{}", node.port));
-        }
-        url
-    }
-
-    /// Every shard channel with a subscriber, across the masters.
-    pub fn shard_channels(&self) -> Vec<String> {
-        let mut all: Vec<String> = self
-            .nodes
-            .iter()
-            .flat_map(|n| n.cli(&["pubsub", "shardchannels"]).lines().map(str::to_owned).collect::<Vec<_>>())
-            .filter(|l| !l.is_empty())
-            .collect();
-        all.sort();
-        all
-    }
 }
 
 /// Starts `n` in-process gateways on one Redis URL.
@@ -642,74 +437,18 @@ pub async fn wait_ready(apps: &[TestApp]) {
     }
 }
 
-/// A binary of this workspace's `package` (same name), built once per test run.
-fn workspace_binary(package: &'static str) -> std::path::PathBuf {
-    static BUILT: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if !built.contains(&package) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo).args(["build", "--quiet", "-p", package]).status().expect("cargo runs");
-        assert!(status.success(), "building {package} failed");
-        built.push(package);
-    }
-    target.join("debug").join(package)
-}
-
-fn presence_binary() -> std::path::PathBuf {
-    workspace_binary("presence")
-}
-
-/// Waits until something listens on `port`.
-fn wait_listening(what: &str, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A `history` service process on a fixed port (kept across restarts),
 /// killed on drop.
-pub struct HistoryProcess {
-    child: Option<Child>,
-    pub port: u16,
-    redis_url: String,
-    extra: Vec<(String, String)>,
-}
+pub struct HistoryProcess(ServiceProcess);
 
 impl HistoryProcess {
     pub fn start(redis_url: &str, extra: &[(&str, &str)]) -> HistoryProcess {
-        let mut process = HistoryProcess {
-            child: None,
-            port: free_port(),
-            redis_url: redis_url.to_owned(),
-            extra: extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-        };
-        process.spawn();
-        process
-    }
-
-    fn spawn(&mut self) {
-        let mut command = Command::new(workspace_binary("history"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CHAT_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("CHAT_REDIS__URL", &self.redis_url)
-            .env("CHAT_LOG__LEVEL", "warn")
-            .envs(self.extra.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        self.child = Some(command.spawn().expect("history binary runs"));
-        wait_listening("history", self.port);
-    }
-
-    /// The URL gateways are given as `history.url`.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut env =
+            vec![("CHAT_LISTEN", listen.as_str()), ("CHAT_REDIS__URL", redis_url), ("CHAT_LOG__LEVEL", "warn")];
+        env.extend_from_slice(extra);
+        HistoryProcess(ServiceProcess::start(workspace_binary("history"), port, &env))
     }
 
     /// GET `path`: (status, JSON body).
@@ -723,67 +462,52 @@ impl HistoryProcess {
     pub async fn text(&self, path: &str) -> String {
         reqwest::get(format!("{}{path}", self.url())).await.unwrap().text().await.unwrap()
     }
+}
 
-    /// SIGKILL.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// A new process on the same port.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+impl std::ops::Deref for HistoryProcess {
+    type Target = ServiceProcess;
+    fn deref(&self) -> &ServiceProcess {
+        &self.0
     }
 }
 
-impl Drop for HistoryProcess {
-    fn drop(&mut self) {
-        self.kill();
+impl std::ops::DerefMut for HistoryProcess {
+    fn deref_mut(&mut self) -> &mut ServiceProcess {
+        &mut self.0
     }
 }
 
 /// A `presence` process, killed on drop.
-pub struct PresenceProcess {
-    pub child: Child,
-    pub port: u16,
-}
+pub struct PresenceProcess(ServiceProcess);
 
 impl PresenceProcess {
     pub fn start(redis_url: &str, replica: &str, extra: &[(&str, &str)]) -> PresenceProcess {
         let port = free_port();
-        let mut command = Command::new(presence_binary());
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CHAT_LISTEN", format!("127.0.0.1:{port}"))
-            .env("CHAT_REDIS__URL", redis_url)
-            .env("CHAT_REPLICA_ID", replica)
-            .env("CHAT_LOG__LEVEL", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("presence binary runs");
-        wait_listening("presence", port);
-        PresenceProcess { child, port }
+        let listen = format!("127.0.0.1:{port}");
+        let mut env = vec![
+            ("CHAT_LISTEN", listen.as_str()),
+            ("CHAT_REDIS__URL", redis_url),
+            ("CHAT_REPLICA_ID", replica),
+            ("CHAT_LOG__LEVEL", "warn"),
+        ];
+        env.extend_from_slice(extra);
+        PresenceProcess(ServiceProcess::start(workspace_binary("presence"), port, &env))
     }
 
     pub async fn get(&self, path: &str) -> Value {
-        reqwest::get(format!("http://127.0.0.1:{}{path}", self.port)).await.unwrap().json().await.unwrap()
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        reqwest::get(format!("{}{path}", self.url())).await.unwrap().json().await.unwrap()
     }
 }
 
-impl Drop for PresenceProcess {
-    fn drop(&mut self) {
-        self.kill();
+impl std::ops::Deref for PresenceProcess {
+    type Target = ServiceProcess;
+    fn deref(&self) -> &ServiceProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for PresenceProcess {
+    fn deref_mut(&mut self) -> &mut ServiceProcess {
+        &mut self.0
     }
 }

@@ -1,0 +1,15 @@
+//! What the tests of every crate share: real `redis-server` processes and
+//! Redis Clusters on free loopback ports, the workspace's service binaries as
+//! processes, and free ports. Nothing here is a mock: each helper starts the
+//! real thing and stops it on drop.
+//!
+//! # Layout
+//! - [`redis`]: [`RedisServer`], [`RedisCluster`], [`redis_cli`].
+//! - [`process`]: [`ServiceProcess`] (a workspace binary with an environment),
+//!   [`workspace_binary`], [`free_port`], [`wait_listening`].
+
+pub mod process;
+pub mod redis;
+
+pub use process::{free_port, wait_listening, workspace_binary, ServiceProcess};
+pub use redis::{redis_cli, RedisCluster, RedisServer};
