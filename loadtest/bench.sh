@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 bin=target/release
 work=$(mktemp -d)
 export CLUSTER_DIR="$work/cluster"
-export CHAT_LIMITS__MESSAGES_PER_SECOND=100000 CHAT_LIMITS__USER_MESSAGES_PER_SECOND=0 CHAT_LOG__LEVEL=warn
+export CHAT_GATEWAY__LIMITS__MESSAGES_PER_SECOND=100000 CHAT_GATEWAY__LIMITS__USER_MESSAGES_PER_SECOND=0 CHAT_LOG__LEVEL=warn
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -32,7 +32,7 @@ fanout)
     engine=$2 rate=$3 conns=${4:-2000} rooms=${5:-20}
     case "$engine" in
     memory)
-        CHAT_LISTEN=127.0.0.1:8088 "$bin/gateway" >"$work/gw.log" 2>&1 &
+        CHAT_GATEWAY__LISTEN=127.0.0.1:8088 "$bin/gateway" >"$work/gw.log" 2>&1 &
         pids+=($!)
         gw_pids=("${pids[@]}")
         urls=ws://127.0.0.1:8088/ws

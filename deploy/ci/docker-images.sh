@@ -61,7 +61,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin chat
 COPY gateway presence history healthcheck /usr/local/bin/
 USER 10001:10001
-ENV CHAT_LISTEN=0.0.0.0:8080 CHAT_LOG__FORMAT=json
+ENV CHAT_GATEWAY__LISTEN=0.0.0.0:8080 CHAT_PRESENCE_SERVICE__LISTEN=0.0.0.0:8090 CHAT_HISTORY_SERVICE__LISTEN=0.0.0.0:8091 CHAT_LOG__FORMAT=json
 CMD [\"gateway\"]" "$work/chat"
 
 echo "export CHAT_IMAGE=chat-ci/chat:latest REDIS_IMAGE=chat-ci/redis:7 HAPROXY_IMAGE=chat-ci/haproxy:2.6 PROMETHEUS_IMAGE=chat-ci/prometheus:2"

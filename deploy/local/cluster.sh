@@ -50,31 +50,27 @@ up() {
         redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
         sleep 0.1
     done
+    # One environment for the whole cluster: every service reads the
+    # cluster-wide keys (redis, history, presence, …) and its own section;
+    # the caller's CHAT_* settings reach every service too.
+    export CHAT_REDIS__URL="redis://127.0.0.1:$redis_port"
+    export CHAT_GATEWAY__ENGINE=redis
+    export CHAT_GATEWAY__ADMIN__API_KEY="$admin_key"
+    export CHAT_GATEWAY__HISTORY_SERVICE__URL="http://127.0.0.1:$history_port"
+    export CHAT_GATEWAY__LIMITS__USER_MESSAGES_PER_SECOND="${CHAT_GATEWAY__LIMITS__USER_MESSAGES_PER_SECOND:-50}"
+    export CHAT_PRESENCE_SERVICE__LISTEN="127.0.0.1:$presence_port"
+    export CHAT_PRESENCE_SERVICE__REPLICA_ID=presence-1
+    export CHAT_HISTORY_SERVICE__LISTEN="127.0.0.1:$history_port"
     local i=1
     for port in "${gateway_ports[@]}"; do
-        CHAT_ENGINE=redis \
-        CHAT_REDIS__URL="redis://127.0.0.1:$redis_port" \
-        CHAT_LISTEN="127.0.0.1:$port" \
-        CHAT_NODE_ID="gw-$i" \
-        CHAT_ADMIN__API_KEY="$admin_key" \
-        CHAT_HISTORY__URL="http://127.0.0.1:$history_port" \
-        CHAT_LIMITS__USER_MESSAGES_PER_SECOND="${CHAT_LIMITS__USER_MESSAGES_PER_SECOND:-50}" \
+        CHAT_GATEWAY__LISTEN="127.0.0.1:$port" CHAT_GATEWAY__NODE_ID="gw-$i" \
             nohup "$bin" >"$dir/logs/gateway-$i.log" 2>&1 &
         echo $! >"$dir/pids/gateway-$i"
         i=$((i + 1))
     done
-    # Presence and history get only their own settings: a service refuses
-    # keys it does not know, and the caller's CHAT_* may be for gateways.
-    env -i PATH="$PATH" \
-    CHAT_REDIS__URL="redis://127.0.0.1:$redis_port" \
-    CHAT_LISTEN="127.0.0.1:$presence_port" \
-    CHAT_REPLICA_ID=presence-1 \
-        nohup "$presence_bin" >"$dir/logs/presence.log" 2>&1 &
+    nohup "$presence_bin" >"$dir/logs/presence.log" 2>&1 &
     echo $! >"$dir/pids/presence"
-    env -i PATH="$PATH" \
-    CHAT_REDIS__URL="redis://127.0.0.1:$redis_port" \
-    CHAT_LISTEN="127.0.0.1:$history_port" \
-        nohup "$history_bin" >"$dir/logs/history.log" 2>&1 &
+    nohup "$history_bin" >"$dir/logs/history.log" 2>&1 &
     echo $! >"$dir/pids/history"
     for port in "${gateway_ports[@]}" "$presence_port" "$history_port"; do
         for _ in $(seq 100); do

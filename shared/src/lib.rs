@@ -7,7 +7,10 @@
 //! - [`error`]: one table that maps each error to its protocol code, HTTP status
 //!   and WebSocket close code.
 //! - [`config`]: layered configuration (defaults, optional file, `CHAT_*`
-//!   environment variables).
+//!   environment variables) and the one-environment layout: cluster-wide
+//!   sections, one section per service.
+//! - [`settings`]: the cluster-wide sections (Redis, auth, history, DMs,
+//!   presence lease, logs), defined once for every service.
 //! - [`telemetry`]: tracing subscriber setup and the Prometheus text encoder.
 //! - [`keys`]: Redis key and channel names, hash-tagged per room and user.
 //! - [`wire`]: the payload format on pub/sub channels between nodes.
@@ -23,6 +26,7 @@ pub mod protocol;
 pub mod redis;
 pub mod scripts;
 pub mod service;
+pub mod settings;
 pub mod telemetry;
 pub mod wire;
 

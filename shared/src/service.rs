@@ -28,13 +28,14 @@ struct ServiceCli {
 }
 
 /// The whole `main` of a service: parses `--config`, loads the settings
-/// (exit 2 on an error), starts logging and runs `serve` in an actix system
+/// (exit 2 on an error), starts logging (`log` gives the log settings and
+/// the ignored keys to warn about) and runs `serve` in an actix system
 /// (exit 1 if it fails).
 pub fn main<S, F>(
     name: &'static str,
     about: &'static str,
     load: impl FnOnce(Option<&Path>) -> Result<S, ConfigError>,
-    log: impl FnOnce(&S) -> &LogSettings,
+    log: impl FnOnce(&S) -> (&LogSettings, &[String]),
     serve: impl FnOnce(S) -> F,
 ) -> ExitCode
 where
@@ -52,7 +53,9 @@ where
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(log(&settings));
+    let (log, ignored) = log(&settings);
+    crate::telemetry::init(log);
+    crate::config::warn_ignored(ignored);
     match actix_rt::System::new().block_on(serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

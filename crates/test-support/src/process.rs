@@ -41,8 +41,10 @@ pub fn workspace_binary(package: &'static str) -> PathBuf {
     target.join("debug").join(package)
 }
 
-/// A service binary run with exactly the given environment (plus `PATH`),
-/// listening on `port`; killed on drop. [`ServiceProcess::restart`] starts
+/// A service binary run with the given `CHAT_*` environment, listening on
+/// `port`; killed on drop. `CHAT_*` variables of the test's own environment
+/// are not passed on, so a developer's settings cannot change what a test
+/// runs. [`ServiceProcess::restart`] starts
 /// it again with the same environment, so on the same port.
 pub struct ServiceProcess {
     child: Option<Child>,
@@ -61,9 +63,11 @@ impl ServiceProcess {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(&self.binary)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+        let mut command = Command::new(&self.binary);
+        for (inherited, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHAT_")) {
+            command.env_remove(inherited);
+        }
+        let child = command
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

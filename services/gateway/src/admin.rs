@@ -28,7 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Checks the Bearer key in constant time.
 fn authorize(req: &HttpRequest, node: &Node) -> Result<(), ApiError> {
-    let Some(key) = node.settings.admin.api_key.as_deref().filter(|k| !k.is_empty()) else {
+    let Some(key) = node.settings.gateway.admin.api_key.as_deref().filter(|k| !k.is_empty()) else {
         return Err(ApiError::new(ErrorCode::NotFound, "the operator API is off (no admin.api_key)"));
     };
     let given = req
@@ -50,8 +50,8 @@ async fn stats(req: HttpRequest, node: web::Data<Node>) -> Result<HttpResponse, 
     authorize(&req, &node)?;
     let counts = node.registry.stats();
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "node": node.settings.node_id,
-        "engine": format!("{:?}", node.settings.engine).to_lowercase(),
+        "node": node.settings.gateway.node_id,
+        "engine": format!("{:?}", node.settings.gateway.engine).to_lowercase(),
         "connections": counts.connections,
         "users": counts.users,
         "rooms": counts.rooms,
@@ -92,7 +92,7 @@ async fn post_message(
     if body.text.is_empty() {
         return Err(bad("text must not be empty"));
     }
-    let max = node.settings.limits.max_text_bytes;
+    let max = node.settings.gateway.limits.max_text_bytes;
     if body.text.len() > max {
         return Err(ApiError::new(ErrorCode::TooLarge, format!("text is over {max} bytes")));
     }

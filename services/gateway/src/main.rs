@@ -55,11 +55,11 @@ fn main() -> ExitCode {
 }
 
 fn token(settings: &Settings, sub: &str, name: Option<&str>, ttl: u64, rooms: Option<Vec<String>>) -> ExitCode {
-    let Some(secret) = settings.auth.hs256_secret.as_deref().filter(|s| !s.is_empty()) else {
+    let Some(secret) = settings.cluster.auth.hs256_secret.as_deref().filter(|s| !s.is_empty()) else {
         let _ = writeln!(std::io::stderr(), "gateway token: set auth.hs256_secret (CHAT_AUTH__HS256_SECRET)");
         return ExitCode::from(2);
     };
-    match auth::mint_token(secret, sub, name, ttl, rooms, &settings.auth) {
+    match auth::mint_token(secret, sub, name, ttl, rooms, &settings.cluster.auth) {
         Ok(token) => {
             let _ = writeln!(std::io::stdout(), "{token}");
             ExitCode::SUCCESS
@@ -72,7 +72,8 @@ fn token(settings: &Settings, sub: &str, name: Option<&str>, ttl: u64, rooms: Op
 }
 
 fn serve(settings: Settings) -> ExitCode {
-    chat_shared::telemetry::init(&settings.log);
+    chat_shared::telemetry::init(&settings.cluster.log);
+    chat_shared::config::warn_ignored(&settings.ignored);
     let result = actix_rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;
         app.run_until_stopped().await

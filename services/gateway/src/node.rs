@@ -14,7 +14,7 @@ use crate::settings::Settings;
 /// Everything a gateway node holds.
 pub struct Node {
     pub settings: Settings,
-    /// `settings.node_id`, shared cheaply with every session.
+    /// `settings.gateway.node_id`, shared cheaply with every session.
     pub node_id: Arc<str>,
     pub engine: Engine,
     pub registry: Arc<Registry>,
@@ -37,7 +37,7 @@ impl Node {
         auth: Authenticator,
     ) -> Node {
         Node {
-            node_id: Arc::from(settings.node_id.as_str()),
+            node_id: Arc::from(settings.gateway.node_id.as_str()),
             settings,
             engine,
             registry,

@@ -106,7 +106,7 @@ struct WriterDone;
 
 impl WsSession {
     pub fn new(node: Arc<Node>, info: SessionInfo, grant: RoomGrant, socket: actix_ws::Session) -> WsSession {
-        let limits = &node.settings.limits;
+        let limits = &node.settings.gateway.limits;
         let now = Instant::now();
         WsSession {
             outbox: Arc::new(Outbox::new(limits.max_outbox_bytes)),
@@ -156,7 +156,7 @@ impl WsSession {
             code: ErrorCode::RateLimited,
             message: format!(
                 "over {} messages per second for this user",
-                self.node.settings.limits.user_messages_per_second
+                self.node.settings.gateway.limits.user_messages_per_second
             ),
             retry_after_ms: Some(retry_after_ms),
         });
@@ -191,7 +191,7 @@ impl WsSession {
             self.reply_error(re.clone(), ErrorCode::BadRequest, "text must not be empty");
             return false;
         }
-        let max = self.node.settings.limits.max_text_bytes;
+        let max = self.node.settings.gateway.limits.max_text_bytes;
         if text.len() > max {
             self.reply_error(re.clone(), ErrorCode::TooLarge, format!("text is over {max} bytes"));
             return false;
@@ -222,7 +222,7 @@ impl WsSession {
         self.reply(&ServerFrame::Error {
             re,
             code: ErrorCode::RateLimited,
-            message: format!("over {} frames per second", self.node.settings.limits.messages_per_second),
+            message: format!("over {} frames per second", self.node.settings.gateway.limits.messages_per_second),
             retry_after_ms: Some(retry_after_ms),
         });
         if self.abuse.record(now) {
@@ -239,7 +239,7 @@ impl WsSession {
                 if !self.check_grant(&re, &room) {
                     return;
                 }
-                let max_rooms = self.node.settings.limits.max_rooms_per_connection;
+                let max_rooms = self.node.settings.gateway.limits.max_rooms_per_connection;
                 if !self.rooms.contains(&room) && self.rooms.len() >= max_rooms {
                     return self.reply_error(
                         re,
@@ -322,7 +322,7 @@ impl WsSession {
         let subscribe = !self.rooms.contains(&room);
         registry.begin_join(&room, self.id(), &self.info.user.id);
         self.joining.insert(room.clone());
-        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(self.node.settings.history.size as u64) as usize;
+        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(self.node.settings.cluster.history.size as u64) as usize;
         let engine = self.engine().clone();
         let info = self.info.clone();
         let target = room.clone();
@@ -406,7 +406,7 @@ impl WsSession {
         let engine = self.engine().clone();
         let draft = RoomDraft { room: room.clone(), from: self.info.user.clone(), text, client_id };
         let started = Instant::now();
-        let user_rate = self.node.settings.limits.user_messages_per_second;
+        let user_rate = self.node.settings.gateway.limits.user_messages_per_second;
         let fut = async move {
             if let Some(wait) = user_rate_gate(&engine, &draft.from.id, user_rate).await? {
                 return Ok(Err(wait));
@@ -442,7 +442,7 @@ impl WsSession {
         let engine = self.engine().clone();
         let draft =
             DmDraft { from: self.info.user.clone(), to: to.clone(), text, client_id, origin: self.id().clone() };
-        let user_rate = self.node.settings.limits.user_messages_per_second;
+        let user_rate = self.node.settings.gateway.limits.user_messages_per_second;
         let fut = async move {
             if let Some(wait) = user_rate_gate(&engine, &draft.from.id, user_rate).await? {
                 return Ok(Err(wait));
@@ -506,7 +506,7 @@ impl WsSession {
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        let interval = Duration::from_millis(self.node.settings.heartbeat.interval_ms);
+        let interval = Duration::from_millis(self.node.settings.gateway.heartbeat.interval_ms);
         if self.last_seen.elapsed() > interval * 2 {
             tracing::debug!(session = %self.id(), "closing a silent connection");
             self.close(CloseCode::Normal, "heartbeat timeout", ctx);
@@ -527,7 +527,7 @@ impl WsSession {
     /// Sends the next batch of offline DMs and a ping to confirm it; with
     /// none left, releases the live DMs held since `welcome`.
     fn send_offline_batch(&mut self, ctx: &mut Context<Self>) {
-        let outbox_bytes = self.node.settings.limits.max_outbox_bytes;
+        let outbox_bytes = self.node.settings.gateway.limits.max_outbox_bytes;
         let budget = outbox_bytes / 2;
         let mut batch = Vec::new();
         let mut bytes = 0;
@@ -559,7 +559,7 @@ impl WsSession {
         self.offline.batch += 1;
         // A client that never answers keeps its DMs queued, not its live DMs held.
         let batch = self.offline.batch;
-        let wait = Duration::from_millis(self.node.settings.heartbeat.interval_ms) * 2;
+        let wait = Duration::from_millis(self.node.settings.gateway.heartbeat.interval_ms) * 2;
         ctx.run_later(wait, move |act, _| {
             if act.offline.batch == batch && !act.offline.in_flight.is_empty() {
                 tracing::debug!(session = %act.id(), "offline DMs unconfirmed; they stay queued");
@@ -593,12 +593,12 @@ impl WsSession {
     }
 
     fn welcome(&self) -> ByteString {
-        let limits = &self.node.settings.limits;
+        let limits = &self.node.settings.gateway.limits;
         ServerFrame::Welcome {
             session: self.id().to_string(),
             user: self.info.user.clone(),
-            node: self.node.settings.node_id.clone(),
-            heartbeat_ms: self.node.settings.heartbeat.interval_ms,
+            node: self.node.settings.gateway.node_id.clone(),
+            heartbeat_ms: self.node.settings.gateway.heartbeat.interval_ms,
             limits: WelcomeLimits {
                 max_frame_bytes: limits.max_frame_bytes,
                 max_text_bytes: limits.max_text_bytes,
@@ -667,7 +667,7 @@ impl Actor for WsSession {
             self.node.metrics.frames_out("welcome", 1);
         }
         self.node.registry.register(self.id(), &self.info.user, self.outbox.clone());
-        let interval = Duration::from_millis(self.node.settings.heartbeat.interval_ms);
+        let interval = Duration::from_millis(self.node.settings.gateway.heartbeat.interval_ms);
         ctx.run_interval(interval, |act, ctx| act.heartbeat(ctx));
 
         let engine = self.engine().clone();

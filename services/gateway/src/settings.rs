@@ -2,15 +2,17 @@
 //!
 //! Loaded by [`Settings::load`] from the defaults below, an optional file
 //! (`--config PATH`) and `CHAT_*` environment variables (`__` between nested
-//! keys). The README's configuration table lists the same keys.
+//! keys): the cluster-wide sections that every service reads
+//! (`chat_shared::settings`: `redis`, `auth`, `history`, `dm`, `presence`,
+//! `log`) and the gateway's own section, `gateway` (`CHAT_GATEWAY__*`). The
+//! README's configuration table lists the same keys.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
-use chat_shared::config::{self, ConfigError};
-use chat_shared::redis::RedisSettings;
-use chat_shared::telemetry::LogSettings;
+use chat_shared::config::{self, ConfigError, Service};
+pub use chat_shared::settings::{AuthMode, AuthSettings, Cluster};
 
 /// Which engine carries pub/sub, presence and history.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -23,58 +25,35 @@ pub enum EngineKind {
     Redis,
 }
 
-/// How clients prove who they are.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    /// `?name=` and optional `&user=`: for trying it out.
-    #[default]
-    Anonymous,
-    /// A signed JWT (HS256 or RS256) in `?token=` or `Authorization: Bearer`.
-    Jwt,
+/// Everything a gateway reads.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The cluster-wide sections.
+    pub cluster: Cluster,
+    /// The `gateway` section.
+    pub gateway: GatewaySettings,
+    /// `CHAT_*` keys no service reads (logged as a warning at start).
+    pub ignored: Vec<String>,
 }
 
-/// All gateway settings.
+/// The `gateway` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Settings {
+pub struct GatewaySettings {
     /// Address to listen on (`host:port`); port 0 picks a free port.
     pub listen: String,
     /// This node's name in `welcome.node`, logs and metrics. Default: the host name.
     pub node_id: String,
     /// `memory` or `redis`.
     pub engine: EngineKind,
-    pub auth: AuthSettings,
+    /// Worker threads for the HTTP server; 0 means one per CPU core.
+    pub workers: usize,
     pub admin: AdminSettings,
     pub limits: LimitSettings,
     pub heartbeat: HeartbeatSettings,
-    pub history: HistorySettings,
-    pub dm: DmSettings,
     pub shutdown: ShutdownSettings,
-    pub redis: RedisSettings,
-    pub presence: PresenceSettings,
-    pub log: LogSettings,
     pub web: WebSettings,
-    /// Worker threads for the HTTP server; 0 means one per CPU core.
-    pub workers: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthSettings {
-    pub mode: AuthMode,
-    /// Shared secret for HS256 tokens.
-    pub hs256_secret: Option<String>,
-    /// PEM file with the RSA public key for RS256 tokens.
-    pub rs256_public_key_path: Option<PathBuf>,
-    /// Required `aud` claim, when set.
-    pub audience: Option<String>,
-    /// Required `iss` claim, when set.
-    pub issuer: Option<String>,
-    /// Allowed `Origin` header values; empty allows every origin.
-    pub allowed_origins: Vec<String>,
-    /// Clock skew tolerated on `exp`, in seconds.
-    pub leeway_secs: u64,
+    pub history_service: HistoryServiceClientSettings,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -119,16 +98,11 @@ pub struct HeartbeatSettings {
     pub interval_ms: u64,
 }
 
+/// The `gateway.history_service` section: where `join` replays and `history`
+/// pages are read.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct HistorySettings {
-    /// Messages kept per room and per DM conversation (give the history service the same).
-    pub size: usize,
-    /// A room or conversation with no new message for this many days is dropped (fractions
-    /// allowed; give the history service the same).
-    pub retention_days: f64,
-    /// How long a `client_id` is remembered for idempotent sends, in milliseconds.
-    pub idempotency_window_ms: u64,
+pub struct HistoryServiceClientSettings {
     /// The history service (`http://host:8091`) that serves `join` replays and `history`
     /// pages; empty: this gateway reads history from Redis itself. Redis engine only.
     pub url: String,
@@ -136,22 +110,6 @@ pub struct HistorySettings {
     pub request_timeout_ms: u64,
     /// Largest reply accepted from the history service, in bytes.
     pub max_response_bytes: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DmSettings {
-    /// Undelivered DMs kept per offline recipient; the oldest go first.
-    pub offline_queue_max_messages: usize,
-    /// How long an undelivered DM waits for its recipient, in milliseconds.
-    pub offline_ttl_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PresenceSettings {
-    /// Lifetime of this node's lease key, in milliseconds; refreshed every third of it.
-    pub lease_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,38 +126,19 @@ pub struct ShutdownSettings {
     pub drain_timeout_ms: u64,
 }
 
-impl Default for Settings {
+impl Default for GatewaySettings {
     fn default() -> Self {
-        Settings {
+        GatewaySettings {
             listen: "127.0.0.1:8080".to_owned(),
             node_id: default_node_id(),
             engine: EngineKind::Memory,
-            auth: AuthSettings::default(),
+            workers: 0,
             admin: AdminSettings::default(),
             limits: LimitSettings::default(),
             heartbeat: HeartbeatSettings::default(),
-            history: HistorySettings::default(),
-            dm: DmSettings::default(),
             shutdown: ShutdownSettings::default(),
-            redis: RedisSettings::default(),
-            presence: PresenceSettings::default(),
-            log: LogSettings::default(),
             web: WebSettings::default(),
-            workers: 0,
-        }
-    }
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        AuthSettings {
-            mode: AuthMode::Anonymous,
-            hs256_secret: None,
-            rs256_public_key_path: None,
-            audience: None,
-            issuer: None,
-            allowed_origins: Vec::new(),
-            leeway_secs: 0,
+            history_service: HistoryServiceClientSettings::default(),
         }
     }
 }
@@ -228,28 +167,13 @@ impl Default for HeartbeatSettings {
     }
 }
 
-impl Default for HistorySettings {
+impl Default for HistoryServiceClientSettings {
     fn default() -> Self {
-        HistorySettings {
-            size: 1_000,
-            retention_days: 30.0,
-            idempotency_window_ms: 300_000,
+        HistoryServiceClientSettings {
             url: String::new(),
             request_timeout_ms: 2_000,
             max_response_bytes: 16 * 1024 * 1024,
         }
-    }
-}
-
-impl Default for DmSettings {
-    fn default() -> Self {
-        DmSettings { offline_queue_max_messages: 1_000, offline_ttl_ms: 7 * 24 * 3_600_000 }
-    }
-}
-
-impl Default for PresenceSettings {
-    fn default() -> Self {
-        PresenceSettings { lease_ms: 10_000 }
     }
 }
 
@@ -275,17 +199,15 @@ fn default_node_id() -> String {
         .unwrap_or_else(|| "gateway".to_owned())
 }
 
-/// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: &[&str] = &["auth.allowed_origins"];
-
 impl Settings {
     /// Loads and checks the settings.
     ///
     /// # Errors
-    /// A missing or malformed file, a value of the wrong type, or settings that
-    /// contradict each other (see [`Settings::validate`]).
+    /// A missing or malformed file, a value of the wrong type, an unknown key,
+    /// or settings that contradict each other (see [`Settings::validate`]).
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let settings: Settings = config::load(file, LIST_KEYS)?;
+        let loaded = config::load(Service::Gateway, file)?;
+        let settings = Settings { cluster: loaded.cluster, gateway: loaded.own, ignored: loaded.ignored };
         settings.validate()?;
         Ok(settings)
     }
@@ -296,44 +218,33 @@ impl Settings {
     /// [`ConfigError::Invalid`] naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
-        if self.auth.mode == AuthMode::Jwt
-            && self.auth.hs256_secret.as_deref().is_none_or(str::is_empty)
-            && self.auth.rs256_public_key_path.is_none()
-        {
-            return invalid("auth.mode = jwt needs auth.hs256_secret or auth.rs256_public_key_path");
+        let gateway = &self.gateway;
+        let limits = &gateway.limits;
+        if limits.max_text_bytes == 0 || limits.max_text_bytes > limits.max_frame_bytes {
+            return invalid("gateway.limits.max_text_bytes must be between 1 and gateway.limits.max_frame_bytes");
         }
-        if self.limits.max_text_bytes == 0 || self.limits.max_text_bytes > self.limits.max_frame_bytes {
-            return invalid("limits.max_text_bytes must be between 1 and limits.max_frame_bytes");
+        if limits.messages_per_second == 0 {
+            return invalid("gateway.limits.messages_per_second must be at least 1");
         }
-        if self.limits.messages_per_second == 0 {
-            return invalid("limits.messages_per_second must be at least 1");
+        if limits.max_outbox_bytes < limits.max_frame_bytes {
+            return invalid("gateway.limits.max_outbox_bytes must be at least gateway.limits.max_frame_bytes");
         }
-        if self.limits.max_outbox_bytes < self.limits.max_frame_bytes {
-            return invalid("limits.max_outbox_bytes must be at least limits.max_frame_bytes");
+        if gateway.heartbeat.interval_ms < 100 {
+            return invalid("gateway.heartbeat.interval_ms must be at least 100");
         }
-        if self.heartbeat.interval_ms < 100 {
-            return invalid("heartbeat.interval_ms must be at least 100");
+        let history_service = &gateway.history_service;
+        if !history_service.url.is_empty() && gateway.engine != EngineKind::Redis {
+            return invalid(
+                "gateway.history_service.url needs gateway.engine = redis (the history service reads Redis)",
+            );
         }
-        if self.history.size == 0 {
-            return invalid("history.size must be at least 1");
+        if history_service.request_timeout_ms == 0 || history_service.max_response_bytes == 0 {
+            return invalid("gateway.history_service.request_timeout_ms and max_response_bytes must be positive");
         }
-        history::settings::retention_from_days(self.history.retention_days)?;
-        if self.dm.offline_queue_max_messages == 0 {
-            return invalid("dm.offline_queue_max_messages must be at least 1");
+        if gateway.node_id.is_empty() {
+            return invalid("gateway.node_id must not be empty");
         }
-        if !self.history.url.is_empty() && self.engine != EngineKind::Redis {
-            return invalid("history.url needs engine = redis (the history service reads Redis)");
-        }
-        if self.history.request_timeout_ms == 0 || self.history.max_response_bytes == 0 {
-            return invalid("history.request_timeout_ms and history.max_response_bytes must be positive");
-        }
-        self.redis.validate()?;
-        if self.presence.lease_ms < 300 {
-            return invalid("presence.lease_ms must be at least 300");
-        }
-        if self.node_id.is_empty() {
-            return invalid("node_id must not be empty");
-        }
-        Ok(())
+        self.cluster.auth.validate()?;
+        self.cluster.validate()
     }
 }

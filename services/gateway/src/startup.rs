@@ -46,36 +46,36 @@ impl ShutdownHandle {
 }
 
 impl Application {
-    /// Binds `settings.listen` and builds the node. Must run inside an actix
+    /// Binds `settings.gateway.listen` and builds the node. Must run inside an actix
     /// system.
     ///
     /// # Errors
     /// An address that cannot be bound, an unreadable key file, or an engine
     /// that cannot start.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        match settings.engine {
+        match settings.gateway.engine {
             EngineKind::Memory => {
                 let memory_settings = memory::MemorySettings {
-                    history_size: settings.history.size,
-                    retention: history::settings::retention_from_days(settings.history.retention_days)?,
-                    idempotency_window: Duration::from_millis(settings.history.idempotency_window_ms),
-                    offline_queue_max_messages: settings.dm.offline_queue_max_messages,
-                    offline_ttl: Duration::from_millis(settings.dm.offline_ttl_ms),
+                    history_size: settings.cluster.history.size,
+                    retention: settings.cluster.history.retention(),
+                    idempotency_window: Duration::from_millis(settings.cluster.history.idempotency_window_ms),
+                    offline_queue_max_messages: settings.cluster.dm.offline_queue_max_messages,
+                    offline_ttl: Duration::from_millis(settings.cluster.dm.offline_ttl_ms),
                 };
                 Self::build_with_engine(settings, |sink, _| Ok(memory::engine(sink, memory_settings))).await
             }
             EngineKind::Redis => {
                 let redis_settings = RedisEngineSettings {
-                    redis: settings.redis.clone(),
+                    redis: settings.cluster.redis.clone(),
                     history: StoreSettings {
-                        size: settings.history.size,
-                        retention: history::settings::retention_from_days(settings.history.retention_days)?,
-                        idempotency_window: Duration::from_millis(settings.history.idempotency_window_ms),
-                        offline_queue_max_messages: settings.dm.offline_queue_max_messages,
-                        offline_ttl: Duration::from_millis(settings.dm.offline_ttl_ms),
+                        size: settings.cluster.history.size,
+                        retention: settings.cluster.history.retention(),
+                        idempotency_window: Duration::from_millis(settings.cluster.history.idempotency_window_ms),
+                        offline_queue_max_messages: settings.cluster.dm.offline_queue_max_messages,
+                        offline_ttl: Duration::from_millis(settings.cluster.dm.offline_ttl_ms),
                     },
-                    lease: Duration::from_millis(settings.presence.lease_ms),
-                    node_id: RedisEngineSettings::incarnation(&settings.node_id),
+                    lease: Duration::from_millis(settings.cluster.presence.lease_ms),
+                    node_id: RedisEngineSettings::incarnation(&settings.gateway.node_id),
                 };
                 Self::build_with_engine(settings, |sink, metrics| RedisEngine::connect(redis_settings, sink, metrics))
                     .await
@@ -94,26 +94,27 @@ impl Application {
         make_engine: impl FnOnce(Arc<dyn Deliver>, Arc<Metrics>) -> anyhow::Result<Engine>,
     ) -> anyhow::Result<Application> {
         let metrics = Arc::new(Metrics::new().context("metrics registration")?);
-        let registry = Arc::new(Registry::new(metrics.clone(), settings.limits.max_outbox_bytes));
+        let registry = Arc::new(Registry::new(metrics.clone(), settings.gateway.limits.max_outbox_bytes));
         let mut engine = make_engine(registry.clone(), metrics.clone())?;
-        if !settings.history.url.is_empty() {
+        if !settings.gateway.history_service.url.is_empty() {
             // Reads go to the history service; appends stay in this node's publish path.
             let client = HistoryClient::new(
-                &settings.history.url,
-                Duration::from_millis(settings.history.request_timeout_ms),
-                settings.history.max_response_bytes,
+                &settings.gateway.history_service.url,
+                Duration::from_millis(settings.gateway.history_service.request_timeout_ms),
+                settings.gateway.history_service.max_response_bytes,
             )?;
             engine.history =
-                Arc::new(ServiceHistory::new(client, engine.history, settings.history.size, metrics.clone()));
+                Arc::new(ServiceHistory::new(client, engine.history, settings.cluster.history.size, metrics.clone()));
         }
-        let auth = Authenticator::new(&settings.auth)?;
-        let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        let auth = Authenticator::new(&settings.cluster.auth)?;
+        let listener = TcpListener::bind(&settings.gateway.listen)
+            .with_context(|| format!("binding {}", settings.gateway.listen))?;
         let port = listener.local_addr()?.port();
-        let drain_secs = settings.shutdown.drain_timeout_ms.div_ceil(1000).max(1);
-        let workers = if settings.workers == 0 {
+        let drain_secs = settings.gateway.shutdown.drain_timeout_ms.div_ceil(1000).max(1);
+        let workers = if settings.gateway.workers == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
-            settings.workers
+            settings.gateway.workers
         };
         let node = Arc::new(Node::new(settings, engine, registry, metrics, auth));
         let data = web::Data::from(node.clone());
@@ -128,7 +129,7 @@ impl Application {
             .listen(listener)?
             .run();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        tracing::info!(node = %node.node_id, port, engine = ?node.settings.engine, auth = ?node.settings.auth.mode, "gateway listening");
+        tracing::info!(node = %node.node_id, port, engine = ?node.settings.gateway.engine, auth = ?node.settings.cluster.auth.mode, "gateway listening");
         Ok(Application { port, server, node, shutdown_rx, shutdown_tx })
     }
 
@@ -195,7 +196,7 @@ async fn wait_for_signal() {
 /// Fails readiness, closes every socket with 1001 and waits (up to the drain
 /// timeout) until every session has cleaned up its presence.
 async fn drain(node: &Node) {
-    let deadline = Instant::now() + Duration::from_millis(node.settings.shutdown.drain_timeout_ms);
+    let deadline = Instant::now() + Duration::from_millis(node.settings.gateway.shutdown.drain_timeout_ms);
     node.start_draining();
     let closed = node.registry.close_all(CloseCode::GoingAway, "server shutting down");
     tracing::info!(sessions = closed, "draining");

@@ -44,7 +44,7 @@ fn disabled(req: &HttpRequest) -> ApiError {
 }
 
 async fn serve(req: HttpRequest, node: web::Data<Node>, asset: &'static Asset) -> Result<HttpResponse, ApiError> {
-    if !node.settings.web.enabled {
+    if !node.settings.gateway.web.enabled {
         return Err(disabled(&req));
     }
     let mut response = HttpResponse::Ok();
@@ -65,10 +65,10 @@ async fn serve(req: HttpRequest, node: web::Data<Node>, asset: &'static Asset) -
 
 /// `GET /client-config.json`: what the page's sign-in form asks for.
 async fn client_config(req: HttpRequest, node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
-    if !node.settings.web.enabled {
+    if !node.settings.gateway.web.enabled {
         return Err(disabled(&req));
     }
-    let auth = match node.settings.auth.mode {
+    let auth = match node.settings.cluster.auth.mode {
         AuthMode::Anonymous => "anonymous",
         AuthMode::Jwt => "jwt",
     };

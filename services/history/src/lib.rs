@@ -44,11 +44,11 @@ pub struct State {
 /// # Errors
 /// A malformed `redis.url` or an address that cannot be bound.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
-    let (pool, sharded) = settings.redis.connect_pool()?;
+    let (pool, sharded) = settings.cluster.redis.connect_pool()?;
     let metrics = Arc::new(metrics::Metrics::new().context("metrics")?);
     let store = store::Store::new(pool.clone(), sharded, settings.store());
     let state = web::Data::new(State { pool, store, metrics });
-    let running = chat_shared::service::serve(&settings.listen, 2, move |cfg| {
+    let running = chat_shared::service::serve(&settings.history_service.listen, 2, move |cfg| {
         cfg.app_data(state.clone());
         http::routes(cfg);
     })?;

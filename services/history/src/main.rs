@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         "history",
         "History service: room and DM history, replay and paging",
         Settings::load,
-        |settings| &settings.log,
+        |settings| (&settings.cluster.log, &settings.ignored),
         |settings| async move { history::build(settings).await?.run_until_stopped().await },
     )
 }

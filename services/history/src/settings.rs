@@ -1,115 +1,56 @@
-//! The history service's configuration (defaults, `--config` file, `CHAT_*`).
-//!
-//! `history.size` and `history.retention_days` have the same names in the
-//! gateways' settings, which apply them when they append: give every service
-//! the same values (for example one `CHAT_HISTORY__SIZE` for all).
+//! The history service's configuration: the cluster-wide sections
+//! (`chat_shared::settings`: Redis, `history.size` and retention, logs) and
+//! its own section, `history_service` (`CHAT_HISTORY_SERVICE__*`).
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use chat_shared::config::{self, ConfigError};
-use chat_shared::redis::RedisSettings;
-use chat_shared::telemetry::LogSettings;
+use chat_shared::config::{self, ConfigError, Service};
+use chat_shared::settings::Cluster;
 
 use crate::store::StoreSettings;
 
-/// The longest retention accepted, in days (Redis TTLs are 64-bit milliseconds;
-/// this keeps far from their limit).
-pub const MAX_RETENTION_DAYS: f64 = 36_500.0;
+/// Everything the history service reads.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub cluster: Cluster,
+    pub history_service: HistoryServiceSettings,
+    /// `CHAT_*` keys no service reads (logged as a warning at start).
+    pub ignored: Vec<String>,
+}
 
+/// The `history_service` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Settings {
+pub struct HistoryServiceSettings {
     /// Address of the HTTP API (`host:port`; port 0 picks one).
     pub listen: String,
-    pub redis: RedisSettings,
-    pub history: HistorySettings,
-    pub log: LogSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HistorySettings {
-    /// Messages kept per room and per DM conversation; also the largest page served.
-    pub size: usize,
-    /// A room or conversation with no new message for this many days is dropped (fractions allowed).
-    pub retention_days: f64,
-}
-
-impl Default for Settings {
+impl Default for HistoryServiceSettings {
     fn default() -> Self {
-        Settings {
-            listen: "127.0.0.1:8091".into(),
-            redis: RedisSettings::default(),
-            history: HistorySettings::default(),
-            log: LogSettings::default(),
-        }
+        HistoryServiceSettings { listen: "127.0.0.1:8091".into() }
     }
-}
-
-impl Default for HistorySettings {
-    fn default() -> Self {
-        HistorySettings { size: 1_000, retention_days: 30.0 }
-    }
-}
-
-impl HistorySettings {
-    /// # Errors
-    /// A size of 0, or a retention out of range (see [`retention_from_days`]).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.size == 0 {
-            return Err(ConfigError::Invalid("history.size must be at least 1".into()));
-        }
-        retention_from_days(self.retention_days).map(|_| ())
-    }
-
-    /// The retention as a duration.
-    pub fn retention(&self) -> Duration {
-        retention_from_days(self.retention_days).unwrap_or(Duration::from_secs(30 * 86_400))
-    }
-}
-
-/// `history.retention_days` as a duration (at least a millisecond); gateways
-/// check theirs with this too.
-///
-/// # Errors
-/// Not a number above 0 and at most [`MAX_RETENTION_DAYS`].
-pub fn retention_from_days(days: f64) -> Result<Duration, ConfigError> {
-    if !(days > 0.0 && days <= MAX_RETENTION_DAYS) {
-        return Err(ConfigError::Invalid(format!(
-            "history.retention_days must be above 0 and at most {MAX_RETENTION_DAYS}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(days * 86_400.0).max(Duration::from_millis(1)))
 }
 
 impl Settings {
     /// # Errors
-    /// A missing or malformed file, a value of the wrong type, or an invalid value.
+    /// A missing or malformed file, a value of the wrong type, an unknown key, or an invalid value.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let settings: Settings = config::load(file, &[])?;
-        settings.validate()?;
-        Ok(settings)
+        let loaded = config::load(Service::History, file)?;
+        Ok(Settings { cluster: loaded.cluster, history_service: loaded.own, ignored: loaded.ignored })
     }
 
-    /// # Errors
-    /// An invalid value, named by its key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.history.validate()?;
-        self.redis.validate()
-    }
-
-    /// What the store needs to serve reads (the write-side limits do not
-    /// apply here: gateways append).
+    /// What the store keeps, from the cluster-wide sections.
     pub fn store(&self) -> StoreSettings {
         StoreSettings {
-            size: self.history.size,
-            retention: self.history.retention(),
-            idempotency_window: Duration::from_secs(300),
-            offline_queue_max_messages: 1_000,
-            offline_ttl: Duration::from_secs(7 * 86_400),
+            size: self.cluster.history.size,
+            retention: self.cluster.history.retention(),
+            idempotency_window: self.cluster.history.idempotency_window(),
+            offline_queue_max_messages: self.cluster.dm.offline_queue_max_messages,
+            offline_ttl: Duration::from_millis(self.cluster.dm.offline_ttl_ms),
         }
     }
 }
@@ -119,19 +60,18 @@ mod tests {
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let settings: Settings =
-            config::load_from(None, &[], vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))?;
-        settings.validate()?;
-        Ok(settings)
+        let env = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let loaded = config::load_from::<HistoryServiceSettings, _>(Service::History, None, env)?;
+        Ok(Settings { cluster: loaded.cluster, history_service: loaded.own, ignored: loaded.ignored })
     }
 
     #[test]
     fn defaults_and_environment() {
-        let settings = load(&[("CHAT_LISTEN", "127.0.0.1:0"), ("CHAT_HISTORY__RETENTION_DAYS", "0.5")]).unwrap();
-        assert_eq!(settings.listen, "127.0.0.1:0");
-        assert_eq!(settings.history.size, 1_000);
-        assert_eq!(settings.history.retention(), Duration::from_secs(43_200));
-        assert_eq!(load(&[]).unwrap().history.retention(), Duration::from_secs(30 * 86_400));
+        let settings =
+            load(&[("CHAT_HISTORY_SERVICE__LISTEN", "127.0.0.1:0"), ("CHAT_HISTORY__RETENTION_DAYS", "0.5")]).unwrap();
+        assert_eq!(settings.history_service.listen, "127.0.0.1:0");
+        assert_eq!(settings.store().size, 1_000);
+        assert_eq!(settings.store().retention, Duration::from_secs(43_200));
     }
 
     #[test]

@@ -34,22 +34,17 @@ pub struct State {
 /// # Errors
 /// A malformed `redis.url` or an address that cannot be bound.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
-    let (pool, sharded) = settings.redis.connect_pool()?;
+    let (pool, sharded) = settings.cluster.redis.connect_pool()?;
     let metrics = Arc::new(metrics::Metrics::new().context("metrics")?);
-    let sweeper = Arc::new(sweeper::Sweeper::new(
-        pool.clone(),
-        sharded,
-        settings.replica_id.clone(),
-        settings.presence.clone(),
-        metrics.clone(),
-    ));
+    let sweeper =
+        Arc::new(sweeper::Sweeper::new(pool.clone(), sharded, settings.presence_service.clone(), metrics.clone()));
     actix_rt::spawn(sweeper.run());
     let state = web::Data::new(State { pool, metrics });
-    let running = chat_shared::service::serve(&settings.listen, 1, move |cfg| {
+    let running = chat_shared::service::serve(&settings.presence_service.listen, 1, move |cfg| {
         cfg.app_data(state.clone());
         http::routes(cfg);
     })?;
-    tracing::info!(port = running.port(), replica = %settings.replica_id, "presence service listening");
+    tracing::info!(port = running.port(), replica = %settings.presence_service.replica_id, "presence service listening");
     Ok(running)
 }
 

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         "presence",
         "Presence service: sweeps crashed gateways, serves online state",
         Settings::load,
-        |settings| &settings.log,
+        |settings| (&settings.cluster.log, &settings.ignored),
         |settings| async move { presence::build(settings).await?.run_until_stopped().await },
     )
 }

@@ -23,7 +23,7 @@ use chat_shared::protocol::{DisplayName, PresenceState, RoomName, UserId, UserRe
 use chat_shared::scripts::{presence_payload, LAST_SEEN_TTL_MS, PRESENCE_LEAVE, PRESENCE_STATE_TTL_MS, USER_ROOM};
 
 use crate::metrics::Metrics;
-use crate::settings::PresenceSettings;
+use crate::settings::PresenceServiceSettings;
 
 /// Entries cleared between two lock refreshes.
 const SWEEP_BATCH: usize = 200;
@@ -40,8 +40,7 @@ pub struct Sweeper {
     pool: Pool,
     /// A Redis Cluster: `SPUBLISH`.
     sharded: bool,
-    replica: String,
-    settings: PresenceSettings,
+    settings: PresenceServiceSettings,
     metrics: Arc<Metrics>,
     leave: Script,
     user_room: Script,
@@ -55,17 +54,10 @@ fn sweep_lock(node: &str) -> String {
 }
 
 impl Sweeper {
-    pub fn new(
-        pool: Pool,
-        sharded: bool,
-        replica: String,
-        settings: PresenceSettings,
-        metrics: Arc<Metrics>,
-    ) -> Sweeper {
+    pub fn new(pool: Pool, sharded: bool, settings: PresenceServiceSettings, metrics: Arc<Metrics>) -> Sweeper {
         Sweeper {
             pool,
             sharded,
-            replica,
             settings,
             metrics,
             leave: Script::from_lua(PRESENCE_LEAVE),
@@ -137,7 +129,7 @@ impl Sweeper {
         let lock_ms = self.settings.sweep_lock_ms as i64;
         let taken: Option<String> = self
             .pool
-            .set(&lock, self.replica.as_str(), Some(Expiration::PX(lock_ms)), Some(SetOptions::NX), false)
+            .set(&lock, self.settings.replica_id.as_str(), Some(Expiration::PX(lock_ms)), Some(SetOptions::NX), false)
             .await?;
         if taken.is_none() {
             return Ok(()); // another replica is on it
@@ -164,8 +156,10 @@ impl Sweeper {
             }
             let _: i64 = self.pool.pexpire(&lock, lock_ms, None).await?;
         }
-        let _: Value =
-            self.release_lock.evalsha_with_reload(self.pool.next(), vec![lock], vec![self.replica.clone()]).await?;
+        let _: Value = self
+            .release_lock
+            .evalsha_with_reload(self.pool.next(), vec![lock], vec![self.settings.replica_id.clone()])
+            .await?;
         self.metrics.sweeps.inc();
         self.metrics.swept_sessions.inc_by(swept);
         self.metrics.sweep_seconds.observe(started.elapsed().as_secs_f64());

@@ -25,7 +25,7 @@ async fn the_api_is_off_without_a_key() {
 
 #[tokio::test]
 async fn a_wrong_or_missing_key_is_401() {
-    let app = spawn_app(|s| s.admin.api_key = Some("right".into()));
+    let app = spawn_app(|s| s.gateway.admin.api_key = Some("right".into()));
     assert_eq!(get(app.http_url("/v1/stats"), Some("wrong")).await.0, 401);
     let (status, body) = get(app.http_url("/v1/stats"), None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
@@ -35,7 +35,7 @@ async fn a_wrong_or_missing_key_is_401() {
 
 #[tokio::test]
 async fn stats_count_this_node() {
-    let app = spawn_app(|s| s.admin.api_key = Some("k".into()));
+    let app = spawn_app(|s| s.gateway.admin.api_key = Some("k".into()));
     let mut a = app.client("a").await;
     let _a2 = app.client("a").await;
     let _b = app.client("b").await;
@@ -53,7 +53,7 @@ async fn stats_count_this_node() {
 
 #[tokio::test]
 async fn publish_into_a_room_as_the_server_or_a_named_user() {
-    let app = spawn_app(|s| s.admin.api_key = Some("k".into()));
+    let app = spawn_app(|s| s.gateway.admin.api_key = Some("k".into()));
     let mut c = app.client("c").await;
     c.join("news").await;
     let (status, body) = admin_post(&app, "k", "/v1/rooms/news/messages", json!({"text": "hello all"})).await;
@@ -87,7 +87,7 @@ async fn publish_into_a_room_as_the_server_or_a_named_user() {
 
 #[tokio::test]
 async fn broadcast_sends_a_notice_to_every_session() {
-    let app = spawn_app(|s| s.admin.api_key = Some("k".into()));
+    let app = spawn_app(|s| s.gateway.admin.api_key = Some("k".into()));
     let mut a = app.client("a").await;
     let mut b = app.client("b").await;
     let data = json!({"title": "maintenance", "at": "02:00"});
@@ -103,7 +103,7 @@ async fn broadcast_sends_a_notice_to_every_session() {
 
 #[tokio::test]
 async fn disconnect_a_user_everywhere_with_1008() {
-    let app = spawn_app(|s| s.admin.api_key = Some("k".into()));
+    let app = spawn_app(|s| s.gateway.admin.api_key = Some("k".into()));
     let mut a1 = app.client("a").await;
     let mut a2 = app.client("a").await;
     let mut b = app.client("b").await;

@@ -11,8 +11,8 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 fn jwt_app(configure: impl FnOnce(&mut gateway::Settings)) -> TestApp {
     spawn_app(|s| {
-        s.auth.mode = gateway::settings::AuthMode::Jwt;
-        s.auth.hs256_secret = Some(SECRET.into());
+        s.cluster.auth.mode = gateway::settings::AuthMode::Jwt;
+        s.cluster.auth.hs256_secret = Some(SECRET.into());
         configure(s);
     })
 }
@@ -80,8 +80,8 @@ async fn every_bad_token_is_refused_with_401() {
 #[tokio::test]
 async fn audience_and_issuer_are_checked_when_configured() {
     let app = jwt_app(|s| {
-        s.auth.audience = Some("chat".into());
-        s.auth.issuer = Some("https://id.example".into());
+        s.cluster.auth.audience = Some("chat".into());
+        s.cluster.auth.issuer = Some("https://id.example".into());
     });
     let good = hs256(json!({"sub": "a", "exp": now_secs() + 60, "aud": "chat", "iss": "https://id.example"}));
     let mut c = Client::connect(&app.ws_url(&format!("token={good}"))).await.unwrap();
@@ -99,8 +99,8 @@ async fn audience_and_issuer_are_checked_when_configured() {
 #[tokio::test]
 async fn rs256_with_a_public_key_file() {
     let app = spawn_app(|s| {
-        s.auth.mode = gateway::settings::AuthMode::Jwt;
-        s.auth.rs256_public_key_path = Some(format!("{FIXTURES}/rs256-public.pem").into());
+        s.cluster.auth.mode = gateway::settings::AuthMode::Jwt;
+        s.cluster.auth.rs256_public_key_path = Some(format!("{FIXTURES}/rs256-public.pem").into());
     });
     let private = std::fs::read(format!("{FIXTURES}/rs256-private.pem")).unwrap();
     let key = EncodingKey::from_rsa_pem(&private).unwrap();
@@ -117,8 +117,8 @@ async fn rs256_with_a_public_key_file() {
 #[tokio::test]
 async fn hs256_and_rs256_together_and_rfc_claim_forms() {
     let app = jwt_app(|s| {
-        s.auth.rs256_public_key_path = Some(format!("{FIXTURES}/rs256-public.pem").into());
-        s.auth.audience = Some("chat".into());
+        s.cluster.auth.rs256_public_key_path = Some(format!("{FIXTURES}/rs256-public.pem").into());
+        s.cluster.auth.audience = Some("chat".into());
     });
     let private = std::fs::read(format!("{FIXTURES}/rs256-private.pem")).unwrap();
     let rsa = EncodingKey::from_rsa_pem(&private).unwrap();
@@ -159,7 +159,7 @@ async fn rooms_claim_limits_join_members_and_history() {
 
 #[tokio::test]
 async fn origin_allow_list_gives_403() {
-    let app = spawn_app(|s| s.auth.allowed_origins = vec!["https://chat.example".into()]);
+    let app = spawn_app(|s| s.cluster.auth.allowed_origins = vec!["https://chat.example".into()]);
     let with_origin = |origin: &str| {
         let mut request = app.ws_url("name=x").into_client_request().unwrap();
         request.headers_mut().insert("origin", origin.parse().unwrap());

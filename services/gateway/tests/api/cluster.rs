@@ -102,8 +102,8 @@ async fn protocol_across_nodes(apps: &[TestApp]) {
 }
 
 fn cluster_settings(s: &mut gateway::Settings) {
-    s.admin.api_key = Some("k".into());
-    s.limits.max_connections_per_user = 2;
+    s.gateway.admin.api_key = Some("k".into());
+    s.gateway.limits.max_connections_per_user = 2;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,9 +121,9 @@ async fn three_gateways_on_a_redis_cluster_act_as_one_with_sharded_channels() {
     let history = HistoryProcess::start(&cluster.url(), &[]);
     let apps = spawn_cluster(3, &cluster.url(), |s| {
         cluster_settings(s);
-        s.history.url = history.url();
+        s.gateway.history_service.url = history.url();
         // One client below sends 25 frames back to back; the frame rate is not under test here.
-        s.limits.messages_per_second = 1_000;
+        s.gateway.limits.messages_per_second = 1_000;
     });
     wait_ready(&apps).await;
     protocol_across_nodes(&apps).await;
@@ -176,7 +176,7 @@ async fn three_gateways_on_a_redis_cluster_act_as_one_with_sharded_channels() {
 async fn concurrent_senders_on_different_nodes_share_one_order() {
     const PER_SENDER: usize = 30;
     let redis = RedisServer::start();
-    let apps = spawn_cluster(3, &redis.url(), |s| s.limits.messages_per_second = 1_000);
+    let apps = spawn_cluster(3, &redis.url(), |s| s.gateway.limits.messages_per_second = 1_000);
     wait_ready(&apps).await;
     let total = (apps.len() * PER_SENDER) as u64;
     let mut observers = Vec::new();
@@ -222,7 +222,7 @@ async fn concurrent_senders_on_different_nodes_share_one_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_on_one_node_while_another_sends_is_gapless() {
     let redis = RedisServer::start();
-    let apps = spawn_cluster(3, &redis.url(), |s| s.limits.messages_per_second = 1_000_000);
+    let apps = spawn_cluster(3, &redis.url(), |s| s.gateway.limits.messages_per_second = 1_000_000);
     wait_ready(&apps).await;
     let mut sender = client_on(&apps[0], "sender").await;
     sender.join("busy").await;
@@ -326,7 +326,11 @@ async fn redis_restart_mid_session_gives_unavailable_then_full_service() {
 async fn a_sigkilled_gateway_leaves_the_others_serving() {
     let redis = RedisServer::start();
     let env = |node: &'static str| {
-        vec![("CHAT_ENGINE", "redis".to_owned()), ("CHAT_REDIS__URL", redis.url()), ("CHAT_NODE_ID", node.to_owned())]
+        vec![
+            ("CHAT_GATEWAY__ENGINE", "redis".to_owned()),
+            ("CHAT_REDIS__URL", redis.url()),
+            ("CHAT_GATEWAY__NODE_ID", node.to_owned()),
+        ]
     };
     let start = |node: &'static str| {
         let vars = env(node);
@@ -382,7 +386,7 @@ async fn a_sigkilled_gateway_leaves_the_others_serving() {
 async fn a_node_that_loses_its_subscriptions_resubscribes_and_delivers_what_it_missed() {
     const TOTAL: u64 = 300;
     let redis = RedisServer::start();
-    let apps = spawn_cluster(2, &redis.url(), |s| s.admin.api_key = Some("k".into()));
+    let apps = spawn_cluster(2, &redis.url(), |s| s.gateway.admin.api_key = Some("k".into()));
     wait_ready(&apps).await;
     let mut observer = client_on(&apps[1], "observer").await;
     observer.join("feed").await;
@@ -420,8 +424,8 @@ async fn a_node_that_loses_its_subscriptions_resubscribes_and_delivers_what_it_m
 async fn the_user_rate_counts_every_connection_on_every_node_and_each_node_holds_a_lease() {
     let redis = RedisServer::start();
     let apps = spawn_cluster(2, &redis.url(), |s| {
-        s.limits.user_messages_per_second = 3;
-        s.presence.lease_ms = 3_000;
+        s.gateway.limits.user_messages_per_second = 3;
+        s.cluster.presence.lease_ms = 3_000;
     });
     wait_ready(&apps).await;
     let mut one = app_client(&apps[0], "busy").await;
@@ -454,8 +458,8 @@ async fn a_lagging_subscriber_is_counted_and_resynced_not_stopped() {
     let redis = RedisServer::start();
     // A tiny buffer between the Redis connection and the node makes it lag.
     let apps = spawn_cluster(2, &redis.url(), |s| {
-        s.admin.api_key = Some("k".into());
-        s.redis.subscriber_buffer_messages = 2;
+        s.gateway.admin.api_key = Some("k".into());
+        s.cluster.redis.subscriber_buffer_messages = 2;
     });
     wait_ready(&apps).await;
     let mut observer = client_on(&apps[1], "observer").await;

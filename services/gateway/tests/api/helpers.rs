@@ -42,9 +42,11 @@ fn redis_for_single_node_tests() -> bool {
 
 /// Settings for tests: a free port, short drain, quiet logs.
 pub fn test_settings() -> Settings {
-    let mut settings =
-        Settings { listen: "127.0.0.1:0".into(), node_id: "gw-test".into(), workers: 2, ..Settings::default() };
-    settings.shutdown.drain_timeout_ms = 3_000;
+    let mut settings = Settings::default();
+    settings.gateway.listen = "127.0.0.1:0".into();
+    settings.gateway.node_id = "gw-test".into();
+    settings.gateway.workers = 2;
+    settings.gateway.shutdown.drain_timeout_ms = 3_000;
     settings
 }
 
@@ -60,25 +62,25 @@ pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
 pub fn spawn_app_with(configure: impl FnOnce(&mut Settings), engine: Option<EngineFactory>) -> TestApp {
     let mut settings = test_settings();
     configure(&mut settings);
-    let redis = if engine.is_none() && settings.engine == EngineKind::Memory && redis_for_single_node_tests() {
+    let redis = if engine.is_none() && settings.gateway.engine == EngineKind::Memory && redis_for_single_node_tests() {
         let server = RedisServer::start();
         let history = HistoryProcess::start(
             &server.url(),
             &[
-                ("CHAT_HISTORY__SIZE", &settings.history.size.to_string()),
-                ("CHAT_HISTORY__RETENTION_DAYS", &settings.history.retention_days.to_string()),
+                ("CHAT_HISTORY__SIZE", &settings.cluster.history.size.to_string()),
+                ("CHAT_HISTORY__RETENTION_DAYS", &settings.cluster.history.retention_days.to_string()),
             ],
         );
-        settings.engine = EngineKind::Redis;
-        settings.redis.url = server.url();
-        settings.history.url = history.url();
+        settings.gateway.engine = EngineKind::Redis;
+        settings.cluster.redis.url = server.url();
+        settings.gateway.history_service.url = history.url();
         Some((history, server))
     } else {
         None
     };
     settings.validate().expect("test settings are valid");
     if std::env::var_os("TEST_LOG").is_some() {
-        chat_shared::telemetry::init(&settings.log);
+        chat_shared::telemetry::init(&settings.cluster.log);
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
@@ -354,7 +356,7 @@ impl GatewayProcess {
     pub fn start(env: &[(&str, &str)]) -> GatewayProcess {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
-        let mut all = vec![("CHAT_LISTEN", listen.as_str()), ("CHAT_LOG__LEVEL", "warn")];
+        let mut all = vec![("CHAT_GATEWAY__LISTEN", listen.as_str()), ("CHAT_LOG__LEVEL", "warn")];
         all.extend_from_slice(env);
         GatewayProcess(ServiceProcess::start(env!("CARGO_BIN_EXE_gateway").into(), port, &all))
     }
@@ -403,10 +405,10 @@ pub fn spawn_cluster(n: usize, redis_url: &str, configure: impl Fn(&mut Settings
     (0..n)
         .map(|i| {
             spawn_app(|s| {
-                s.engine = gateway::settings::EngineKind::Redis;
-                s.redis.url = redis_url.to_owned();
-                s.node_id = format!("gw-{}", i + 1);
-                s.workers = 1;
+                s.gateway.engine = gateway::settings::EngineKind::Redis;
+                s.cluster.redis.url = redis_url.to_owned();
+                s.gateway.node_id = format!("gw-{}", i + 1);
+                s.gateway.workers = 1;
                 configure(s);
             })
         })
@@ -445,8 +447,11 @@ impl HistoryProcess {
     pub fn start(redis_url: &str, extra: &[(&str, &str)]) -> HistoryProcess {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
-        let mut env =
-            vec![("CHAT_LISTEN", listen.as_str()), ("CHAT_REDIS__URL", redis_url), ("CHAT_LOG__LEVEL", "warn")];
+        let mut env = vec![
+            ("CHAT_HISTORY_SERVICE__LISTEN", listen.as_str()),
+            ("CHAT_REDIS__URL", redis_url),
+            ("CHAT_LOG__LEVEL", "warn"),
+        ];
         env.extend_from_slice(extra);
         HistoryProcess(ServiceProcess::start(workspace_binary("history"), port, &env))
     }
@@ -485,9 +490,9 @@ impl PresenceProcess {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut env = vec![
-            ("CHAT_LISTEN", listen.as_str()),
+            ("CHAT_PRESENCE_SERVICE__LISTEN", listen.as_str()),
             ("CHAT_REDIS__URL", redis_url),
-            ("CHAT_REPLICA_ID", replica),
+            ("CHAT_PRESENCE_SERVICE__REPLICA_ID", replica),
             ("CHAT_LOG__LEVEL", "warn"),
         ];
         env.extend_from_slice(extra);

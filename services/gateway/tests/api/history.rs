@@ -25,8 +25,8 @@ fn stack(
     let history = HistoryProcess::start(&redis.url(), env);
     let url = history.url();
     let apps = spawn_cluster(n, &redis.url(), |s| {
-        s.history.url = url.clone();
-        s.limits.messages_per_second = 100_000;
+        s.gateway.history_service.url = url.clone();
+        s.gateway.limits.messages_per_second = 100_000;
         configure(s);
     });
     (redis, history, apps)
@@ -138,7 +138,7 @@ async fn join_is_gapless_while_three_gateways_send_into_the_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_with_since_inside_and_beyond_the_window() {
-    let (_redis, _history, apps) = stack(1, &[("CHAT_HISTORY__SIZE", "10")], |s| s.history.size = 10);
+    let (_redis, _history, apps) = stack(1, &[("CHAT_HISTORY__SIZE", "10")], |s| s.cluster.history.size = 10);
     wait_ready(&apps).await;
     let mut sender = apps[0].client("sender").await;
     sender.join("r").await;
@@ -164,7 +164,7 @@ async fn resume_with_since_inside_and_beyond_the_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_is_whole_when_the_service_pages_in_smaller_parts() {
     // The gateways keep 20, the service answers at most 5 per read.
-    let (_redis, _history, apps) = stack(1, &[("CHAT_HISTORY__SIZE", "5")], |s| s.history.size = 20);
+    let (_redis, _history, apps) = stack(1, &[("CHAT_HISTORY__SIZE", "5")], |s| s.cluster.history.size = 20);
     wait_ready(&apps).await;
     let mut sender = apps[0].client("sender").await;
     sender.join("r").await;
@@ -179,7 +179,7 @@ async fn a_resume_is_whole_when_the_service_pages_in_smaller_parts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_history_service_down_join_and_history_fail_and_sending_works() {
-    let (_redis, mut history, apps) = stack(1, &[], |s| s.history.request_timeout_ms = 500);
+    let (_redis, mut history, apps) = stack(1, &[], |s| s.gateway.history_service.request_timeout_ms = 500);
     wait_ready(&apps).await;
     let mut alice = apps[0].client("alice").await;
     alice.join("r").await;
@@ -251,7 +251,7 @@ async fn offline_dms_cross_nodes_and_survive_a_lost_connection() {
 async fn idle_history_expires_after_the_retention_and_starts_a_new_epoch() {
     // 0.00003 days is 2.6 seconds.
     let (redis, _history, apps) =
-        stack(1, &[("CHAT_HISTORY__RETENTION_DAYS", "0.00003")], |s| s.history.retention_days = 0.00003);
+        stack(1, &[("CHAT_HISTORY__RETENTION_DAYS", "0.00003")], |s| s.cluster.history.retention_days = 0.00003);
     wait_ready(&apps).await;
     let mut c = apps[0].client("c").await;
     c.join("idle").await;

@@ -10,8 +10,8 @@ use crate::helpers::{spawn_app, Client};
 #[tokio::test]
 async fn a_frame_over_max_frame_bytes_closes_with_1009() {
     let app = spawn_app(|s| {
-        s.limits.max_frame_bytes = 1024;
-        s.limits.max_text_bytes = 512;
+        s.gateway.limits.max_frame_bytes = 1024;
+        s.gateway.limits.max_text_bytes = 512;
     });
     let mut c = app.client("c").await;
     let big = json!({"type": "ping", "pad": "x".repeat(2000)}).to_string();
@@ -22,8 +22,8 @@ async fn a_frame_over_max_frame_bytes_closes_with_1009() {
 #[tokio::test]
 async fn rate_limit_gives_retry_after_and_sustained_abuse_closes_with_1008() {
     let app = spawn_app(|s| {
-        s.limits.messages_per_second = 5;
-        s.limits.max_rate_limited_frames = 10;
+        s.gateway.limits.messages_per_second = 5;
+        s.gateway.limits.max_rate_limited_frames = 10;
     });
     let mut c = app.client("c").await;
     for i in 0..5 {
@@ -51,9 +51,9 @@ async fn rate_limit_gives_retry_after_and_sustained_abuse_closes_with_1008() {
 async fn a_client_that_stops_reading_is_closed_with_4008_and_others_keep_up() {
     const FLOOD: u64 = 1500;
     let app = spawn_app(|s| {
-        s.admin.api_key = Some("k".into());
-        s.limits.max_frame_bytes = 16 * 1024;
-        s.limits.max_outbox_bytes = 64 * 1024;
+        s.gateway.admin.api_key = Some("k".into());
+        s.gateway.limits.max_frame_bytes = 16 * 1024;
+        s.gateway.limits.max_outbox_bytes = 64 * 1024;
     });
     let mut slow = Client::connect_small_buffer(&app.ws_url("user=slow"), 4096).await;
     assert_eq!(slow.recv().await["type"], "welcome");
@@ -99,7 +99,7 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_others_keep_up() {
 
 #[tokio::test]
 async fn silent_peers_are_closed_after_two_heartbeats() {
-    let app = spawn_app(|s| s.heartbeat.interval_ms = 200);
+    let app = spawn_app(|s| s.gateway.heartbeat.interval_ms = 200);
     let mut silent = app.client("silent").await;
     // This client does not read (so it never answers pings) for a while.
     tokio::time::sleep(Duration::from_millis(900)).await;
@@ -108,7 +108,7 @@ async fn silent_peers_are_closed_after_two_heartbeats() {
 
 #[tokio::test]
 async fn any_client_frame_counts_as_life() {
-    let app = spawn_app(|s| s.heartbeat.interval_ms = 200);
+    let app = spawn_app(|s| s.gateway.heartbeat.interval_ms = 200);
     let mut talker = app.client("talker").await;
     // Sends protocol pings but never reads (so never answers WebSocket pings).
     for _ in 0..10 {
@@ -126,7 +126,7 @@ async fn any_client_frame_counts_as_life() {
 #[tokio::test]
 async fn server_sends_websocket_pings() {
     use futures_util::StreamExt;
-    let app = spawn_app(|s| s.heartbeat.interval_ms = 150);
+    let app = spawn_app(|s| s.gateway.heartbeat.interval_ms = 150);
     let mut c = app.client("c").await;
     let next = tokio::time::timeout(Duration::from_secs(2), c.ws.next()).await.unwrap().unwrap().unwrap();
     assert!(matches!(next, Message::Ping(_)), "{next:?}");
@@ -134,7 +134,7 @@ async fn server_sends_websocket_pings() {
 
 #[tokio::test]
 async fn per_user_connection_limit_gives_429() {
-    let app = spawn_app(|s| s.limits.max_connections_per_user = 2);
+    let app = spawn_app(|s| s.gateway.limits.max_connections_per_user = 2);
     let _a = app.client("u").await;
     let b = app.client("u").await;
     let refused = Client::connect(&app.ws_url("user=u")).await.err().expect("third is refused");

@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod cluster;
+mod environment;
 mod history;
 mod limits;
 mod ordering;

@@ -12,7 +12,7 @@ async fn concurrent_senders_every_session_sees_one_gapless_order() {
     const SENDERS: usize = 4;
     const PER_SENDER: usize = 50;
     const TOTAL: u64 = (SENDERS * PER_SENDER) as u64;
-    let app = spawn_app(|s| s.limits.messages_per_second = 1_000);
+    let app = spawn_app(|s| s.gateway.limits.messages_per_second = 1_000);
     let mut observers = Vec::new();
     for i in 0..3 {
         let mut c = app.client(&format!("observer{i}")).await;
@@ -65,7 +65,7 @@ async fn concurrent_senders_every_session_sees_one_gapless_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_while_others_send_is_gapless() {
-    let app = spawn_app(|s| s.limits.messages_per_second = 1_000_000);
+    let app = spawn_app(|s| s.gateway.limits.messages_per_second = 1_000_000);
     let mut sender = app.client("sender").await;
     sender.join("busy").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

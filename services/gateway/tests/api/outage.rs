@@ -114,7 +114,7 @@ async fn backend_failures_answer_unavailable_and_change_nothing() {
     let down = Arc::new(AtomicBool::new(false));
     let switch_state = down.clone();
     let app = spawn_app_with(
-        |s| s.admin.api_key = Some("k".into()),
+        |s| s.gateway.admin.api_key = Some("k".into()),
         Some(Box::new(move |sink, _metrics| {
             let settings = memory::MemorySettings {
                 history_size: 1000,

@@ -17,11 +17,11 @@ fn gateway(redis: &RedisServer, node: &str) -> GatewayProcess {
 fn gateway_with(redis: &RedisServer, node: &str, extra: &[(&str, &str)]) -> GatewayProcess {
     let (url, lease) = (redis.url(), LEASE_MS.to_string());
     let mut env = vec![
-        ("CHAT_ENGINE", "redis"),
+        ("CHAT_GATEWAY__ENGINE", "redis"),
         ("CHAT_REDIS__URL", url.as_str()),
-        ("CHAT_NODE_ID", node),
+        ("CHAT_GATEWAY__NODE_ID", node),
         ("CHAT_PRESENCE__LEASE_MS", lease.as_str()),
-        ("CHAT_LIMITS__MAX_CONNECTIONS", "5000"),
+        ("CHAT_GATEWAY__LIMITS__MAX_CONNECTIONS", "5000"),
     ];
     env.extend_from_slice(extra);
     GatewayProcess::start(&env)
@@ -31,7 +31,7 @@ fn presence(redis: &RedisServer, replica: &str) -> PresenceProcess {
     PresenceProcess::start(
         &redis.url(),
         replica,
-        &[("CHAT_PRESENCE__SWEEP_INTERVAL_MS", "200"), ("CHAT_PRESENCE__SWEEP_LOCK_MS", "1000")],
+        &[("CHAT_PRESENCE_SERVICE__SWEEP_INTERVAL_MS", "200"), ("CHAT_PRESENCE_SERVICE__SWEEP_LOCK_MS", "1000")],
     )
 }
 
@@ -117,7 +117,7 @@ async fn a_gateway_restarted_under_the_same_node_id_does_not_hide_its_crashed_se
     // A container restarted in place keeps its host name, so its node_id.
     let redis = RedisServer::start();
     let _presence = presence(&redis, "p");
-    let one_each = [("CHAT_LIMITS__MAX_CONNECTIONS_PER_USER", "1")];
+    let one_each = [("CHAT_GATEWAY__LIMITS__MAX_CONNECTIONS_PER_USER", "1")];
     let mut crashed = gateway_with(&redis, "gw-again", &one_each);
     let stays = gateway_with(&redis, "gw-stays", &one_each);
     let mut watcher = connect(&stays, "watcher").await;

@@ -21,12 +21,12 @@ async fn token_subcommand_mints_a_token_the_gateway_accepts() {
     let gateway = GatewayProcess::start(&[
         ("CHAT_AUTH__MODE", "jwt"),
         ("CHAT_AUTH__HS256_SECRET", secret),
-        ("CHAT_NODE_ID", "gw-proc"),
+        ("CHAT_GATEWAY__NODE_ID", "gw-proc"),
     ]);
     let mut c = Client::connect(&gateway.ws_url(&format!("token={token}"))).await.unwrap();
     let welcome = c.recv().await;
     assert_eq!(welcome["user"], json!({"id": "alice", "name": "Alice"}));
-    assert_eq!(welcome["node"], "gw-proc", "CHAT_NODE_ID is read");
+    assert_eq!(welcome["node"], "gw-proc", "CHAT_GATEWAY__NODE_ID is read");
     assert_eq!(c.request(json!({"type": "join", "room": "secret"})).await["code"], "forbidden");
     let no_secret = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["token", "--sub", "a"])
@@ -38,7 +38,7 @@ async fn token_subcommand_mints_a_token_the_gateway_accepts() {
 
 #[tokio::test]
 async fn sigterm_closes_sockets_with_1001_and_exits_within_the_drain_timeout() {
-    let mut gateway = GatewayProcess::start(&[("CHAT_SHUTDOWN__DRAIN_TIMEOUT_MS", "2000")]);
+    let mut gateway = GatewayProcess::start(&[("CHAT_GATEWAY__SHUTDOWN__DRAIN_TIMEOUT_MS", "2000")]);
     let mut a = Client::connect(&gateway.ws_url("user=a")).await.unwrap();
     let mut b = Client::connect(&gateway.ws_url("user=b")).await.unwrap();
     a.recv().await;
@@ -65,7 +65,9 @@ async fn sigint_stops_it_too_and_bad_configuration_is_refused() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("auth.hs256_secret"));
-    let typo =
-        Command::new(env!("CARGO_BIN_EXE_gateway")).env("CHAT_LIMITS__MAX_FRAME_BYTES", "lots").output().unwrap();
+    let typo = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env("CHAT_GATEWAY__LIMITS__MAX_FRAME_BYTES", "lots")
+        .output()
+        .unwrap();
     assert_eq!(typo.status.code(), Some(2));
 }

@@ -9,7 +9,7 @@ use crate::helpers::{spawn_app, Client};
 
 #[tokio::test]
 async fn welcome_comes_first_with_identity_node_and_limits() {
-    let app = spawn_app(|s| s.node_id = "gw-7".into());
+    let app = spawn_app(|s| s.gateway.node_id = "gw-7".into());
     let mut c = Client::connect(&app.ws_url("name=Alice&user=u1")).await.unwrap();
     let welcome = c.recv().await;
     assert_eq!(welcome["type"], "welcome");
@@ -111,7 +111,7 @@ async fn unknown_type_is_its_own_error() {
 
 #[tokio::test]
 async fn text_rules_empty_and_too_large() {
-    let app = spawn_app(|s| s.limits.max_text_bytes = 10);
+    let app = spawn_app(|s| s.gateway.limits.max_text_bytes = 10);
     let mut c = app.client("u1").await;
     c.join("r").await;
     let err = c.request(json!({"type": "send", "room": "r", "text": ""})).await;

@@ -80,7 +80,7 @@ async fn send_needs_a_joined_room_and_leave_stops_delivery() {
 
 #[tokio::test]
 async fn join_replays_the_newest_messages_oldest_first() {
-    let app = spawn_app(|s| s.limits.messages_per_second = 1_000);
+    let app = spawn_app(|s| s.gateway.limits.messages_per_second = 1_000);
     let mut a = app.client("a").await;
     a.join("r").await;
     for i in 1..=60 {
@@ -104,7 +104,7 @@ async fn join_replays_the_newest_messages_oldest_first() {
 
 #[tokio::test]
 async fn history_keeps_the_last_1000_and_clamps_limits() {
-    let app = spawn_app(|s| s.admin.api_key = Some("k".into()));
+    let app = spawn_app(|s| s.gateway.admin.api_key = Some("k".into()));
     for i in 1..=1005 {
         let (status, _) = admin_post(&app, "k", "/v1/rooms/big/messages", json!({"text": format!("m{i}")})).await;
         assert_eq!(status, 200);
@@ -121,7 +121,7 @@ async fn history_keeps_the_last_1000_and_clamps_limits() {
 
 #[tokio::test]
 async fn history_pages_backwards() {
-    let app = spawn_app(|s| s.limits.messages_per_second = 1_000);
+    let app = spawn_app(|s| s.gateway.limits.messages_per_second = 1_000);
     let mut a = app.client("a").await;
     a.join("r").await;
     for i in 1..=20 {
@@ -145,8 +145,8 @@ async fn history_pages_backwards() {
 #[tokio::test]
 async fn resume_with_since_and_epoch() {
     let app = spawn_app(|s| {
-        s.history.size = 10;
-        s.limits.messages_per_second = 1_000;
+        s.cluster.history.size = 10;
+        s.gateway.limits.messages_per_second = 1_000;
     });
     let mut a = app.client("a").await;
     let first = a.join("r").await;
@@ -271,7 +271,7 @@ async fn offline_dms_survive_a_disconnect_during_delivery() {
 
 #[tokio::test]
 async fn too_many_rooms_on_one_connection() {
-    let app = spawn_app(|s| s.limits.max_rooms_per_connection = 2);
+    let app = spawn_app(|s| s.gateway.limits.max_rooms_per_connection = 2);
     let mut c = app.client("c").await;
     c.join("a").await;
     c.join("b").await;
@@ -284,10 +284,10 @@ async fn too_many_rooms_on_one_connection() {
 async fn a_large_offline_backlog_arrives_whole_in_confirmed_batches() {
     // 30 DMs of ~750 bytes pass a 8 KiB outbox only in batches.
     let app = spawn_app(|s| {
-        s.limits.max_frame_bytes = 4_096;
-        s.limits.max_text_bytes = 1_000;
-        s.limits.max_outbox_bytes = 8_192;
-        s.limits.messages_per_second = 100;
+        s.gateway.limits.max_frame_bytes = 4_096;
+        s.gateway.limits.max_text_bytes = 1_000;
+        s.gateway.limits.max_outbox_bytes = 8_192;
+        s.gateway.limits.messages_per_second = 100;
     });
     let mut alice = app.client("alice").await;
     let text = "x".repeat(600);
@@ -307,7 +307,7 @@ async fn a_large_offline_backlog_arrives_whole_in_confirmed_batches() {
 #[tokio::test]
 async fn a_room_idle_past_the_retention_starts_afresh_under_a_new_epoch() {
     // 0.00002 days is 1.7 seconds.
-    let app = spawn_app(|s| s.history.retention_days = 0.00002);
+    let app = spawn_app(|s| s.cluster.history.retention_days = 0.00002);
     let mut c = app.client("c").await;
     c.join("idle").await;
     c.say("idle", "old").await;

@@ -6,7 +6,7 @@ use crate::helpers::{spawn_app, Client};
 
 #[tokio::test]
 async fn drain_closes_every_socket_with_1001_and_clears_presence() {
-    let app = spawn_app(|s| s.shutdown.drain_timeout_ms = 3_000);
+    let app = spawn_app(|s| s.gateway.shutdown.drain_timeout_ms = 3_000);
     let mut a = app.client("a").await;
     let mut b = app.client("b").await;
     a.join("r").await;
@@ -35,7 +35,7 @@ async fn drain_closes_every_socket_with_1001_and_clears_presence() {
 
 #[tokio::test]
 async fn readiness_fails_and_new_connections_get_503_while_draining() {
-    let app = spawn_app(|s| s.shutdown.drain_timeout_ms = 2_000);
+    let app = spawn_app(|s| s.gateway.shutdown.drain_timeout_ms = 2_000);
     // A client that never reads keeps the drain waiting for its close.
     let stalled = Client::connect_small_buffer(&app.ws_url("user=stalled"), 4096).await;
     app.node.start_draining();

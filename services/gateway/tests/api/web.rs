@@ -39,8 +39,8 @@ async fn the_page_and_its_scripts_are_served_with_a_strict_policy() {
 #[tokio::test]
 async fn the_page_asks_for_a_token_when_the_gateway_wants_one() {
     let app = spawn_app(|s| {
-        s.auth.mode = AuthMode::Jwt;
-        s.auth.hs256_secret = Some("secret".into());
+        s.cluster.auth.mode = AuthMode::Jwt;
+        s.cluster.auth.hs256_secret = Some("secret".into());
     });
     let config: serde_json::Value = get(&app, "/client-config.json").await.json().await.unwrap();
     assert_eq!(config["auth"], "jwt");
@@ -48,7 +48,7 @@ async fn the_page_asks_for_a_token_when_the_gateway_wants_one() {
 
 #[tokio::test]
 async fn web_enabled_false_leaves_only_the_api() {
-    let app = spawn_app(|s| s.web.enabled = false);
+    let app = spawn_app(|s| s.gateway.web.enabled = false);
     for path in ["/", "/chat.js", "/app.js", "/app.css", "/client-config.json"] {
         let response = get(&app, path).await;
         assert_eq!(response.status().as_u16(), 404, "{path}");

@@ -149,7 +149,7 @@ describe("two gateways on one Redis", () => {
 describe("one gateway on the embedded engine, as `make run`", () => {
   let gw;
   before(async () => {
-    gw = await startGateway({ nodeId: "solo", env: { CHAT_LIMITS__MESSAGES_PER_SECOND: "1000" } });
+    gw = await startGateway({ nodeId: "solo", env: { CHAT_GATEWAY__LIMITS__MESSAGES_PER_SECOND: "1000" } });
   });
   after(() => gw?.stop());
 

@@ -30,7 +30,7 @@ describe("one gateway on the embedded engine", () => {
     return c;
   };
   before(async () => {
-    gw = await startGateway({ nodeId: "solo", env: { CHAT_ADMIN__API_KEY: "admin-key" } });
+    gw = await startGateway({ nodeId: "solo", env: { CHAT_GATEWAY__ADMIN__API_KEY: "admin-key" } });
   });
   after(async () => {
     for (const c of clients) c.close();

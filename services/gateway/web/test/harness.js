@@ -112,11 +112,11 @@ export async function startGateway({ redisUrl = null, nodeId = "gw", env = {}, p
   }
   const settings = {
     PATH: process.env.PATH,
-    CHAT_LISTEN: `127.0.0.1:${port}`,
-    CHAT_NODE_ID: nodeId,
+    CHAT_GATEWAY__LISTEN: `127.0.0.1:${port}`,
+    CHAT_GATEWAY__NODE_ID: nodeId,
     CHAT_LOG__LEVEL: "warn",
-    CHAT_SHUTDOWN__DRAIN_TIMEOUT_MS: "1000",
-    ...(redisUrl ? { CHAT_ENGINE: "redis", CHAT_REDIS__URL: redisUrl } : {}),
+    CHAT_GATEWAY__SHUTDOWN__DRAIN_TIMEOUT_MS: "1000",
+    ...(redisUrl ? { CHAT_GATEWAY__ENGINE: "redis", CHAT_REDIS__URL: redisUrl } : {}),
     ...env,
   };
   const child = run(path.join(binDir, "gateway"), [], settings, nodeId);
@@ -154,7 +154,7 @@ export async function startPresence(redisUrl) {
   const port = await freePort();
   const env = {
     PATH: process.env.PATH,
-    CHAT_LISTEN: `127.0.0.1:${port}`,
+    CHAT_PRESENCE_SERVICE__LISTEN: `127.0.0.1:${port}`,
     CHAT_REDIS__URL: redisUrl,
     CHAT_LOG__LEVEL: "warn",
   };
