@@ -20,7 +20,7 @@ test: check-tools
 	# The single-node protocol suite once more, each gateway on a Redis of its own
 	# (the tests that pick their engine themselves ran above).
 	GATEWAY_TEST_ENGINE=redis $(CARGO) test --locked -p gateway --test api -- \
-		--skip cluster:: --skip presence:: --skip process:: --skip history::
+		--skip cluster:: --skip presence:: --skip process:: --skip history:: --skip environment::
 	$(MAKE) --no-print-directory web-test
 
 ## web-test: the JS client library (Node) and the chat page (headless Chromium)

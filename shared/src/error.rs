@@ -108,6 +108,43 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// A call to a backend (Redis, the history service, an in-memory engine)
+/// that did not complete, by cause: what the caller can do differs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The backend could not be reached or did not answer in time; the same
+    /// call may work later. Clients get `unavailable`.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered something this code cannot read (corrupt or
+    /// foreign data). Retrying will not help: clients get `internal`.
+    #[error("unreadable data from a backend: {0}")]
+    BadData(String),
+    /// A bug on this side: a value that cannot be serialised, a command
+    /// built wrong. Clients get `internal`.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The result of a backend call.
+pub type BackendResult<T> = Result<T, BackendError>;
+
+impl BackendError {
+    /// The error code a client is told.
+    pub const fn code(&self) -> ErrorCode {
+        match self {
+            BackendError::Unavailable(_) => ErrorCode::Unavailable,
+            BackendError::BadData(_) | BackendError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// A failure to turn a value into JSON (always a bug here: every type
+    /// this code serialises has string keys and plain values).
+    pub fn serialisation(err: &serde_json::Error) -> BackendError {
+        BackendError::Internal(format!("serialisation: {err}"))
+    }
+}
+
 /// The JSON body of every refused HTTP request: `{"error":{"code","message"}}`.
 #[derive(Debug, Serialize)]
 pub struct HttpErrorBody<'a> {
@@ -137,6 +174,13 @@ mod tests {
             let json = serde_json::to_string(code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
+    }
+
+    #[test]
+    fn backend_errors_map_by_cause() {
+        assert_eq!(BackendError::Unavailable("down".into()).code(), ErrorCode::Unavailable);
+        assert_eq!(BackendError::BadData("garbage".into()).code(), ErrorCode::Internal);
+        assert_eq!(BackendError::Internal("bug".into()).code(), ErrorCode::Internal);
     }
 
     #[test]

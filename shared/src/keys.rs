@@ -8,7 +8,7 @@
 //! shortens its own tag, which stays the same for all of that user's keys.
 //!
 //! The history keys (seq, history, epoch, idempotency, offline queue) are
-//! named by the history crate (`history::keys`), under these same tags.
+//! named by the history-store library (`history_store::keys`), under these same tags.
 
 use crate::protocol::{DisplayName, RoomName, UserId, UserRef};
 

@@ -5,7 +5,7 @@
 //! - [`protocol`]: the client and server frames of `docs/protocol.md` as tagged
 //!   serde enums, with validated newtypes for names and ids.
 //! - [`error`]: one table that maps each error to its protocol code, HTTP status
-//!   and WebSocket close code.
+//!   and WebSocket close code; [`BackendError`], a backend call's failure by cause.
 //! - [`config`]: layered configuration (defaults, optional file, `CHAT_*`
 //!   environment variables) and the one-environment layout: cluster-wide
 //!   sections, one section per service.
@@ -30,4 +30,4 @@ pub mod settings;
 pub mod telemetry;
 pub mod wire;
 
-pub use error::{CloseCode, ErrorCode};
+pub use error::{BackendError, BackendResult, CloseCode, ErrorCode};

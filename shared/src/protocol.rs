@@ -418,6 +418,19 @@ impl Serialize for StoredMessage {
     }
 }
 
+impl<'de> Deserialize<'de> for StoredMessage {
+    /// Any JSON object with a `seq`, kept as it came.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct SeqOf {
+            seq: u64,
+        }
+        let json = Box::<RawValue>::deserialize(deserializer)?;
+        let SeqOf { seq } = serde_json::from_str(json.get()).map_err(serde::de::Error::custom)?;
+        Ok(StoredMessage { seq, json: Arc::from(json) })
+    }
+}
+
 /// Every frame a server sends.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

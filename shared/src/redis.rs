@@ -91,3 +91,20 @@ impl RedisSettings {
         Ok((builder, clustered))
     }
 }
+
+impl From<fred::error::Error> for crate::error::BackendError {
+    /// Connection trouble, timeouts and cluster changes are `Unavailable`;
+    /// a reply that cannot be read is `BadData`; a command or argument this
+    /// code built wrong is `Internal`.
+    fn from(err: fred::error::Error) -> Self {
+        use crate::error::BackendError;
+        use fred::error::ErrorKind;
+        match err.kind() {
+            ErrorKind::Parse | ErrorKind::Protocol | ErrorKind::NotFound => BackendError::BadData(err.to_string()),
+            ErrorKind::InvalidCommand | ErrorKind::InvalidArgument | ErrorKind::Config | ErrorKind::Url => {
+                BackendError::Internal(err.to_string())
+            }
+            _ => BackendError::Unavailable(err.to_string()),
+        }
+    }
+}

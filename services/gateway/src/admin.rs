@@ -15,7 +15,7 @@ use serde::Deserialize;
 use chat_shared::protocol::{ClientId, DisplayName, RoomName, ServerFrame, UserId, UserRef};
 use chat_shared::ErrorCode;
 
-use crate::engine::{BusMessage, RoomDraft, Topic};
+use crate::engine::{backend_message, BusMessage, RoomDraft, Topic};
 use crate::http::{resource, ApiError};
 use crate::node::Node;
 
@@ -109,9 +109,10 @@ async fn post_message(
     };
     let client_id = body.client_id.map(|c| ClientId::parse(&c)).transpose().map_err(|err| bad(err.0))?;
     let draft = RoomDraft { room: room.clone(), from, text: body.text, client_id };
-    let stored = node.engine.history.publish_room(draft).await.map_err(|err| {
-        tracing::warn!(room = %room, cause = %err, "operator publish failed");
-        ApiError::new(ErrorCode::Unavailable, "the backend is unavailable")
+    let stored = node.engine.history.append_room(draft).await.map_err(|err| {
+        let message = backend_message("publish", &err);
+        tracing::warn!(room = %room, cause = %err, message, "operator publish failed");
+        ApiError::new(err.code(), message)
     })?;
     node.metrics.messages_published.inc();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room, "seq": stored.seq, "ts": stored.ts })))
@@ -143,7 +144,7 @@ async fn broadcast(
         .bus
         .publish(&Topic::Broadcast, msg)
         .await
-        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the backend is unavailable"))?;
+        .map_err(|err| ApiError::new(err.code(), backend_message("broadcast", &err)))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": reached })))
 }
 
@@ -159,6 +160,6 @@ async fn disconnect_user(
         .bus
         .publish(&Topic::Control, BusMessage::Disconnect { user })
         .await
-        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the backend is unavailable"))?;
+        .map_err(|err| ApiError::new(err.code(), backend_message("disconnect", &err)))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": closed })))
 }

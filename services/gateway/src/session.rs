@@ -29,7 +29,8 @@ use chat_shared::{CloseCode, ErrorCode};
 
 use crate::auth::RoomGrant;
 use crate::engine::{
-    now_ms, BusMessage, DmDraft, Engine, EngineError, Replay, ReplayFrom, RoomDraft, SessionId, SessionInfo, Topic,
+    backend_message, catch_up, now_ms, BackendError, BusMessage, DmDraft, Engine, Page, RoomDraft, SessionId,
+    SessionInfo, Topic, Window,
 };
 use crate::limits::{AbuseMeter, TokenBucket};
 use crate::metrics::INVALID_FRAME_LABEL;
@@ -166,9 +167,18 @@ impl WsSession {
         self.reply(&ServerFrame::error(re, code, message));
     }
 
-    fn reply_unavailable(&self, re: Option<RequestId>, what: &str, err: &EngineError) {
-        tracing::warn!(session = %self.id(), cause = %err, what, "backend call failed");
-        self.reply_error(re, ErrorCode::Unavailable, format!("{what} failed: the backend is unavailable"));
+    /// Replies the error a backend failure means to the client: `unavailable`
+    /// (logged as a warning) or `internal` (logged as an error with the same
+    /// message).
+    fn reply_backend_error(&self, re: Option<RequestId>, what: &str, err: &BackendError) {
+        let message = backend_message(what, err);
+        match err {
+            BackendError::Unavailable(_) => {
+                tracing::warn!(session = %self.id(), cause = %err, what, "backend call failed")
+            }
+            _ => tracing::error!(session = %self.id(), cause = %err, message, "backend call failed"),
+        }
+        self.reply_error(re, err.code(), message);
     }
 
     /// Closes the connection after what is queued, and stops the actor.
@@ -287,7 +297,7 @@ impl WsSession {
                 };
                 ctx.wait(fut.into_actor(self).map(move |(room, result), act, _| match result {
                     Ok(members) => act.reply(&ServerFrame::Members { re, room, members }),
-                    Err(err) => act.reply_unavailable(re, "members", &err),
+                    Err(err) => act.reply_backend_error(re, "members", &err),
                 }));
             }
             ClientFrame::History { room, before, limit } => {
@@ -297,12 +307,12 @@ impl WsSession {
                 let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(MAX_HISTORY_PAGE) as usize;
                 let history = self.engine().history.clone();
                 let fut = async move {
-                    let page = history.page(&room, before, limit).await;
-                    (room, page)
+                    let page = history.read_room(&room, Window { after: None, before, limit }).await;
+                    (room, page.map(|page| page.messages))
                 };
                 ctx.wait(fut.into_actor(self).map(move |(room, result), act, _| match result {
                     Ok(messages) => act.reply(&ServerFrame::History { re, room, messages }),
-                    Err(err) => act.reply_unavailable(re, "history", &err),
+                    Err(err) => act.reply_backend_error(re, "history", &err),
                 }));
             }
         }
@@ -322,7 +332,8 @@ impl WsSession {
         let subscribe = !self.rooms.contains(&room);
         registry.begin_join(&room, self.id(), &self.info.user.id);
         self.joining.insert(room.clone());
-        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(self.node.settings.cluster.history.size as u64) as usize;
+        let size = self.node.settings.cluster.history.size;
+        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(size as u64) as usize;
         let engine = self.engine().clone();
         let info = self.info.clone();
         let target = room.clone();
@@ -333,7 +344,7 @@ impl WsSession {
                 engine.bus.subscribe(&Topic::Room(target.clone())).await?;
                 lock_subscribed(&subscribed).rooms.insert(target.clone());
             }
-            let result = join_steps(&engine, &target, &info, since, wanted_epoch, limit).await;
+            let result = join_steps(&engine, &target, &info, since, wanted_epoch, limit, size).await;
             if result.is_err() && subscribe {
                 lock_subscribed(&subscribed).rooms.remove(&target);
                 let _ = engine.bus.unsubscribe(&Topic::Room(target.clone())).await;
@@ -362,7 +373,7 @@ impl WsSession {
                 }
                 Err(err) => {
                     registry.abort_join(&room, act.id());
-                    act.reply_unavailable(re, "join", &err);
+                    act.reply_backend_error(re, "join", &err);
                 }
             }
         }));
@@ -391,7 +402,7 @@ impl WsSession {
                 });
                 act.reply(&ServerFrame::Left { re, room });
             }
-            Err(err) => act.reply_unavailable(re, "leave", &err),
+            Err(err) => act.reply_backend_error(re, "leave", &err),
         }));
     }
 
@@ -411,7 +422,7 @@ impl WsSession {
             if let Some(wait) = user_rate_gate(&engine, &draft.from.id, user_rate).await? {
                 return Ok(Err(wait));
             }
-            engine.history.publish_room(draft).await.map(Ok)
+            engine.history.append_room(draft).await.map(Ok)
         };
         ctx.wait(fut.into_actor(self).map(move |result, act, _| match result {
             Ok(Err(wait)) => act.reply_user_rate_limited(re, wait),
@@ -427,7 +438,7 @@ impl WsSession {
                     delivered: None,
                 });
             }
-            Err(err) => act.reply_unavailable(re, "send", &err),
+            Err(err) => act.reply_backend_error(re, "send", &err),
         }));
     }
 
@@ -447,7 +458,7 @@ impl WsSession {
             if let Some(wait) = user_rate_gate(&engine, &draft.from.id, user_rate).await? {
                 return Ok(Err(wait));
             }
-            engine.history.publish_dm(draft).await.map(Ok)
+            engine.history.append_dm(draft).await.map(Ok)
         };
         ctx.wait(fut.into_actor(self).map(move |result, act, _| match result {
             Ok(Err(wait)) => act.reply_user_rate_limited(re, wait),
@@ -462,7 +473,7 @@ impl WsSession {
                     delivered: Some(stored.delivered),
                 });
             }
-            Err(err) => act.reply_unavailable(re, "dm", &err),
+            Err(err) => act.reply_backend_error(re, "dm", &err),
         }));
     }
 
@@ -500,7 +511,7 @@ impl WsSession {
         let fut = async move { bus.publish(&Topic::Room(room), msg).await };
         ctx.wait(fut.into_actor(self).map(move |result, act, _| {
             if let Err(err) = result {
-                act.reply_unavailable(re, "typing", &err);
+                act.reply_backend_error(re, "typing", &err);
             }
         }));
     }
@@ -586,7 +597,7 @@ impl WsSession {
         let engine = self.engine().clone();
         let user = self.info.user.id.clone();
         actix_rt::spawn(async move {
-            if let Err(err) = engine.history.ack_offline(&user, delivered).await {
+            if let Err(err) = engine.history.ack_offline(&user, &delivered).await {
                 tracing::warn!(user = %user, cause = %err, "delivered offline DMs stay queued; they will come again");
             }
         });
@@ -612,7 +623,7 @@ impl WsSession {
 
 /// The engine side of a join, after the subscription: history first (the
 /// step most likely to be refused, so a refusal announces nothing), then
-/// presence and members.
+/// presence and members. `size` is `history.size`, the most a resume replays.
 async fn join_steps(
     engine: &Engine,
     room: &RoomName,
@@ -620,12 +631,13 @@ async fn join_steps(
     since: Option<u64>,
     epoch: Option<String>,
     limit: usize,
-) -> Result<(Vec<chat_shared::protocol::UserRef>, Replay), EngineError> {
-    let from = since.map_or(ReplayFrom::Latest(limit), ReplayFrom::After);
-    let mut replay = engine.history.replay(room, from).await?;
+    size: usize,
+) -> Result<(Vec<chat_shared::protocol::UserRef>, Page), BackendError> {
+    let window = since.map_or(Window::latest(limit), |since| Window::after(since, size));
+    let mut replay = catch_up(engine.history.as_ref(), room, window, size).await?;
     if since.is_some() && epoch.as_ref().is_some_and(|e| *e != replay.epoch) {
         // The client's seqs name a lost history: start it afresh.
-        replay = engine.history.replay(room, ReplayFrom::Latest(limit)).await?;
+        replay = engine.history.read_room(room, Window::latest(limit)).await?;
     }
     engine.presence.join(room, info).await?;
     let members = engine.presence.members(room).await?;
@@ -634,7 +646,7 @@ async fn join_steps(
 
 /// The cluster-wide per-user rate: `Some(ms)` to wait when it is used up
 /// (no check when `per_second` is 0).
-async fn user_rate_gate(engine: &Engine, user: &UserId, per_second: u32) -> Result<Option<u64>, EngineError> {
+async fn user_rate_gate(engine: &Engine, user: &UserId, per_second: u32) -> Result<Option<u64>, BackendError> {
     if per_second == 0 {
         return Ok(None);
     }
@@ -643,7 +655,7 @@ async fn user_rate_gate(engine: &Engine, user: &UserId, per_second: u32) -> Resu
 
 /// `joined.recovered`: a resume that replayed everything after `since` in the
 /// same history.
-fn is_recovered(since: Option<u64>, epoch: Option<&str>, replay: &Replay) -> bool {
+fn is_recovered(since: Option<u64>, epoch: Option<&str>, replay: &Page) -> bool {
     let Some(since) = since else { return false };
     if epoch.is_some_and(|e| e != replay.epoch) || since > replay.seq {
         return false;
@@ -680,7 +692,7 @@ impl Actor for WsSession {
                 tracing::warn!(user = %user, cause = %err, "offline DMs could not be read; they stay queued");
                 Vec::new()
             });
-            Ok::<_, EngineError>(offline)
+            Ok::<_, BackendError>(offline)
         };
         ctx.wait(fut.into_actor(self).map(|result, act, ctx| match result {
             Ok(offline) => {

@@ -8,15 +8,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context as _;
-use history::client::HistoryClient;
-use history::store::StoreSettings;
 use tokio::sync::watch;
 
 use chat_shared::CloseCode;
 
 use crate::auth::Authenticator;
+use crate::engine::history::{NodeHistory, ServiceClient};
 use crate::engine::redis::{RedisEngine, RedisEngineSettings};
-use crate::engine::service::ServiceHistory;
 use crate::engine::{memory, Deliver, Engine};
 use crate::metrics::Metrics;
 use crate::node::Node;
@@ -53,28 +51,18 @@ impl Application {
     /// An address that cannot be bound, an unreadable key file, or an engine
     /// that cannot start.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let cluster = &settings.cluster;
         match settings.gateway.engine {
             EngineKind::Memory => {
-                let memory_settings = memory::MemorySettings {
-                    history_size: settings.cluster.history.size,
-                    retention: settings.cluster.history.retention(),
-                    idempotency_window: Duration::from_millis(settings.cluster.history.idempotency_window_ms),
-                    offline_queue_max_messages: settings.cluster.dm.offline_queue_max_messages,
-                    offline_ttl: Duration::from_millis(settings.cluster.dm.offline_ttl_ms),
-                };
-                Self::build_with_engine(settings, |sink, _| Ok(memory::engine(sink, memory_settings))).await
+                let (history, dm) = (cluster.history.clone(), cluster.dm.clone());
+                Self::build_with_engine(settings, |sink, _| Ok(memory::engine(sink, history, dm))).await
             }
             EngineKind::Redis => {
                 let redis_settings = RedisEngineSettings {
-                    redis: settings.cluster.redis.clone(),
-                    history: StoreSettings {
-                        size: settings.cluster.history.size,
-                        retention: settings.cluster.history.retention(),
-                        idempotency_window: Duration::from_millis(settings.cluster.history.idempotency_window_ms),
-                        offline_queue_max_messages: settings.cluster.dm.offline_queue_max_messages,
-                        offline_ttl: Duration::from_millis(settings.cluster.dm.offline_ttl_ms),
-                    },
-                    lease: Duration::from_millis(settings.cluster.presence.lease_ms),
+                    redis: cluster.redis.clone(),
+                    history: cluster.history.clone(),
+                    dm: cluster.dm.clone(),
+                    lease: cluster.presence.lease(),
                     node_id: RedisEngineSettings::incarnation(&settings.gateway.node_id),
                 };
                 Self::build_with_engine(settings, |sink, metrics| RedisEngine::connect(redis_settings, sink, metrics))
@@ -96,16 +84,16 @@ impl Application {
         let metrics = Arc::new(Metrics::new().context("metrics registration")?);
         let registry = Arc::new(Registry::new(metrics.clone(), settings.gateway.limits.max_outbox_bytes));
         let mut engine = make_engine(registry.clone(), metrics.clone())?;
-        if !settings.gateway.history_service.url.is_empty() {
-            // Reads go to the history service; appends stay in this node's publish path.
-            let client = HistoryClient::new(
-                &settings.gateway.history_service.url,
-                Duration::from_millis(settings.gateway.history_service.request_timeout_ms),
-                settings.gateway.history_service.max_response_bytes,
-            )?;
-            engine.history =
-                Arc::new(ServiceHistory::new(client, engine.history, settings.cluster.history.size, metrics.clone()));
-        }
+        let service = &settings.gateway.history_service;
+        let service = match service.url.as_str() {
+            "" => None,
+            url => Some(ServiceClient::new(
+                url,
+                Duration::from_millis(service.request_timeout_ms),
+                service.max_response_bytes,
+            )?),
+        };
+        engine.history = Arc::new(NodeHistory::new(engine.history, service, engine.bus.clone(), metrics.clone()));
         let auth = Authenticator::new(&settings.cluster.auth)?;
         let listener = TcpListener::bind(&settings.gateway.listen)
             .with_context(|| format!("binding {}", settings.gateway.listen))?;

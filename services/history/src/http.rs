@@ -16,15 +16,14 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use fred::interfaces::ClientLike;
-use serde::Serialize;
 
 use chat_shared::http::ApiError;
-use chat_shared::protocol::{RoomName, StoredMessage, UserId};
+use chat_shared::protocol::{RoomName, UserId};
 use chat_shared::service;
-use chat_shared::ErrorCode;
+use chat_shared::{BackendResult, ErrorCode};
+use history_store::api::{parse_window, ConversationReply, RoomReply};
+use history_store::{HistoryStore, Page};
 
-use crate::api::parse_window;
-use crate::store::{Page, StoreError};
 use crate::State;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -50,23 +49,9 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::BadRequest, message)
 }
 
-#[derive(Serialize)]
-struct RoomReply<'a> {
-    room: &'a RoomName,
-    seq: u64,
-    epoch: &'a str,
-    messages: &'a [StoredMessage],
-}
-
-#[derive(Serialize)]
-struct ConversationReply<'a> {
-    users: [&'a UserId; 2],
-    seq: u64,
-    messages: &'a [StoredMessage],
-}
-
-/// Counts a read and turns a store failure into 503.
-fn record(state: &State, kind: &str, started: Instant, result: Result<Page, StoreError>) -> Result<Page, ApiError> {
+/// Counts a read and turns a store failure into its HTTP error (503 for an
+/// unreachable Redis, 500 for data it cannot read).
+fn record(state: &State, kind: &str, started: Instant, result: BackendResult<Page>) -> Result<Page, ApiError> {
     state.metrics.read_seconds.observe(started.elapsed().as_secs_f64());
     match result {
         Ok(page) => {
@@ -76,8 +61,17 @@ fn record(state: &State, kind: &str, started: Instant, result: Result<Page, Stor
         }
         Err(err) => {
             state.metrics.read_errors.inc();
-            tracing::warn!(cause = %err, "history read failed");
-            Err(ApiError::new(ErrorCode::Unavailable, "redis is unavailable"))
+            let code = err.code();
+            let message = match code {
+                ErrorCode::Unavailable => "redis is unavailable",
+                _ => "history could not be read (logged)",
+            };
+            if code == ErrorCode::Unavailable {
+                tracing::warn!(cause = %err, "history read failed");
+            } else {
+                tracing::error!(cause = %err, message, "history read failed");
+            }
+            Err(ApiError::new(code, message))
         }
     }
 }
@@ -89,9 +83,9 @@ async fn room_messages(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let room = RoomName::parse(&room).map_err(|err| bad_request(err.0))?;
-    let window = parse_window(&query, state.store.settings().size).map_err(|err| bad_request(err.0))?;
+    let window = parse_window(&query, state.size).map_err(|err| bad_request(err.0))?;
     let page = record(&state, "room", started, state.store.read_room(&room, window).await)?;
-    Ok(HttpResponse::Ok().json(RoomReply { room: &room, seq: page.seq, epoch: &page.epoch, messages: &page.messages }))
+    Ok(HttpResponse::Ok().json(RoomReply { room: &room, page: &page }))
 }
 
 async fn conversation_messages(
@@ -103,7 +97,7 @@ async fn conversation_messages(
     let (id, other) = users.into_inner();
     let id = UserId::parse(&id).map_err(|err| bad_request(err.0))?;
     let other = UserId::parse(&other).map_err(|err| bad_request(err.0))?;
-    let window = parse_window(&query, state.store.settings().size).map_err(|err| bad_request(err.0))?;
+    let window = parse_window(&query, state.size).map_err(|err| bad_request(err.0))?;
     let page = record(&state, "conversation", started, state.store.read_conversation(&id, &other, window).await)?;
-    Ok(HttpResponse::Ok().json(ConversationReply { users: [&id, &other], seq: page.seq, messages: &page.messages }))
+    Ok(HttpResponse::Ok().json(ConversationReply { users: [&id, &other], page: &page }))
 }

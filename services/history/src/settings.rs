@@ -3,14 +3,11 @@
 //! its own section, `history_service` (`CHAT_HISTORY_SERVICE__*`).
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use chat_shared::config::{self, ConfigError, Service};
 use chat_shared::settings::Cluster;
-
-use crate::store::StoreSettings;
 
 /// Everything the history service reads.
 #[derive(Debug, Clone, Default)]
@@ -42,17 +39,6 @@ impl Settings {
         let loaded = config::load(Service::History, file)?;
         Ok(Settings { cluster: loaded.cluster, history_service: loaded.own, ignored: loaded.ignored })
     }
-
-    /// What the store keeps, from the cluster-wide sections.
-    pub fn store(&self) -> StoreSettings {
-        StoreSettings {
-            size: self.cluster.history.size,
-            retention: self.cluster.history.retention(),
-            idempotency_window: self.cluster.history.idempotency_window(),
-            offline_queue_max_messages: self.cluster.dm.offline_queue_max_messages,
-            offline_ttl: Duration::from_millis(self.cluster.dm.offline_ttl_ms),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -70,8 +56,8 @@ mod tests {
         let settings =
             load(&[("CHAT_HISTORY_SERVICE__LISTEN", "127.0.0.1:0"), ("CHAT_HISTORY__RETENTION_DAYS", "0.5")]).unwrap();
         assert_eq!(settings.history_service.listen, "127.0.0.1:0");
-        assert_eq!(settings.store().size, 1_000);
-        assert_eq!(settings.store().retention, Duration::from_secs(43_200));
+        assert_eq!(settings.cluster.history.size, 1_000);
+        assert_eq!(settings.cluster.history.retention(), std::time::Duration::from_secs(43_200));
     }
 
     #[test]

@@ -2,33 +2,27 @@
 //!
 //! Session code talks only to these traits, so the engine behind them can be
 //! this process's memory ([`memory`]) or Redis, shared by every gateway. Every
-//! call is async and fallible with [`EngineError::Unavailable`]; seqs are
-//! assigned by the store, never by the caller.
+//! call is async and fallible with a [`BackendError`] that says why
+//! (unavailable, unreadable data, a bug); seqs are assigned by the store,
+//! never by the caller. The history store is the `history-store` library's
+//! [`HistoryStore`], seen through [`history::NodeHistory`].
 //!
 //! Delivery flows the other way: an engine hands every message that arrives on
 //! a topic this node is subscribed to to the node's [`Deliver`] sink (the
 //! registry), which fans it out to local sessions.
 
+pub mod history;
 pub mod memory;
 pub mod redis;
-pub mod service;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytestring::ByteString;
 
-use chat_shared::protocol::{ClientId, RoomName, ServerFrame, StoredMessage, UserId, UserRef};
-use history::store::Window;
-
-/// A backend could not carry out the call; the client gets `unavailable`.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum EngineError {
-    #[error("backend unavailable: {0}")]
-    Unavailable(String),
-}
-
-pub type EngineResult<T> = Result<T, EngineError>;
+use chat_shared::protocol::{RoomName, ServerFrame, StoredMessage, UserId, UserRef};
+pub use chat_shared::{BackendError, BackendResult};
+pub use history_store::{Appended, DmDraft, HistoryStore, Page, RoomDraft, Window};
 
 /// A node's id for one WebSocket connection, unique cluster-wide.
 pub type SessionId = Arc<str>;
@@ -136,12 +130,12 @@ pub trait Deliver: Send + Sync {
 pub trait Bus: Send + Sync {
     /// Adds a local reference to `topic`: the first one subscribes the node.
     /// Returns once delivery of `topic` to this node is in place.
-    async fn subscribe(&self, topic: &Topic) -> EngineResult<()>;
+    async fn subscribe(&self, topic: &Topic) -> BackendResult<()>;
     /// Drops a local reference to `topic`: the last one unsubscribes the node.
-    async fn unsubscribe(&self, topic: &Topic) -> EngineResult<()>;
+    async fn unsubscribe(&self, topic: &Topic) -> BackendResult<()>;
     /// Publishes to every node subscribed to `topic`; returns how many nodes
     /// it reached.
-    async fn publish(&self, topic: &Topic, msg: BusMessage) -> EngineResult<usize>;
+    async fn publish(&self, topic: &Topic, msg: BusMessage) -> BackendResult<usize>;
     /// Whether the backend is reachable and every subscription is in place
     /// (`/readyz`); the error says what is missing.
     fn readiness(&self) -> Result<(), String> {
@@ -185,17 +179,17 @@ pub struct ConnectionLimits {
 pub trait PresenceStore: Send + Sync {
     /// Counts a new connection against the limits; on `Admitted` the caller
     /// must call [`PresenceStore::release`] when it closes.
-    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> EngineResult<Admission>;
+    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> BackendResult<Admission>;
     /// Forgets a connection counted by `admit`.
-    async fn release(&self, session: &SessionInfo) -> EngineResult<()>;
+    async fn release(&self, session: &SessionInfo) -> BackendResult<()>;
     /// Records that the session is in the room; publishes `presence online`
     /// to the room when it is the user's first session there.
-    async fn join(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()>;
+    async fn join(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()>;
     /// Records that the session left the room; publishes `presence offline`
     /// when it was the user's last session there.
-    async fn leave(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()>;
+    async fn leave(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()>;
     /// The room's online users, sorted by id.
-    async fn members(&self, room: &RoomName) -> EngineResult<Vec<UserRef>>;
+    async fn members(&self, room: &RoomName) -> BackendResult<Vec<UserRef>>;
     /// Removes a closed session from `rooms` (announcing `offline` where it
     /// was its user's last) and from its user's connection count. Unlike
     /// `leave`, it cannot be refused: when the backend is away the engine
@@ -203,93 +197,41 @@ pub trait PresenceStore: Send + Sync {
     async fn forget(&self, session: &SessionInfo, rooms: &[RoomName]);
     /// Takes one token from the user's rate of `per_second` frames, across
     /// all of the user's connections; `Some(ms)` when empty for that long.
-    async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>>;
+    async fn take_user_token(&self, user: &UserId, per_second: u32) -> BackendResult<Option<u64>>;
 }
 
-/// A message to store and publish in a room.
-#[derive(Debug, Clone)]
-pub struct RoomDraft {
-    pub room: RoomName,
-    pub from: UserRef,
-    pub text: String,
-    pub client_id: Option<ClientId>,
-}
-
-/// A direct message to store and deliver.
-#[derive(Debug, Clone)]
-pub struct DmDraft {
-    pub from: UserRef,
-    pub to: UserId,
-    pub text: String,
-    pub client_id: Option<ClientId>,
-    /// The sending session (its user's other sessions get a copy, it does not).
-    pub origin: SessionId,
-}
-
-/// The outcome of storing a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stored {
-    pub seq: u64,
-    pub ts: u64,
-    /// For DMs: whether the recipient had a session (else it was queued).
-    pub delivered: bool,
-}
-
-/// Where a replay starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayFrom {
-    /// The newest `n` messages.
-    Latest(usize),
-    /// Every message with seq above this one (at most the history size).
-    After(u64),
-}
-
-impl ReplayFrom {
-    /// The history window this replay reads; `After` reads up to
-    /// `history_size` messages (everything still kept).
-    pub fn window(self, history_size: usize) -> Window {
-        match self {
-            ReplayFrom::Latest(n) => Window::latest(n),
-            ReplayFrom::After(since) => Window { after: Some(since), before: None, limit: history_size },
-        }
+/// What a client is told when `what` failed in a backend: the cause's kind,
+/// never its details (those are logged beside it).
+pub fn backend_message(what: &str, err: &BackendError) -> String {
+    match err {
+        BackendError::Unavailable(_) => format!("{what} failed: the backend is unavailable"),
+        BackendError::BadData(_) | BackendError::Internal(_) => format!("{what} failed: internal error (logged)"),
     }
 }
 
-/// A room's history as of one moment.
-#[derive(Debug, Clone)]
-pub struct Replay {
-    /// The room's latest seq (0 if it never had a message).
-    pub seq: u64,
-    /// Names this history; changes only when history was lost.
-    pub epoch: String,
-    /// Oldest first.
-    pub messages: Vec<StoredMessage>,
-}
-
-/// Room and DM-conversation history, and the publish path that feeds it.
-#[async_trait]
-pub trait HistoryStore: Send + Sync {
-    /// Takes the room's next seq, stores the message in the capped history
-    /// and publishes it on the room's topic, as one step, so that history and
-    /// live delivery share one order. A `client_id` seen from the same user in
-    /// the same room within the idempotency window returns the first result
-    /// and stores nothing.
-    async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored>;
-    /// Reads the room's history.
-    async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay>;
-    /// Messages with seq below `before` (all when `None`), the newest `limit`
-    /// of them, oldest first.
-    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>>;
-    /// Stores a DM in the pair's conversation, delivers it to the recipient's
-    /// sessions and the sender's other sessions, and queues it for the
-    /// recipient when they have no session.
-    async fn publish_dm(&self, draft: DmDraft) -> EngineResult<Stored>;
-    /// The DMs queued for `user` (oldest first, as `dm` frames). They stay
-    /// queued until [`HistoryStore::ack_offline`], so a connection lost while
-    /// delivering them loses none.
-    async fn offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>>;
-    /// Removes DMs from `user`'s queue once they reached the client.
-    async fn ack_offline(&self, user: &UserId, delivered: Vec<ByteString>) -> EngineResult<()>;
+/// Reads what `room` holds in `window` as of one moment. With `after`, a
+/// store that answers in parts (a history service with a smaller
+/// `history.size`) is read on until the events reach the room's seq, so that
+/// a resume or a catch-up leaves no gap before live delivery; `max` bounds
+/// how much that reads in all.
+///
+/// # Errors
+/// The store's; `Unavailable` if the history changed between the parts.
+pub async fn catch_up(history: &dyn HistoryStore, room: &RoomName, window: Window, max: usize) -> BackendResult<Page> {
+    let mut page = history.read_room(room, window).await?;
+    while window.after.is_some() {
+        let Some(last) = page.messages.last().map(|m| m.seq) else { break };
+        if last >= page.seq || page.messages.len() >= max {
+            break;
+        }
+        let rest = history.read_room(room, Window::after(last, max - page.messages.len())).await?;
+        if rest.epoch != page.epoch || rest.messages.first().is_none_or(|m| m.seq != last + 1) {
+            return Err(BackendError::Unavailable("the room's history changed while it was read".into()));
+        }
+        page.seq = rest.seq;
+        page.messages.extend(rest.messages);
+    }
+    Ok(page)
 }
 
 /// The three parts of an engine, as the gateway uses them.

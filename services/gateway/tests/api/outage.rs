@@ -5,16 +5,16 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytestring::ByteString;
 use serde_json::json;
 
-use chat_shared::protocol::{RoomName, StoredMessage, UserId, UserRef};
+use chat_shared::protocol::{RoomName, UserId, UserRef};
+use chat_shared::settings::{DmSettings, HistorySettings};
 use gateway::engine::{
-    memory, Admission, Bus, BusMessage, ConnectionLimits, DmDraft, Engine, EngineError, EngineResult, HistoryStore,
-    PresenceStore, Replay, ReplayFrom, RoomDraft, SessionInfo, Stored, Topic,
+    memory, Admission, Appended, BackendError, BackendResult, Bus, BusMessage, ConnectionLimits, DmDraft, Engine,
+    HistoryStore, Page, PresenceStore, RoomDraft, SessionInfo, Topic, Window,
 };
 
 use crate::helpers::{spawn_app_with, Client};
@@ -26,9 +26,9 @@ struct Switch {
 }
 
 impl Switch {
-    fn check(&self) -> EngineResult<()> {
+    fn check(&self) -> BackendResult<()> {
         if self.down.load(Ordering::SeqCst) {
-            Err(EngineError::Unavailable("backend switched off by the test".into()))
+            Err(BackendError::Unavailable("backend switched off by the test".into()))
         } else {
             Ok(())
         }
@@ -37,15 +37,15 @@ impl Switch {
 
 #[async_trait]
 impl Bus for Switch {
-    async fn subscribe(&self, topic: &Topic) -> EngineResult<()> {
+    async fn subscribe(&self, topic: &Topic) -> BackendResult<()> {
         self.check()?;
         self.inner.bus.subscribe(topic).await
     }
-    async fn unsubscribe(&self, topic: &Topic) -> EngineResult<()> {
+    async fn unsubscribe(&self, topic: &Topic) -> BackendResult<()> {
         self.check()?;
         self.inner.bus.unsubscribe(topic).await
     }
-    async fn publish(&self, topic: &Topic, msg: BusMessage) -> EngineResult<usize> {
+    async fn publish(&self, topic: &Topic, msg: BusMessage) -> BackendResult<usize> {
         self.check()?;
         self.inner.bus.publish(topic, msg).await
     }
@@ -53,29 +53,29 @@ impl Bus for Switch {
 
 #[async_trait]
 impl PresenceStore for Switch {
-    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> EngineResult<Admission> {
+    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> BackendResult<Admission> {
         self.check()?;
         self.inner.presence.admit(session, limits).await
     }
-    async fn release(&self, session: &SessionInfo) -> EngineResult<()> {
+    async fn release(&self, session: &SessionInfo) -> BackendResult<()> {
         self.inner.presence.release(session).await
     }
-    async fn join(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
+    async fn join(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()> {
         self.check()?;
         self.inner.presence.join(room, session).await
     }
-    async fn leave(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
+    async fn leave(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()> {
         self.check()?;
         self.inner.presence.leave(room, session).await
     }
-    async fn members(&self, room: &RoomName) -> EngineResult<Vec<UserRef>> {
+    async fn members(&self, room: &RoomName) -> BackendResult<Vec<UserRef>> {
         self.check()?;
         self.inner.presence.members(room).await
     }
     async fn forget(&self, session: &SessionInfo, rooms: &[RoomName]) {
         self.inner.presence.forget(session, rooms).await
     }
-    async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>> {
+    async fn take_user_token(&self, user: &UserId, per_second: u32) -> BackendResult<Option<u64>> {
         self.check()?;
         self.inner.presence.take_user_token(user, per_second).await
     }
@@ -83,27 +83,27 @@ impl PresenceStore for Switch {
 
 #[async_trait]
 impl HistoryStore for Switch {
-    async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
+    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Appended> {
         self.check()?;
-        self.inner.history.publish_room(draft).await
+        self.inner.history.append_room(draft).await
     }
-    async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
+    async fn read_room(&self, room: &RoomName, window: Window) -> BackendResult<Page> {
         self.check()?;
-        self.inner.history.replay(room, from).await
+        self.inner.history.read_room(room, window).await
     }
-    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
+    async fn append_dm(&self, draft: DmDraft) -> BackendResult<Appended> {
         self.check()?;
-        self.inner.history.page(room, before, limit).await
+        self.inner.history.append_dm(draft).await
     }
-    async fn publish_dm(&self, draft: DmDraft) -> EngineResult<Stored> {
+    async fn read_conversation(&self, a: &UserId, b: &UserId, window: Window) -> BackendResult<Page> {
         self.check()?;
-        self.inner.history.publish_dm(draft).await
+        self.inner.history.read_conversation(a, b, window).await
     }
-    async fn offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
+    async fn offline(&self, user: &UserId) -> BackendResult<Vec<ByteString>> {
         self.check()?;
         self.inner.history.offline(user).await
     }
-    async fn ack_offline(&self, user: &UserId, delivered: Vec<ByteString>) -> EngineResult<()> {
+    async fn ack_offline(&self, user: &UserId, delivered: &[ByteString]) -> BackendResult<u64> {
         self.check()?;
         self.inner.history.ack_offline(user, delivered).await
     }
@@ -116,14 +116,8 @@ async fn backend_failures_answer_unavailable_and_change_nothing() {
     let app = spawn_app_with(
         |s| s.gateway.admin.api_key = Some("k".into()),
         Some(Box::new(move |sink, _metrics| {
-            let settings = memory::MemorySettings {
-                history_size: 1000,
-                retention: Duration::from_secs(86_400),
-                idempotency_window: Duration::from_secs(300),
-                offline_queue_max_messages: 100,
-                offline_ttl: Duration::from_secs(3600),
-            };
-            let switch = Arc::new(Switch { inner: memory::engine(sink, settings), down: switch_state });
+            let inner = memory::engine(sink, HistorySettings::default(), DmSettings::default());
+            let switch = Arc::new(Switch { inner, down: switch_state });
             Ok(Engine { bus: switch.clone(), presence: switch.clone(), history: switch })
         })),
     );

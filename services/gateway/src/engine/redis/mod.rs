@@ -3,9 +3,9 @@
 //!
 //! - Commands go through a pool; pub/sub through one subscriber client
 //!   ([`subscriber`]) that survives reconnects.
-//! - Publishing a room message is one Lua script of the history crate
-//!   (`history::scripts::APPEND_ROOM`): next seq, capped history, publish
-//!   carrying the seq. The `ack` follows its return.
+//! - History is the `history-store` library's [`RedisStore`]: publishing a
+//!   room message is one Lua script (next seq, capped history, publish
+//!   carrying the seq). The `ack` follows its return.
 //! - On a Redis Cluster (`redis-cluster://…`) channels are sharded
 //!   (`SSUBSCRIBE`/`SPUBLISH`) and hash-tagged like the keys, so a room's
 //!   messages travel only through the shard that owns the room.
@@ -26,22 +26,22 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use bytestring::ByteString;
 use fred::clients::{Pool, SubscriberClient};
 use fred::interfaces::{
     ClientLike, HashesInterface, KeysInterface, PubsubInterface, SetsInterface, SortedSetsInterface,
 };
 use fred::types::{Expiration, Value};
-use history::store::{Store, StoreError, StoreSettings, Window};
+use history_store::RedisStore;
 
 use chat_shared::keys;
-use chat_shared::protocol::{PresenceState, RoomName, StoredMessage, UserId, UserRef};
+use chat_shared::protocol::{PresenceState, RoomName, UserId, UserRef};
 use chat_shared::redis::RedisSettings;
 use chat_shared::scripts::{presence_payload, LAST_SEEN_TTL_MS, PRESENCE_STATE_TTL_MS};
+use chat_shared::settings::{DmSettings, HistorySettings};
 
 use super::{
-    Admission, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft, Engine, EngineError, EngineResult, HistoryStore,
-    PresenceStore, Replay, ReplayFrom, RoomDraft, SessionInfo, Stored, Topic,
+    catch_up, Admission, BackendError, BackendResult, Bus, BusMessage, ConnectionLimits, Deliver, Engine,
+    PresenceStore, SessionInfo, Topic, Window,
 };
 use crate::metrics::Metrics;
 use scripts::Scripts;
@@ -60,7 +60,8 @@ const RESYNC_WAIT: Duration = Duration::from_secs(5);
 pub struct RedisEngineSettings {
     pub redis: RedisSettings,
     /// What history keeps, and for how long.
-    pub history: StoreSettings,
+    pub history: HistorySettings,
+    pub dm: DmSettings,
     pub lease: Duration,
     /// This process's name in Redis: its lease, its list of sessions and
     /// rooms. Unique per process start (see [`RedisEngineSettings::incarnation`]).
@@ -89,7 +90,7 @@ pub struct RedisEngine {
     sharded: bool,
     scripts: Scripts,
     /// The history keyspace (appends, reads, offline queues).
-    store: Store,
+    store: Arc<RedisStore>,
     subscriptions: Subscriptions,
     health: Arc<Health>,
     sink: Arc<dyn Deliver>,
@@ -101,10 +102,6 @@ pub struct RedisEngine {
     /// Asks the resync task for a run; requests made during a run coalesce
     /// into one more run, so nothing lost meanwhile is left behind.
     resync_wanted: tokio::sync::Notify,
-}
-
-fn unavailable(err: impl std::fmt::Display) -> EngineError {
-    EngineError::Unavailable(err.to_string())
 }
 
 impl RedisEngine {
@@ -142,7 +139,7 @@ impl RedisEngine {
                 request_resync,
             );
             RedisEngine {
-                store: Store::new(pool.clone(), sharded, settings.history.clone()),
+                store: Arc::new(RedisStore::new(pool.clone(), sharded, settings.history.clone(), settings.dm.clone())),
                 pool,
                 subscriber,
                 sharded,
@@ -159,7 +156,7 @@ impl RedisEngine {
         tokio::spawn(keep_lease(Arc::downgrade(&engine)));
         tokio::spawn(retry_forgets(Arc::downgrade(&engine)));
         tokio::spawn(run_resyncs(Arc::downgrade(&engine)));
-        Ok(Engine { bus: engine.clone(), presence: engine.clone(), history: engine })
+        Ok(Engine { bus: engine.clone(), presence: engine.clone(), history: engine.store.clone() })
     }
 
     fn readiness(&self) -> Result<(), String> {
@@ -179,8 +176,8 @@ impl RedisEngine {
     }
 
     /// Fails fast while Redis is unreachable.
-    fn check(&self) -> EngineResult<()> {
-        self.readiness().map_err(EngineError::Unavailable)
+    fn check(&self) -> BackendResult<()> {
+        self.readiness().map_err(BackendError::Unavailable)
     }
 
     fn publish_command(&self) -> &'static str {
@@ -205,12 +202,12 @@ impl RedisEngine {
         script: &fred::types::scripts::Script,
         keys: Vec<String>,
         args: Vec<String>,
-    ) -> EngineResult<Value> {
-        script.evalsha_with_reload::<Value, _, _>(self.pool.next(), keys, args).await.map_err(unavailable)
+    ) -> BackendResult<Value> {
+        Ok(script.evalsha_with_reload::<Value, _, _>(self.pool.next(), keys, args).await?)
     }
 
     /// Keeps the user's room index (for the presence API) in step.
-    async fn count_user_room(&self, room: &RoomName, session: &SessionInfo, delta: i64) -> EngineResult<()> {
+    async fn count_user_room(&self, room: &RoomName, session: &SessionInfo, delta: i64) -> BackendResult<()> {
         self.eval(
             &self.scripts.user_room,
             vec![keys::user_rooms(&session.user.id)],
@@ -237,9 +234,10 @@ impl RedisEngine {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let rooms = self.sink.begin_resync();
+        let size = self.settings.history.size;
         for (room, after) in rooms {
-            match self.replay(&room, ReplayFrom::After(after)).await {
-                Ok(replay) => self.sink.complete_resync(&room, replay.seq, replay.messages),
+            match catch_up(self.store.as_ref(), &room, Window::after(after, size), size).await {
+                Ok(page) => self.sink.complete_resync(&room, page.seq, page.messages),
                 Err(err) => {
                     // The sessions stay held; the next resync retries.
                     tracing::warn!(room = %room, cause = %err, "resync failed; retrying");
@@ -304,24 +302,24 @@ async fn keep_lease(engine: Weak<RedisEngine>) {
 
 #[async_trait]
 impl Bus for RedisEngine {
-    async fn subscribe(&self, topic: &Topic) -> EngineResult<()> {
+    async fn subscribe(&self, topic: &Topic) -> BackendResult<()> {
         self.check()?;
         self.subscriptions.subscribe(Self::channel(topic)).await
     }
 
-    async fn unsubscribe(&self, topic: &Topic) -> EngineResult<()> {
+    async fn unsubscribe(&self, topic: &Topic) -> BackendResult<()> {
         self.subscriptions.unsubscribe(Self::channel(topic));
         Ok(())
     }
 
-    async fn publish(&self, topic: &Topic, msg: BusMessage) -> EngineResult<usize> {
+    async fn publish(&self, topic: &Topic, msg: BusMessage) -> BackendResult<usize> {
         self.check()?;
         let channel = Self::channel(topic);
         let payload = subscriber::encode(&msg);
         let client = self.pool.next();
         let reached: i64 =
             if self.sharded { client.spublish(channel, payload).await } else { client.publish(channel, payload).await }
-                .map_err(unavailable)?;
+                .map_err(BackendError::from)?;
         Ok(usize::try_from(reached).unwrap_or(0))
     }
 
@@ -343,7 +341,7 @@ impl Bus for RedisEngine {
 
 #[async_trait]
 impl PresenceStore for RedisEngine {
-    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> EngineResult<Admission> {
+    async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> BackendResult<Admission> {
         self.check()?;
         if let Some(ip) = session.ip {
             let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
@@ -370,7 +368,7 @@ impl PresenceStore for RedisEngine {
             // Listed under this node, so a sweep can free the slot if the node crashes.
             let added: Result<i64, _> =
                 self.pool.sadd(keys::node_sessions(&self.settings.node_id), Self::connection_entry(session)).await;
-            added.map_err(unavailable)
+            added.map_err(BackendError::from)
         } else {
             Ok(0)
         };
@@ -389,18 +387,18 @@ impl PresenceStore for RedisEngine {
         }
     }
 
-    async fn release(&self, session: &SessionInfo) -> EngineResult<()> {
+    async fn release(&self, session: &SessionInfo) -> BackendResult<()> {
         self.release_ip(session);
         let _: i64 = self
             .pool
             .hdel(keys::user_connections(&session.user.id), session.session.to_string())
             .await
-            .map_err(unavailable)?;
+            .map_err(BackendError::from)?;
         let _: i64 = self
             .pool
             .srem(keys::node_sessions(&self.settings.node_id), Self::connection_entry(session))
             .await
-            .map_err(unavailable)?;
+            .map_err(BackendError::from)?;
         let _: () = self
             .pool
             .set(
@@ -411,17 +409,17 @@ impl PresenceStore for RedisEngine {
                 false,
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(BackendError::from)?;
         Ok(())
     }
 
-    async fn join(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
+    async fn join(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()> {
         self.check()?;
         let _: i64 = self
             .pool
             .sadd(keys::node_sessions(&self.settings.node_id), Self::node_entry(room, session))
             .await
-            .map_err(unavailable)?;
+            .map_err(BackendError::from)?;
         self.eval(
             &self.scripts.presence_join,
             vec![keys::room_presence_sessions(room), keys::room_presence_users(room), keys::room_presence_names(room)],
@@ -439,7 +437,7 @@ impl PresenceStore for RedisEngine {
         self.count_user_room(room, session, 1).await
     }
 
-    async fn leave(&self, room: &RoomName, session: &SessionInfo) -> EngineResult<()> {
+    async fn leave(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()> {
         self.check()?;
         let was_there = self
             .eval(
@@ -465,14 +463,14 @@ impl PresenceStore for RedisEngine {
             .pool
             .srem(keys::node_sessions(&self.settings.node_id), Self::node_entry(room, session))
             .await
-            .map_err(unavailable)?;
+            .map_err(BackendError::from)?;
         Ok(())
     }
 
-    async fn members(&self, room: &RoomName) -> EngineResult<Vec<UserRef>> {
+    async fn members(&self, room: &RoomName) -> BackendResult<Vec<UserRef>> {
         self.check()?;
         let names: HashMap<String, String> =
-            self.pool.hgetall(keys::room_presence_names(room)).await.map_err(unavailable)?;
+            self.pool.hgetall(keys::room_presence_names(room)).await.map_err(BackendError::from)?;
         let members = keys::members_from_names(names);
         Ok(members)
     }
@@ -488,7 +486,7 @@ impl PresenceStore for RedisEngine {
         }
     }
 
-    async fn take_user_token(&self, user: &UserId, per_second: u32) -> EngineResult<Option<u64>> {
+    async fn take_user_token(&self, user: &UserId, per_second: u32) -> BackendResult<Option<u64>> {
         self.check()?;
         let reply =
             self.eval(&self.scripts.user_rate, vec![keys::user_rate(user)], vec![per_second.to_string()]).await?;
@@ -500,7 +498,7 @@ impl PresenceStore for RedisEngine {
 }
 
 impl RedisEngine {
-    async fn forget_now(&self, session: &SessionInfo, rooms: &[RoomName]) -> EngineResult<()> {
+    async fn forget_now(&self, session: &SessionInfo, rooms: &[RoomName]) -> BackendResult<()> {
         for room in rooms {
             self.leave(room, session).await?;
         }
@@ -517,55 +515,5 @@ impl RedisEngine {
                 }
             }
         }
-    }
-}
-
-fn store_error(err: StoreError) -> EngineError {
-    EngineError::Unavailable(err.to_string())
-}
-
-#[async_trait]
-impl HistoryStore for RedisEngine {
-    async fn publish_room(&self, draft: RoomDraft) -> EngineResult<Stored> {
-        self.check()?;
-        let appended = self
-            .store
-            .append_room(&draft.room, &draft.from, &draft.text, draft.client_id.as_ref())
-            .await
-            .map_err(store_error)?;
-        Ok(Stored { seq: appended.seq, ts: appended.ts, delivered: true })
-    }
-
-    async fn replay(&self, room: &RoomName, from: ReplayFrom) -> EngineResult<Replay> {
-        self.check()?;
-        let page = self.store.read_room(room, from.window(self.store.settings().size)).await.map_err(store_error)?;
-        Ok(Replay { seq: page.seq, epoch: page.epoch, messages: page.messages })
-    }
-
-    async fn page(&self, room: &RoomName, before: Option<u64>, limit: usize) -> EngineResult<Vec<StoredMessage>> {
-        self.check()?;
-        let page = self.store.read_room(room, Window { after: None, before, limit }).await.map_err(store_error)?;
-        Ok(page.messages)
-    }
-
-    async fn publish_dm(&self, draft: DmDraft) -> EngineResult<Stored> {
-        self.check()?;
-        let appended = self
-            .store
-            .append_dm(&draft.from, &draft.to, &draft.text, draft.client_id.as_ref(), &draft.origin)
-            .await
-            .map_err(store_error)?;
-        Ok(Stored { seq: appended.seq, ts: appended.ts, delivered: appended.delivered })
-    }
-
-    async fn offline(&self, user: &UserId) -> EngineResult<Vec<ByteString>> {
-        self.check()?;
-        let queued = self.store.offline(user).await.map_err(store_error)?;
-        Ok(queued.into_iter().map(ByteString::from).collect())
-    }
-
-    async fn ack_offline(&self, user: &UserId, delivered: Vec<ByteString>) -> EngineResult<()> {
-        let delivered: Vec<String> = delivered.iter().map(ToString::to_string).collect();
-        self.store.ack_offline(user, &delivered).await.map_err(store_error).map(|_| ())
     }
 }

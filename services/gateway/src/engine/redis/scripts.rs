@@ -1,5 +1,5 @@
 //! The gateway's own Lua scripts (admission and rates; presence scripts come
-//! from `chat_shared::scripts`, history scripts from the history crate). Each
+//! from `chat_shared::scripts`, history scripts from `history-store`). Each
 //! runs atomically on the shard that owns its keys; every key of one script
 //! shares one hash tag.
 //!

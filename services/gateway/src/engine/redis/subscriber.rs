@@ -20,7 +20,7 @@ use chat_shared::keys::{self, Channel};
 use chat_shared::protocol::{ServerFrame, UserId};
 use chat_shared::wire::{Envelope, DISCONNECT_KIND};
 
-use crate::engine::{BusMessage, Deliver, EngineError, EngineResult, FramePayload, Topic};
+use crate::engine::{BackendError, BackendResult, BusMessage, Deliver, FramePayload, Topic};
 use crate::metrics::Metrics;
 
 /// Subscription changes waiting for the subscription task.
@@ -46,10 +46,10 @@ impl Health {
 }
 
 enum Change {
-    Subscribe(String, oneshot::Sender<EngineResult<()>>),
+    Subscribe(String, oneshot::Sender<BackendResult<()>>),
     Unsubscribe(String),
     /// Subscribe every held channel again (after a reconnect).
-    Restore(oneshot::Sender<EngineResult<()>>),
+    Restore(oneshot::Sender<BackendResult<()>>),
 }
 
 /// Handle to the subscription task.
@@ -58,28 +58,28 @@ pub struct Subscriptions {
     changes: mpsc::Sender<Change>,
 }
 
-fn unavailable(err: impl std::fmt::Display) -> EngineError {
-    EngineError::Unavailable(err.to_string())
+fn unavailable(err: impl std::fmt::Display) -> BackendError {
+    BackendError::Unavailable(err.to_string())
 }
 
 impl Subscriptions {
     /// Adds a reference to `channel`; the first one subscribes. Returns once
     /// the subscription is active.
-    pub async fn subscribe(&self, channel: String) -> EngineResult<()> {
+    pub async fn subscribe(&self, channel: String) -> BackendResult<()> {
         let (tx, rx) = oneshot::channel();
         self.changes
             .try_send(Change::Subscribe(channel, tx))
-            .map_err(|_| EngineError::Unavailable("too many pending subscriptions".into()))?;
+            .map_err(|_| BackendError::Unavailable("too many pending subscriptions".into()))?;
         rx.await.map_err(unavailable)?
     }
 
     /// Subscribes every channel with a reference again; returns once all are
     /// active.
-    pub async fn restore(&self) -> EngineResult<()> {
+    pub async fn restore(&self) -> BackendResult<()> {
         let (tx, rx) = oneshot::channel();
         self.changes
             .try_send(Change::Restore(tx))
-            .map_err(|_| EngineError::Unavailable("subscription queue full".into()))?;
+            .map_err(|_| BackendError::Unavailable("subscription queue full".into()))?;
         rx.await.map_err(unavailable)?
     }
 
@@ -115,7 +115,7 @@ async fn change(
     timeout: Duration,
     channel: &str,
     subscribe: bool,
-) -> EngineResult<()> {
+) -> BackendResult<()> {
     let command = async {
         match (sharded, subscribe) {
             (false, true) => subscriber.subscribe(channel).await,
@@ -126,7 +126,7 @@ async fn change(
     };
     match tokio::time::timeout(timeout, command).await {
         Ok(result) => result.map_err(unavailable),
-        Err(_) => Err(EngineError::Unavailable("subscription timed out".into())),
+        Err(_) => Err(BackendError::Unavailable("subscription timed out".into())),
     }
 }
 

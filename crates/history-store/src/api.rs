@@ -6,10 +6,18 @@
 //! `history.size`). With `after`: the oldest `limit` messages above it (and
 //! below `before`), for reading forward; otherwise the newest `limit` below
 //! `before` (all when absent), for paging back. Either way oldest first.
+//!
+//! The replies are a [`Page`] with what it is of: [`RoomReply`]
+//! (`{"room", "seq", "epoch", "messages"}`) and [`ConversationReply`]
+//! (`{"users", "seq", "messages"}`); a client reads either back as a [`Page`].
 
 use std::collections::HashMap;
 
-use crate::store::Window;
+use serde::Serialize;
+
+use chat_shared::protocol::{RoomName, UserId};
+
+use crate::{Page, Window};
 
 /// Messages per reply when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -44,6 +52,22 @@ pub fn parse_window(query: &HashMap<String, String>, max_limit: usize) -> Result
     Ok(window)
 }
 
+/// The reply of `GET /v1/rooms/{room}/messages`.
+#[derive(Debug, Serialize)]
+pub struct RoomReply<'a> {
+    pub room: &'a RoomName,
+    #[serde(flatten)]
+    pub page: &'a Page,
+}
+
+/// The reply of `GET /v1/users/{id}/conversations/{other}/messages`.
+#[derive(Debug, Serialize)]
+pub struct ConversationReply<'a> {
+    pub users: [&'a UserId; 2],
+    #[serde(flatten)]
+    pub page: &'a Page,
+}
+
 /// The query string of a window (for the client).
 pub fn window_query(window: &Window) -> Vec<(&'static str, String)> {
     let mut query = vec![("limit", window.limit.to_string())];
@@ -74,6 +98,28 @@ mod tests {
             parse_window(&window_query(&window).into_iter().map(|(k, v)| (k.to_owned(), v)).collect(), 1000).unwrap(),
             window
         );
+    }
+
+    #[test]
+    fn replies_read_back_as_pages() {
+        use std::sync::Arc;
+        let json = r#"{"type":"message","room":"r","text":"hi","seq":7,"ts":1}"#;
+        let raw = serde_json::value::RawValue::from_string(json.to_owned()).unwrap();
+        let page = Page {
+            seq: 9,
+            epoch: "e1".into(),
+            messages: vec![chat_shared::protocol::StoredMessage { seq: 7, json: Arc::from(raw) }],
+        };
+        let room = RoomName::parse("r").unwrap();
+        let text = serde_json::to_string(&RoomReply { room: &room, page: &page }).unwrap();
+        assert_eq!(text, format!(r#"{{"room":"r","seq":9,"epoch":"e1","messages":[{json}]}}"#));
+        let back: Page = serde_json::from_str(&text).unwrap();
+        assert_eq!((back.seq, back.epoch.as_str(), back.messages[0].seq), (9, "e1", 7));
+        assert_eq!(back.messages[0].json.get(), json, "each event exactly as stored");
+        let users = [&UserId::parse("a").unwrap(), &UserId::parse("b").unwrap()];
+        let conversation = Page { epoch: String::new(), ..page };
+        let text = serde_json::to_string(&ConversationReply { users, page: &conversation }).unwrap();
+        assert!(text.starts_with(r#"{"users":["a","b"],"seq":9,"messages":"#), "no epoch for conversations: {text}");
     }
 
     #[test]

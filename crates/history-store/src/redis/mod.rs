@@ -1,0 +1,298 @@
+//! [`RedisStore`]: the history keyspace ([`crate::keys`]) on a standalone
+//! Redis or a Redis Cluster, through the Lua scripts of [`scripts`]. Each
+//! script touches the keys of one room (or conversation, or user) only, so
+//! it runs atomically on the shard that owns them; appends publish inside
+//! the script (`PUBLISH`, or `SPUBLISH` on a cluster) with the seq in the
+//! payload's header.
+//!
+//! While the pool is not connected every call fails at once with
+//! `Unavailable`, rather than waiting out the command timeout.
+
+pub mod scripts;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytestring::ByteString;
+use fred::clients::Pool;
+use fred::interfaces::{ClientLike, KeysInterface, ListInterface, PubsubInterface};
+use fred::types::{Expiration, SetOptions, Value};
+use serde_json::value::RawValue;
+
+use chat_shared::keys::{room_channel, user_channel};
+use chat_shared::protocol::{dm_prefix, message_prefix, ClientId, RoomName, StoredMessage, UserId};
+use chat_shared::settings::{DmSettings, HistorySettings};
+use chat_shared::wire::Envelope;
+use chat_shared::{BackendError, BackendResult};
+
+use crate::{keys, new_epoch, Appended, DmDraft, HistoryStore, Page, RoomDraft, Window};
+use scripts::Scripts;
+
+/// How long the epoch given to a room read before its first message lives
+/// without one (a message renews it to the retention).
+pub const EMPTY_ROOM_EPOCH_TTL: Duration = Duration::from_secs(3_600);
+
+/// See the module documentation.
+pub struct RedisStore {
+    pool: Pool,
+    /// A Redis Cluster: sharded pub/sub.
+    sharded: bool,
+    scripts: Scripts,
+    history: HistorySettings,
+    dm: DmSettings,
+}
+
+fn bad_reply(what: &str, value: &Value) -> BackendError {
+    BackendError::BadData(format!("{what}: {value:?}"))
+}
+
+fn as_u64(value: &Value) -> BackendResult<u64> {
+    match value {
+        Value::Integer(n) => Ok((*n).max(0) as u64),
+        Value::String(s) => s.parse().map_err(|_| bad_reply("number", value)),
+        Value::Bytes(b) => {
+            std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| bad_reply("number", value))
+        }
+        other => Err(bad_reply("number", other)),
+    }
+}
+
+fn as_string(value: Value) -> BackendResult<String> {
+    match value {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.to_string()),
+        Value::Bytes(b) => String::from_utf8(b.to_vec()).map_err(|_| BackendError::BadData("string: not UTF-8".into())),
+        Value::Integer(n) => Ok(n.to_string()),
+        other => Err(bad_reply("string", &other)),
+    }
+}
+
+fn as_array(value: Value) -> BackendResult<Vec<Value>> {
+    match value {
+        Value::Array(items) => Ok(items),
+        Value::Null => Ok(Vec::new()),
+        other => Err(bad_reply("array", &other)),
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    duration.as_millis().max(1).to_string()
+}
+
+/// "seq:ts" from the append script.
+fn parse_appended(reply: &str) -> BackendResult<Appended> {
+    let mut parts = reply.split(':');
+    match (parts.next().and_then(|s| s.parse().ok()), parts.next().and_then(|s| s.parse().ok())) {
+        (Some(seq), Some(ts)) => Ok(Appended { seq, ts, delivered: true }),
+        _ => Err(BackendError::BadData(format!("append: {reply}"))),
+    }
+}
+
+impl RedisStore {
+    /// A store on `pool` (`sharded`: the pool is a Redis Cluster's) keeping
+    /// what `history` and `dm` say.
+    pub fn new(pool: Pool, sharded: bool, history: HistorySettings, dm: DmSettings) -> RedisStore {
+        RedisStore { pool, sharded, scripts: Scripts::default(), history, dm }
+    }
+
+    fn publish_command(&self) -> &'static str {
+        if self.sharded {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
+    /// Fails fast while Redis is unreachable.
+    fn check(&self) -> BackendResult<()> {
+        if self.pool.is_connected() {
+            Ok(())
+        } else {
+            Err(BackendError::Unavailable("redis is unreachable".into()))
+        }
+    }
+
+    async fn eval(
+        &self,
+        script: &fred::types::scripts::Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> BackendResult<Value> {
+        self.check()?;
+        Ok(script.evalsha_with_reload::<Value, _, _>(self.pool.next(), keys, args).await?)
+    }
+
+    fn client_id_ttl(&self, client_id: Option<&ClientId>) -> String {
+        client_id.map_or_else(|| "0".to_owned(), |_| millis(self.history.idempotency_window()))
+    }
+
+    async fn read(&self, keys: Vec<String>, window: Window, epoch: String) -> BackendResult<Page> {
+        let epoch_ttl = EMPTY_ROOM_EPOCH_TTL.min(self.history.retention());
+        let bound = |v: Option<u64>| v.map_or_else(|| "-1".to_owned(), |v| v.to_string());
+        let limit = window.limit.min(self.history.size);
+        let reply = self
+            .eval(
+                &self.scripts.read,
+                keys,
+                vec![bound(window.after), bound(window.before), limit.to_string(), epoch, millis(epoch_ttl)],
+            )
+            .await?;
+        let mut fields = as_array(reply)?.into_iter();
+        let (Some(seq), Some(epoch), Some(first), Some(messages)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(BackendError::BadData("read: too few fields".into()));
+        };
+        let first = as_u64(&first)?;
+        let messages = as_array(messages)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, json)| {
+                let json = RawValue::from_string(as_string(json)?)
+                    .map_err(|err| BackendError::BadData(format!("stored event: {err}")))?;
+                Ok(StoredMessage { seq: first + i as u64, json: Arc::from(json) })
+            })
+            .collect::<BackendResult<Vec<_>>>()?;
+        Ok(Page { seq: as_u64(&seq)?, epoch: as_string(epoch)?, messages })
+    }
+}
+
+#[async_trait]
+impl HistoryStore for RedisStore {
+    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Appended> {
+        let RoomDraft { room, from, text, client_id } = draft;
+        let client_id_key = match &client_id {
+            Some(cid) => keys::room_client_id(&room, &from.id, cid.as_str()),
+            None => keys::room_seq(&room),
+        };
+        let reply = self
+            .eval(
+                &self.scripts.append_room,
+                vec![keys::room_seq(&room), keys::room_history(&room), keys::room_epoch(&room), client_id_key],
+                vec![
+                    message_prefix(&room, &from, &text, client_id.as_ref()),
+                    self.history.size.to_string(),
+                    self.client_id_ttl(client_id.as_ref()),
+                    self.publish_command().to_owned(),
+                    room_channel(&room),
+                    new_epoch(),
+                    millis(self.history.retention()),
+                ],
+            )
+            .await?;
+        parse_appended(&as_string(reply)?)
+    }
+
+    async fn read_room(&self, room: &RoomName, window: Window) -> BackendResult<Page> {
+        let keys = vec![keys::room_seq(room), keys::room_history(room), keys::room_epoch(room)];
+        self.read(keys, window, new_epoch()).await
+    }
+
+    async fn append_dm(&self, draft: DmDraft) -> BackendResult<Appended> {
+        let DmDraft { from, to, text, client_id, origin } = draft;
+        let sender = &from.id;
+        let client_id_key = match &client_id {
+            Some(cid) => keys::conversation_client_id(sender, &to, sender, cid.as_str()),
+            None => keys::conversation_seq(sender, &to),
+        };
+        let reply = self
+            .eval(
+                &self.scripts.append_dm,
+                vec![
+                    keys::conversation_seq(sender, &to),
+                    keys::conversation_history(sender, &to),
+                    client_id_key.clone(),
+                ],
+                vec![
+                    dm_prefix(&from, &to, &text, client_id.as_ref()),
+                    self.history.size.to_string(),
+                    self.client_id_ttl(client_id.as_ref()),
+                    millis(self.history.retention()),
+                ],
+            )
+            .await?;
+        let mut fields = as_array(reply)?.into_iter();
+        let (Some(seq), Some(ts), Some(json), Some(repeated), Some(delivered)) =
+            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(BackendError::BadData("append_dm: too few fields".into()));
+        };
+        let (seq, ts) = (as_u64(&seq)?, as_u64(&ts)?);
+        if as_u64(&repeated)? == 1 {
+            return Ok(Appended { seq, ts, delivered: as_u64(&delivered)? == 1 });
+        }
+        let json = as_string(json)?;
+        let payload =
+            Envelope { kind: "dm", seq: Some(seq), skip_user: None, skip_session: Some(&origin), body: &json }.encode();
+        let reached = self
+            .eval(
+                &self.scripts.deliver_dm,
+                vec![keys::user_offline(&to)],
+                vec![
+                    self.publish_command().to_owned(),
+                    user_channel(&to),
+                    payload.clone(),
+                    json,
+                    self.dm.offline_queue_max_messages.to_string(),
+                    millis(self.dm.offline_ttl()),
+                ],
+            )
+            .await?;
+        let delivered = as_u64(&reached)? > 0;
+        if *sender != to {
+            let client = self.pool.next();
+            let channel = user_channel(sender);
+            let _: i64 = if self.sharded {
+                client.spublish(channel, payload).await?
+            } else {
+                client.publish(channel, payload).await?
+            };
+        }
+        if client_id.is_some() && !delivered {
+            // A retry with the same client id must report it queued, too.
+            let _: Option<String> = self
+                .pool
+                .set(client_id_key, format!("{seq}:{ts}:0"), Some(Expiration::KEEPTTL), Some(SetOptions::XX), false)
+                .await?;
+        }
+        Ok(Appended { seq, ts, delivered })
+    }
+
+    async fn read_conversation(&self, a: &UserId, b: &UserId, window: Window) -> BackendResult<Page> {
+        let seq = keys::conversation_seq(a, b);
+        let keys = vec![seq.clone(), keys::conversation_history(a, b), seq];
+        self.read(keys, window, String::new()).await
+    }
+
+    async fn offline(&self, user: &UserId) -> BackendResult<Vec<ByteString>> {
+        self.check()?;
+        let cap = self.dm.offline_queue_max_messages.max(1) as i64;
+        let queued: Vec<String> = self.pool.lrange(keys::user_offline(user), 0, cap - 1).await?;
+        Ok(queued.into_iter().map(ByteString::from).collect())
+    }
+
+    async fn ack_offline(&self, user: &UserId, delivered: &[ByteString]) -> BackendResult<u64> {
+        if delivered.is_empty() {
+            return Ok(0);
+        }
+        let args = delivered.iter().map(ToString::to_string).collect();
+        let reply = self.eval(&self.scripts.ack_offline, vec![keys::user_offline(user)], args).await?;
+        as_u64(&reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_replies_parse() {
+        assert_eq!(
+            parse_appended("12:1700000000000").unwrap(),
+            Appended { seq: 12, ts: 1_700_000_000_000, delivered: true }
+        );
+        assert!(matches!(parse_appended("12"), Err(BackendError::BadData(_))));
+        assert!(parse_appended("x:1").is_err());
+    }
+}

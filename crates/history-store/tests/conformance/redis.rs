@@ -1,0 +1,128 @@
+//! The suite against [`RedisStore`] on a real standalone `redis-server` and
+//! on a real 3-master Redis Cluster (sharded pub/sub), in real time.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::clients::SubscriberClient;
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use tokio::sync::mpsc;
+
+use chat_shared::keys::{self, Channel};
+use chat_shared::protocol::{RoomName, UserId};
+use chat_shared::redis::RedisSettings;
+use chat_shared::wire::Envelope;
+use history_store::{HistoryStore, RedisStore};
+use test_support::{RedisCluster, RedisServer};
+
+use crate::{cases, Fixture, Published};
+
+/// How long a case waits for a publication.
+const PUBLISHED_WITHIN: Duration = Duration::from_secs(5);
+/// How long "nothing more was published" watches.
+const QUIET: Duration = Duration::from_millis(150);
+
+struct RedisFixture {
+    name: &'static str,
+    store: RedisStore,
+    subscriber: SubscriberClient,
+    sharded: bool,
+    published: mpsc::Receiver<Published>,
+}
+
+impl RedisFixture {
+    async fn connect(name: &'static str, url: &str) -> RedisFixture {
+        let settings = RedisSettings { url: url.to_owned(), ..RedisSettings::default() };
+        let (pool, sharded) = settings.connect_pool().expect("a valid URL");
+        pool.wait_for_connect().await.expect("redis answers");
+        let (builder, _) = settings.builder().expect("a valid URL");
+        let subscriber = builder.build_subscriber_client().expect("a subscriber");
+        subscriber.init().await.expect("the subscriber connects");
+        let (tx, published) = mpsc::channel(1_024);
+        let mut messages = subscriber.message_rx();
+        tokio::spawn(async move {
+            while let Ok(message) = messages.recv().await {
+                let payload = message.value.as_string().expect("a text payload");
+                let envelope = Envelope::decode(&payload).expect("a payload with a header");
+                let (seq, json) = (envelope.seq.expect("a seq"), envelope.body.to_owned());
+                let event = match keys::parse_channel(&message.channel).expect("a channel of ours") {
+                    Channel::Room(room) => {
+                        Published::Room { room: room.to_string(), kind: envelope.kind.to_owned(), seq, json }
+                    }
+                    Channel::User(user) => Published::Dm {
+                        to: user.to_string(),
+                        seq,
+                        json,
+                        origin: envelope.skip_session.unwrap_or("").to_owned(),
+                    },
+                    other => panic!("published to {other:?}"),
+                };
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let (history, dm) = cases::settings();
+        RedisFixture { name, store: RedisStore::new(pool, sharded, history, dm), subscriber, sharded, published }
+    }
+
+    async fn subscribe(&self, channel: String) {
+        if self.sharded {
+            self.subscriber.ssubscribe(channel).await.expect("ssubscribe");
+        } else {
+            self.subscriber.subscribe(channel).await.expect("subscribe");
+        }
+    }
+}
+
+#[async_trait]
+impl Fixture for RedisFixture {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn store(&self) -> &dyn HistoryStore {
+        &self.store
+    }
+
+    async fn listen_room(&mut self, room: &RoomName) {
+        self.subscribe(keys::room_channel(room)).await;
+    }
+
+    async fn listen_user(&mut self, user: &UserId) {
+        self.subscribe(keys::user_channel(user)).await;
+    }
+
+    async fn published(&mut self, n: usize) -> Vec<Published> {
+        let mut got = Vec::with_capacity(n);
+        while got.len() < n {
+            match tokio::time::timeout(PUBLISHED_WITHIN, self.published.recv()).await {
+                Ok(Some(event)) => got.push(event),
+                _ => panic!("{n} publications expected, got {got:?}"),
+            }
+        }
+        got
+    }
+
+    async fn nothing_published(&mut self) {
+        if let Ok(Some(event)) = tokio::time::timeout(QUIET, self.published.recv()).await {
+            panic!("unexpected publication: {event:?}");
+        }
+    }
+
+    async fn pass(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_store_conforms_on_standalone_redis() {
+    let redis = RedisServer::start();
+    cases::run_all(&mut RedisFixture::connect("redis", &redis.url()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_store_conforms_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    cases::run_all(&mut RedisFixture::connect("redis cluster", &cluster.url()).await).await;
+}

@@ -1,0 +1,156 @@
+//! The gateway's view of history ([`crate::engine::Engine::history`]):
+//!
+//! - appends (room events, DMs) and offline queues go to the engine's own
+//!   store, in this node's publish path, so sending works while the history
+//!   service is down; they are refused while the node's bus is not ready
+//!   (after a Redis outage, until its subscriptions are restored), so that
+//!   an `ack` always means this node's own sessions get the event too;
+//! - reads (join replays, resumes, catch-ups, `history` pages) go to the
+//!   history service when `gateway.history_service.url` is set
+//!   ([`ServiceClient`]), else to the store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytestring::ByteString;
+
+use chat_shared::protocol::{RoomName, UserId};
+use history_store::api::window_query;
+
+use super::{Appended, BackendError, BackendResult, Bus, DmDraft, HistoryStore, Page, RoomDraft, Window};
+use crate::metrics::Metrics;
+
+/// See the module documentation.
+pub struct NodeHistory {
+    /// The engine's store: every write, and reads without a service.
+    store: Arc<dyn HistoryStore>,
+    /// Where reads go, when configured.
+    service: Option<ServiceClient>,
+    /// Whose readiness gates appends.
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+}
+
+impl NodeHistory {
+    pub fn new(
+        store: Arc<dyn HistoryStore>,
+        service: Option<ServiceClient>,
+        bus: Arc<dyn Bus>,
+        metrics: Arc<Metrics>,
+    ) -> NodeHistory {
+        NodeHistory { store, service, bus, metrics }
+    }
+
+    fn ready(&self) -> BackendResult<()> {
+        self.bus.readiness().map_err(BackendError::Unavailable)
+    }
+
+    /// A read from the service, timed and counted.
+    async fn read_service(&self, service: &ServiceClient, path: &[&str], window: Window) -> BackendResult<Page> {
+        let started = Instant::now();
+        let result = service.read(path, window).await;
+        self.metrics.history_service_seconds.observe(started.elapsed().as_secs_f64());
+        result.inspect_err(|err| {
+            self.metrics.history_service_failures.inc();
+            tracing::warn!(path = ?path, cause = %err, "history service read failed");
+        })
+    }
+}
+
+#[async_trait]
+impl HistoryStore for NodeHistory {
+    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Appended> {
+        self.ready()?;
+        self.store.append_room(draft).await
+    }
+
+    async fn read_room(&self, room: &RoomName, window: Window) -> BackendResult<Page> {
+        match &self.service {
+            Some(service) => self.read_service(service, &["rooms", room.as_str(), "messages"], window).await,
+            None => self.store.read_room(room, window).await,
+        }
+    }
+
+    async fn append_dm(&self, draft: DmDraft) -> BackendResult<Appended> {
+        self.ready()?;
+        self.store.append_dm(draft).await
+    }
+
+    async fn read_conversation(&self, a: &UserId, b: &UserId, window: Window) -> BackendResult<Page> {
+        match &self.service {
+            Some(service) => {
+                let path = ["users", a.as_str(), "conversations", b.as_str(), "messages"];
+                self.read_service(service, &path, window).await
+            }
+            None => self.store.read_conversation(a, b, window).await,
+        }
+    }
+
+    async fn offline(&self, user: &UserId) -> BackendResult<Vec<ByteString>> {
+        self.store.offline(user).await
+    }
+
+    async fn ack_offline(&self, user: &UserId, delivered: &[ByteString]) -> BackendResult<u64> {
+        self.store.ack_offline(user, delivered).await
+    }
+}
+
+/// The history service's HTTP client (`GET /v1/…/messages`).
+#[derive(Clone)]
+pub struct ServiceClient {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    max_response_bytes: usize,
+}
+
+impl ServiceClient {
+    /// `url` is the service's base URL (`http://history:8091`); every request
+    /// gives up after `timeout`, and a reply above `max_response_bytes` is refused.
+    ///
+    /// # Errors
+    /// A URL that is not http(s), or an HTTP client that cannot be built.
+    pub fn new(url: &str, timeout: Duration, max_response_bytes: usize) -> anyhow::Result<ServiceClient> {
+        let base = reqwest::Url::parse(url)
+            .ok()
+            .filter(|base| matches!(base.scheme(), "http" | "https") && !base.cannot_be_a_base())
+            .ok_or_else(|| anyhow::anyhow!("gateway.history_service.url {url:?} is not an http(s) URL"))?;
+        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).build()?;
+        Ok(ServiceClient { http, base, max_response_bytes })
+    }
+
+    /// `GET /v1/{path…}?{window}`, read back as a [`Page`]. Unreachable,
+    /// slow or failing (5xx) is `Unavailable`; any other answer is `BadData`.
+    async fn read(&self, path: &[&str], window: Window) -> BackendResult<Page> {
+        let unavailable = |err: reqwest::Error| BackendError::Unavailable(format!("history service: {err}"));
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| BackendError::Internal("history service URL cannot take a path".into()))?
+            .pop_if_empty()
+            .push("v1")
+            .extend(path);
+        url.query_pairs_mut().extend_pairs(window_query(&window));
+        let mut response = self.http.get(url).send().await.map_err(unavailable)?;
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+            if body.len() + chunk.len() > self.max_response_bytes {
+                return Err(BackendError::BadData(format!(
+                    "history service reply is larger than {} bytes",
+                    self.max_response_bytes
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            let shown = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+            let message = format!("history service answered {status}: {shown}");
+            return Err(if status.is_server_error() {
+                BackendError::Unavailable(message)
+            } else {
+                BackendError::BadData(message)
+            });
+        }
+        serde_json::from_slice(&body).map_err(|err| BackendError::BadData(format!("history service reply: {err}")))
+    }
+}
