@@ -48,7 +48,7 @@ fn authorize(req: &HttpRequest, node: &Node) -> Result<(), ApiError> {
 
 async fn stats(req: HttpRequest, node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
     authorize(&req, &node)?;
-    let counts = node.registry.stats();
+    let counts = node.hub.stats();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "node": node.settings.gateway.node_id,
         "engine": format!("{:?}", node.settings.gateway.engine).to_lowercase(),

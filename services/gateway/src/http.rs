@@ -92,7 +92,7 @@ async fn upgrade(req: HttpRequest, body: web::Payload, node: web::Data<Node>) ->
     let identity =
         node.auth.authenticate(&query, bearer).map_err(|err| refuse(&node, ApiError::new(err.code, err.message)))?;
     let limits = &node.settings.gateway.limits;
-    if node.registry.session_count() >= limits.max_connections as usize {
+    if node.hub.stats().connections >= limits.max_connections as usize {
         return Err(refuse(&node, ApiError::new(ErrorCode::Unavailable, "this node is full; connect to another")));
     }
     let info = SessionInfo {

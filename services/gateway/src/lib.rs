@@ -7,7 +7,10 @@
 //! - [`http`]: `/ws`, `/healthz`, `/readyz`, `/metrics`; [`admin`]: the operator API.
 //! - [`auth`]: anonymous and JWT authentication, Origin checks, dev tokens.
 //! - [`session`]: the per-connection actor; [`outbox`]: its bounded queue and writer.
-//! - [`registry`]: which local sessions are in which room, and fan-out.
+//! - [`hub`]: which local sessions are in which room, each room's stream and
+//!   fan-out, the node's subscriptions, and catch-up (its module docs trace
+//!   a room message from socket to socket).
+//! - [`typing`]: the typing throttle and automatic stop.
 //! - [`engine`]: the pub/sub, presence and history traits, and the embedded engine.
 //! - [`limits`]: rate limiting; [`metrics`]: Prometheus metrics.
 
@@ -15,14 +18,15 @@ pub mod admin;
 pub mod auth;
 pub mod engine;
 pub mod http;
+pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod outbox;
-pub mod registry;
 pub mod session;
 pub mod settings;
 pub mod startup;
+pub mod typing;
 pub mod web;
 
 pub use settings::Settings;

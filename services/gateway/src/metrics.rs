@@ -38,8 +38,12 @@ pub struct Metrics {
     pub messages_published: IntCounter,
     /// `chat_dms_published_total`: direct messages stored by this node.
     pub dms_published: IntCounter,
-    /// `chat_pubsub_lagged_total`: pub/sub messages the node's receiver fell behind on (each lag triggers a resync).
+    /// `chat_pubsub_lagged_total`: pub/sub messages the node's receiver fell behind on (each lag makes every room catch up).
     pub pubsub_lagged: IntCounter,
+    /// `chat_catch_ups_total`: catch-up reads of a room after a gap in its seqs or a lost subscription.
+    pub catch_ups: IntCounter,
+    /// `chat_catch_up_closes_total`: connections closed with 1001 because the events they missed were no longer kept.
+    pub catch_up_closes: IntCounter,
     /// `chat_history_service_seconds`: time for one read from the history service (`history.url`).
     pub history_service_seconds: Histogram,
     /// `chat_history_service_failures_total`: history-service reads that failed (answered `unavailable`).
@@ -110,7 +114,15 @@ impl Metrics {
             dms_published: IntCounter::new("chat_dms_published_total", "Direct messages stored by this node.")?,
             pubsub_lagged: IntCounter::new(
                 "chat_pubsub_lagged_total",
-                "Pub/sub messages the node's receiver fell behind on; each lag triggers a resync.",
+                "Pub/sub messages the node's receiver fell behind on; each lag makes every room catch up.",
+            )?,
+            catch_ups: IntCounter::new(
+                "chat_catch_ups_total",
+                "Catch-up reads of a room after a gap in its seqs or a lost subscription.",
+            )?,
+            catch_up_closes: IntCounter::new(
+                "chat_catch_up_closes_total",
+                "Connections closed with 1001 because the events they missed were no longer kept.",
             )?,
             registry,
         };
@@ -129,6 +141,8 @@ impl Metrics {
         r.register(Box::new(metrics.messages_published.clone()))?;
         r.register(Box::new(metrics.dms_published.clone()))?;
         r.register(Box::new(metrics.pubsub_lagged.clone()))?;
+        r.register(Box::new(metrics.catch_ups.clone()))?;
+        r.register(Box::new(metrics.catch_up_closes.clone()))?;
         r.register(Box::new(metrics.history_service_seconds.clone()))?;
         r.register(Box::new(metrics.history_service_failures.clone()))?;
         r.register(Box::new(metrics.redis_up.clone()))?;

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use crate::auth::Authenticator;
 use crate::engine::Engine;
+use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::registry::Registry;
 use crate::settings::Settings;
 
 /// Everything a gateway node holds.
@@ -17,7 +17,7 @@ pub struct Node {
     /// `settings.gateway.node_id`, shared cheaply with every session.
     pub node_id: Arc<str>,
     pub engine: Engine,
-    pub registry: Arc<Registry>,
+    pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,
     /// Set on SIGTERM: readiness fails and new connections get 503.
@@ -29,18 +29,12 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(
-        settings: Settings,
-        engine: Engine,
-        registry: Arc<Registry>,
-        metrics: Arc<Metrics>,
-        auth: Authenticator,
-    ) -> Node {
+    pub fn new(settings: Settings, engine: Engine, hub: Arc<Hub>, metrics: Arc<Metrics>, auth: Authenticator) -> Node {
         Node {
             node_id: Arc::from(settings.gateway.node_id.as_str()),
             settings,
             engine,
-            registry,
+            hub,
             metrics,
             auth,
             draining: AtomicBool::new(false),

@@ -14,11 +14,11 @@ use chat_shared::CloseCode;
 
 use crate::auth::Authenticator;
 use crate::engine::history::{NodeHistory, ServiceClient};
-use crate::engine::redis::{RedisEngine, RedisEngineSettings};
-use crate::engine::{memory, Deliver, Engine};
+use crate::engine::redis::{self, RedisEngineSettings};
+use crate::engine::{memory, Engine};
+use crate::hub::{catch_up, Hub};
 use crate::metrics::Metrics;
 use crate::node::Node;
-use crate::registry::Registry;
 use crate::settings::{EngineKind, Settings};
 
 /// How often the drain checks whether every session has finished.
@@ -55,7 +55,7 @@ impl Application {
         match settings.gateway.engine {
             EngineKind::Memory => {
                 let (history, dm) = (cluster.history.clone(), cluster.dm.clone());
-                Self::build_with_engine(settings, |sink, _| Ok(memory::engine(sink, history, dm))).await
+                Self::build_with_engine(settings, |_| Ok(memory::engine(history, dm))).await
             }
             EngineKind::Redis => {
                 let redis_settings = RedisEngineSettings {
@@ -65,8 +65,7 @@ impl Application {
                     lease: cluster.presence.lease(),
                     node_id: RedisEngineSettings::incarnation(&settings.gateway.node_id),
                 };
-                Self::build_with_engine(settings, |sink, metrics| RedisEngine::connect(redis_settings, sink, metrics))
-                    .await
+                Self::build_with_engine(settings, |metrics| redis::connect(redis_settings, metrics)).await
             }
         }
     }
@@ -79,11 +78,10 @@ impl Application {
     /// As [`Application::build`].
     pub async fn build_with_engine(
         settings: Settings,
-        make_engine: impl FnOnce(Arc<dyn Deliver>, Arc<Metrics>) -> anyhow::Result<Engine>,
+        make_engine: impl FnOnce(Arc<Metrics>) -> anyhow::Result<Engine>,
     ) -> anyhow::Result<Application> {
         let metrics = Arc::new(Metrics::new().context("metrics registration")?);
-        let registry = Arc::new(Registry::new(metrics.clone(), settings.gateway.limits.max_outbox_bytes));
-        let mut engine = make_engine(registry.clone(), metrics.clone())?;
+        let mut engine = make_engine(metrics.clone())?;
         let service = &settings.gateway.history_service;
         let service = match service.url.as_str() {
             "" => None,
@@ -94,6 +92,11 @@ impl Application {
             )?),
         };
         engine.history = Arc::new(NodeHistory::new(engine.history, service, engine.bus.clone(), metrics.clone()));
+        // The hub owns each room's stream on this node; the bus delivers to it.
+        let (hub, catch_ups) = Hub::new(engine.bus.clone(), metrics.clone(), settings.gateway.limits.max_outbox_bytes);
+        let history_size = settings.cluster.history.size;
+        actix_rt::spawn(catch_up::run(hub.clone(), engine.history.clone(), history_size, catch_ups));
+        engine.bus.start(hub.clone());
         let auth = Authenticator::new(&settings.cluster.auth)?;
         let listener = TcpListener::bind(&settings.gateway.listen)
             .with_context(|| format!("binding {}", settings.gateway.listen))?;
@@ -104,7 +107,7 @@ impl Application {
         } else {
             settings.gateway.workers
         };
-        let node = Arc::new(Node::new(settings, engine, registry, metrics, auth));
+        let node = Arc::new(Node::new(settings, engine, hub, metrics, auth));
         let data = web::Data::from(node.clone());
         let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::http::routes))
             .workers(workers)
@@ -150,7 +153,7 @@ impl Application {
             _ = shutdown_rx.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
         }
         drain(&node).await;
-        node.engine.bus.shutdown().await;
+        node.engine.presence.shutdown().await;
         handle.stop(false).await;
         server_task.await.context("server task")?.context("server")?;
         tracing::info!("gateway stopped");
@@ -186,7 +189,7 @@ async fn wait_for_signal() {
 async fn drain(node: &Node) {
     let deadline = Instant::now() + Duration::from_millis(node.settings.gateway.shutdown.drain_timeout_ms);
     node.start_draining();
-    let closed = node.registry.close_all(CloseCode::GoingAway, "server shutting down");
+    let closed = node.hub.close_all(CloseCode::GoingAway, "server shutting down");
     tracing::info!(sessions = closed, "draining");
     while node.live_sessions() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(DRAIN_POLL_INTERVAL_MS)).await;

@@ -1,16 +1,18 @@
 //! The embedded engine: pub/sub, presence and history in this process's
-//! memory, for a single gateway with nothing else to run. History is the
-//! `history-store` library's [`MemoryStore`], which hands every event it
-//! stores to this node's registry through [`LocalPublisher`], in the same
-//! step, as the Redis store's scripts publish to every node.
+//! memory, for a single gateway with nothing else to run. The bus hands what
+//! is published straight to the node's hub (this node is the whole
+//! cluster). History is the `history-store` library's [`MemoryStore`], which
+//! hands every event it stores to the bus through [`LocalPublisher`], in the
+//! same step, as the Redis store's scripts publish to every node.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytestring::ByteString;
+use futures_util::future::{self, BoxFuture, FutureExt};
 
 use chat_shared::protocol::{DisplayName, PresenceState, RoomName, ServerFrame, UserId, UserRef};
 use chat_shared::settings::{DmSettings, HistorySettings};
@@ -27,55 +29,67 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Builds the three engine parts, all delivering to `sink`.
-pub fn engine(sink: Arc<dyn Deliver>, history: HistorySettings, dm: DmSettings) -> Engine {
-    let publisher = Arc::new(LocalPublisher { sink: sink.clone() });
+/// Builds the three engine parts on one in-process bus.
+pub fn engine(history: HistorySettings, dm: DmSettings) -> Engine {
+    let bus = Arc::new(MemoryBus::default());
     Engine {
-        bus: Arc::new(MemoryBus { sink: sink.clone() }),
-        presence: Arc::new(MemoryPresence { sink, state: Mutex::default() }),
-        history: Arc::new(MemoryStore::new(publisher, history, dm)),
+        bus: bus.clone(),
+        presence: Arc::new(MemoryPresence { bus: bus.clone(), state: Mutex::default() }),
+        history: Arc::new(MemoryStore::new(Arc::new(LocalPublisher { bus }), history, dm)),
     }
 }
 
 /// Hands what the memory store stores to this node's sessions.
 struct LocalPublisher {
-    sink: Arc<dyn Deliver>,
+    bus: Arc<MemoryBus>,
 }
 
 impl Publisher for LocalPublisher {
     fn room_event(&self, room: &RoomName, kind: &'static str, seq: u64, json: &ByteString) {
         let frame = FramePayload { kind, seq: Some(seq), skip_user: None, skip_session: None, json: json.clone() };
-        self.sink.deliver(&Topic::Room(room.clone()), &BusMessage::Frame(frame));
+        self.bus.deliver(&Topic::Room(room.clone()), &BusMessage::Frame(frame));
     }
 
     fn dm(&self, from: &UserId, to: &UserId, seq: u64, json: &ByteString, origin: &str) -> bool {
         let payload = BusMessage::dm(json, seq, &SessionId::from(origin));
-        let reached = self.sink.deliver(&Topic::User(to.clone()), &payload);
+        let reached = self.bus.deliver(&Topic::User(to.clone()), &payload);
         if from != to {
-            self.sink.deliver(&Topic::User(from.clone()), &payload);
+            self.bus.deliver(&Topic::User(from.clone()), &payload);
         }
         reached > 0
     }
 }
 
-/// Delivers straight to this node's registry.
+/// Delivers straight to this node's hub, once started.
+#[derive(Default)]
 struct MemoryBus {
-    sink: Arc<dyn Deliver>,
+    sink: OnceLock<Arc<dyn Deliver>>,
+}
+
+impl MemoryBus {
+    fn deliver(&self, topic: &Topic, msg: &BusMessage) -> usize {
+        // Nothing can be published before the node starts: no session exists.
+        self.sink.get().map_or(0, |sink| sink.deliver(topic, msg))
+    }
 }
 
 #[async_trait]
 impl Bus for MemoryBus {
-    async fn subscribe(&self, _topic: &Topic) -> BackendResult<()> {
-        Ok(())
+    fn start(&self, sink: Arc<dyn Deliver>) {
+        if self.sink.set(sink).is_err() {
+            tracing::error!("the embedded bus was started twice; the first sink stays");
+        }
     }
 
-    async fn unsubscribe(&self, _topic: &Topic) -> BackendResult<()> {
-        Ok(())
+    fn subscribe(&self, _topic: &Topic) -> BoxFuture<'static, BackendResult<()>> {
+        // This node is the whole cluster and hears every topic.
+        future::ready(Ok(())).boxed()
     }
+
+    fn unsubscribe(&self, _topic: &Topic) {}
 
     async fn publish(&self, topic: &Topic, msg: BusMessage) -> BackendResult<usize> {
-        self.sink.deliver(topic, &msg);
-        // This node is the whole cluster and hears every topic.
+        self.deliver(topic, &msg);
         Ok(1)
     }
 }
@@ -91,14 +105,14 @@ struct PresenceInner {
 }
 
 struct MemoryPresence {
-    sink: Arc<dyn Deliver>,
+    bus: Arc<MemoryBus>,
     state: Mutex<PresenceInner>,
 }
 
 impl MemoryPresence {
     fn announce(&self, room: &RoomName, user: &UserRef, state: PresenceState) {
         let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state };
-        self.sink.deliver(&Topic::Room(room.clone()), &BusMessage::for_others(&frame, &user.id));
+        self.bus.deliver(&Topic::Room(room.clone()), &BusMessage::for_others(&frame, &user.id));
     }
 }
 

@@ -7,9 +7,11 @@
 //! never by the caller. The history store is the `history-store` library's
 //! [`HistoryStore`], seen through [`history::NodeHistory`].
 //!
-//! Delivery flows the other way: an engine hands every message that arrives on
-//! a topic this node is subscribed to to the node's [`Deliver`] sink (the
-//! registry), which fans it out to local sessions.
+//! Delivery flows the other way: once started ([`Bus::start`]), an engine
+//! hands every message that arrives on a topic this node is subscribed to to
+//! the node's [`Deliver`] sink (the hub, `crate::hub`), which fans it out to
+//! local sessions. Which topics the node is subscribed to is the hub's
+//! decision; the bus only carries it out.
 
 pub mod history;
 pub mod memory;
@@ -19,8 +21,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytestring::ByteString;
+use futures_util::future::BoxFuture;
 
-use chat_shared::protocol::{RoomName, ServerFrame, StoredMessage, UserId, UserRef};
+use chat_shared::protocol::{RoomName, ServerFrame, UserId, UserRef};
 pub use chat_shared::{BackendError, BackendResult};
 pub use history_store::{Appended, DmDraft, HistoryStore, Page, RoomDraft, Window};
 
@@ -106,43 +109,37 @@ pub trait Deliver: Send + Sync {
     /// Hands `msg` to the local sessions of `topic`; returns how many got it.
     fn deliver(&self, topic: &Topic, msg: &BusMessage) -> usize;
 
-    /// After live delivery may have missed messages (a lost subscription, a
-    /// lagging receiver): holds every room's live frames and returns each
-    /// room with the lowest seq its sessions have seen.
-    fn begin_resync(&self) -> Vec<(RoomName, u64)> {
-        Vec::new()
-    }
-
-    /// Delivers `missed` (messages after that seq, oldest first; `latest_seq`
-    /// is the room's seq now) to the room's sessions that lack them, then the
-    /// frames held meanwhile.
-    fn complete_resync(&self, _room: &RoomName, _latest_seq: u64, _missed: Vec<StoredMessage>) {}
-
-    /// Whether a gap in some room's seqs was seen since the last call (the
-    /// engine then resyncs).
-    fn take_gap(&self) -> bool {
-        false
-    }
+    /// Delivery may have missed messages (the subscriptions were restored
+    /// after a lost connection, or the receiver lagged): every room catches
+    /// up.
+    fn missed(&self);
 }
 
 /// Pub/sub between nodes.
 #[async_trait]
 pub trait Bus: Send + Sync {
-    /// Adds a local reference to `topic`: the first one subscribes the node.
-    /// Returns once delivery of `topic` to this node is in place.
-    async fn subscribe(&self, topic: &Topic) -> BackendResult<()>;
-    /// Drops a local reference to `topic`: the last one unsubscribes the node.
-    async fn unsubscribe(&self, topic: &Topic) -> BackendResult<()>;
+    /// Starts handing what arrives on this node's topics to `sink`. Called
+    /// once, before the node serves.
+    fn start(&self, sink: Arc<dyn Deliver>);
+
+    /// Subscribes this node to `topic`. The change is queued at once, in
+    /// call order with [`Bus::unsubscribe`] (so an unsubscribe and a
+    /// subscribe of one topic never swap); the future resolves when delivery
+    /// of `topic` to this node is in place. Subscribing twice is harmless.
+    fn subscribe(&self, topic: &Topic) -> BoxFuture<'static, BackendResult<()>>;
+
+    /// Unsubscribes this node from `topic`, queued like [`Bus::subscribe`].
+    fn unsubscribe(&self, topic: &Topic);
+
     /// Publishes to every node subscribed to `topic`; returns how many nodes
     /// it reached.
     async fn publish(&self, topic: &Topic, msg: BusMessage) -> BackendResult<usize>;
+
     /// Whether the backend is reachable and every subscription is in place
     /// (`/readyz`); the error says what is missing.
     fn readiness(&self) -> Result<(), String> {
         Ok(())
     }
-    /// The node stops for good (after its drain): withdraw what announces it.
-    async fn shutdown(&self) {}
 }
 
 /// One connection as the presence store sees it.
@@ -198,6 +195,9 @@ pub trait PresenceStore: Send + Sync {
     /// Takes one token from the user's rate of `per_second` frames, across
     /// all of the user's connections; `Some(ms)` when empty for that long.
     async fn take_user_token(&self, user: &UserId, per_second: u32) -> BackendResult<Option<u64>>;
+    /// The node stops for good (after its drain): withdraw what announces it
+    /// (its lease), so that nothing is left to sweep.
+    async fn shutdown(&self) {}
 }
 
 /// What a client is told when `what` failed in a backend: the cause's kind,

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use gateway::engine::{Deliver, Engine};
+use gateway::engine::Engine;
 use gateway::metrics::Metrics;
 use gateway::node::Node;
 use gateway::settings::EngineKind;
@@ -50,8 +50,8 @@ pub fn test_settings() -> Settings {
     settings
 }
 
-/// Builds an engine for a test gateway from the node's delivery sink.
-pub type EngineFactory = Box<dyn FnOnce(Arc<dyn Deliver>, Arc<Metrics>) -> anyhow::Result<Engine> + Send>;
+/// Builds an engine for a test gateway (given the node's metrics).
+pub type EngineFactory = Box<dyn FnOnce(Arc<Metrics>) -> anyhow::Result<Engine> + Send>;
 
 /// Starts a gateway with [`test_settings`] changed by `configure`.
 pub fn spawn_app(configure: impl FnOnce(&mut Settings)) -> TestApp {

@@ -12,9 +12,10 @@ use serde_json::json;
 
 use chat_shared::protocol::{RoomName, UserId, UserRef};
 use chat_shared::settings::{DmSettings, HistorySettings};
+use futures_util::future::BoxFuture;
 use gateway::engine::{
-    memory, Admission, Appended, BackendError, BackendResult, Bus, BusMessage, ConnectionLimits, DmDraft, Engine,
-    HistoryStore, Page, PresenceStore, RoomDraft, SessionInfo, Topic, Window,
+    memory, Admission, Appended, BackendError, BackendResult, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft,
+    Engine, HistoryStore, Page, PresenceStore, RoomDraft, SessionInfo, Topic, Window,
 };
 
 use crate::helpers::{spawn_app_with, Client};
@@ -37,13 +38,17 @@ impl Switch {
 
 #[async_trait]
 impl Bus for Switch {
-    async fn subscribe(&self, topic: &Topic) -> BackendResult<()> {
-        self.check()?;
-        self.inner.bus.subscribe(topic).await
+    fn start(&self, sink: Arc<dyn Deliver>) {
+        self.inner.bus.start(sink);
     }
-    async fn unsubscribe(&self, topic: &Topic) -> BackendResult<()> {
-        self.check()?;
-        self.inner.bus.unsubscribe(topic).await
+    fn subscribe(&self, topic: &Topic) -> BoxFuture<'static, BackendResult<()>> {
+        match self.check() {
+            Ok(()) => self.inner.bus.subscribe(topic),
+            Err(err) => Box::pin(std::future::ready(Err(err))),
+        }
+    }
+    fn unsubscribe(&self, topic: &Topic) {
+        self.inner.bus.unsubscribe(topic);
     }
     async fn publish(&self, topic: &Topic, msg: BusMessage) -> BackendResult<usize> {
         self.check()?;
@@ -115,8 +120,8 @@ async fn backend_failures_answer_unavailable_and_change_nothing() {
     let switch_state = down.clone();
     let app = spawn_app_with(
         |s| s.gateway.admin.api_key = Some("k".into()),
-        Some(Box::new(move |sink, _metrics| {
-            let inner = memory::engine(sink, HistorySettings::default(), DmSettings::default());
+        Some(Box::new(move |_metrics| {
+            let inner = memory::engine(HistorySettings::default(), DmSettings::default());
             let switch = Arc::new(Switch { inner, down: switch_state });
             Ok(Engine { bus: switch.clone(), presence: switch.clone(), history: switch })
         })),

@@ -28,7 +28,7 @@ async fn drain_closes_every_socket_with_1001_and_clears_presence() {
             assert_eq!(node.engine.presence.members(&room).await.unwrap(), vec![], "nobody is left online");
         }
     }
-    assert_eq!(node.registry.session_count(), 0);
+    assert_eq!(node.hub.stats().connections, 0);
     assert!(node.is_draining());
     assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err(), "no longer accepting");
 }

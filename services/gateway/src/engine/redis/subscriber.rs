@@ -1,25 +1,30 @@
-//! The node's pub/sub side: one subscriber connection (per shard on a
-//! cluster), reference-counted channel subscriptions, the receive loop that
-//! hands every message to the registry, and reconnection.
+//! The node's pub/sub side: the subscriber connection (one per shard on a
+//! cluster), the channels it is subscribed to, the receive loop that hands
+//! every message to the hub, and restoration after a lost connection.
 //!
-//! Subscriptions are changed by one task, in order, so a quick unsubscribe
-//! and subscribe of the same channel can never reach Redis swapped; a
-//! `subscribe` call returns only once Redis has confirmed the subscription,
-//! which is what makes a join gapless (subscribe, then read history).
+//! Which channels the node wants is the hub's decision; here, one task
+//! carries the changes out in the order they were asked for, so a quick
+//! unsubscribe and subscribe of the same channel can never reach Redis
+//! swapped, and a `subscribe` resolves only once Redis has confirmed it
+//! (which is what makes a join gapless: subscribe, then read history). That
+//! task keeps the set of subscribed channels, to subscribe them all again
+//! after a reconnect.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use futures_util::future::{self, BoxFuture, FutureExt};
 use tokio::sync::{broadcast::error::RecvError, mpsc, oneshot};
 
 use chat_shared::keys::{self, Channel};
 use chat_shared::protocol::{ServerFrame, UserId};
 use chat_shared::wire::{Envelope, DISCONNECT_KIND};
 
+use super::Connection;
 use crate::engine::{BackendError, BackendResult, BusMessage, Deliver, FramePayload, Topic};
 use crate::metrics::Metrics;
 
@@ -48,7 +53,7 @@ impl Health {
 enum Change {
     Subscribe(String, oneshot::Sender<BackendResult<()>>),
     Unsubscribe(String),
-    /// Subscribe every held channel again (after a reconnect).
+    /// Subscribe every channel in the set again (after a reconnect).
     Restore(oneshot::Sender<BackendResult<()>>),
 }
 
@@ -63,27 +68,23 @@ fn unavailable(err: impl std::fmt::Display) -> BackendError {
 }
 
 impl Subscriptions {
-    /// Adds a reference to `channel`; the first one subscribes. Returns once
-    /// the subscription is active.
-    pub async fn subscribe(&self, channel: String) -> BackendResult<()> {
+    /// Subscribes `channel` (queued now); resolves once it is active.
+    pub fn subscribe(&self, channel: String) -> BoxFuture<'static, BackendResult<()>> {
         let (tx, rx) = oneshot::channel();
-        self.changes
-            .try_send(Change::Subscribe(channel, tx))
-            .map_err(|_| BackendError::Unavailable("too many pending subscriptions".into()))?;
+        if self.changes.try_send(Change::Subscribe(channel, tx)).is_err() {
+            return future::ready(Err(unavailable("too many pending subscription changes"))).boxed();
+        }
+        async move { rx.await.map_err(unavailable)? }.boxed()
+    }
+
+    /// Subscribes every channel in the set again; resolves once all are active.
+    async fn restore(&self) -> BackendResult<()> {
+        let (tx, rx) = oneshot::channel();
+        self.changes.try_send(Change::Restore(tx)).map_err(|_| unavailable("subscription queue full"))?;
         rx.await.map_err(unavailable)?
     }
 
-    /// Subscribes every channel with a reference again; returns once all are
-    /// active.
-    pub async fn restore(&self) -> BackendResult<()> {
-        let (tx, rx) = oneshot::channel();
-        self.changes
-            .try_send(Change::Restore(tx))
-            .map_err(|_| BackendError::Unavailable("subscription queue full".into()))?;
-        rx.await.map_err(unavailable)?
-    }
-
-    /// Drops a reference to `channel`; the last one unsubscribes.
+    /// Unsubscribes `channel` (queued now).
     pub fn unsubscribe(&self, channel: String) {
         if self.changes.try_send(Change::Unsubscribe(channel)).is_err() {
             tracing::warn!("subscription queue full; an unsubscribe was dropped");
@@ -91,22 +92,24 @@ impl Subscriptions {
     }
 }
 
-/// Starts the subscription task, the receive loop and the reconnect handler.
-pub fn start(
-    subscriber: SubscriberClient,
-    sharded: bool,
-    command_timeout: Duration,
+/// Starts the task that carries out subscription changes.
+pub fn start_changes(subscriber: SubscriberClient, sharded: bool, command_timeout: Duration) -> Subscriptions {
+    let (tx, rx) = mpsc::channel(SUBSCRIPTION_QUEUE);
+    tokio::spawn(run_changes(subscriber, sharded, command_timeout, rx));
+    Subscriptions { changes: tx }
+}
+
+/// Starts handing what arrives to `sink`, and restoring the subscriptions
+/// after each lost connection (then telling `sink` it may have missed
+/// messages).
+pub fn start_delivery(
+    conn: Arc<Connection>,
+    subscriptions: Subscriptions,
     sink: Arc<dyn Deliver>,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    on_resubscribed: Arc<dyn Fn() + Send + Sync>,
-) -> Subscriptions {
-    let (tx, rx) = mpsc::channel(SUBSCRIPTION_QUEUE);
-    let subscriptions = Subscriptions { changes: tx };
-    tokio::spawn(run_changes(subscriber.clone(), sharded, command_timeout, rx));
-    tokio::spawn(receive(subscriber.clone(), sink, metrics, on_resubscribed.clone()));
-    tokio::spawn(keep_subscribed(subscriber, subscriptions.clone(), health, on_resubscribed));
-    subscriptions
+) {
+    tokio::spawn(receive(conn.subscriber.clone(), sink.clone(), metrics));
+    tokio::spawn(keep_subscribed(conn, subscriptions, sink));
 }
 
 async fn change(
@@ -125,13 +128,13 @@ async fn change(
         }
     };
     match tokio::time::timeout(timeout, command).await {
-        Ok(result) => result.map_err(unavailable),
-        Err(_) => Err(BackendError::Unavailable("subscription timed out".into())),
+        Ok(result) => Ok(result?),
+        Err(_) => Err(unavailable("subscription timed out")),
     }
 }
 
 async fn run_changes(subscriber: SubscriberClient, sharded: bool, timeout: Duration, mut rx: mpsc::Receiver<Change>) {
-    let mut refs: HashMap<String, usize> = HashMap::new();
+    let mut subscribed: HashSet<String> = HashSet::new();
     // Channels whose unsubscribe failed (Redis was away): retried until done,
     // so a node never stays subscribed to rooms it no longer serves.
     let mut stale: HashSet<String> = HashSet::new();
@@ -156,37 +159,23 @@ async fn run_changes(subscriber: SubscriberClient, sharded: bool, timeout: Durat
         };
         match next {
             Change::Subscribe(channel, done) => {
-                let result = match refs.get_mut(&channel) {
-                    Some(n) => {
-                        *n += 1;
-                        Ok(())
+                let result = if subscribed.contains(&channel) {
+                    Ok(())
+                } else {
+                    stale.remove(&channel);
+                    let result = change(&subscriber, sharded, timeout, &channel, true).await;
+                    if result.is_ok() {
+                        subscribed.insert(channel);
                     }
-                    None => {
-                        stale.remove(&channel);
-                        let result = change(&subscriber, sharded, timeout, &channel, true).await;
-                        if result.is_ok() {
-                            refs.insert(channel.clone(), 1);
-                        }
-                        result
-                    }
+                    result
                 };
-                // A caller that went away meanwhile never learns of its
-                // reference and will not drop it: drop it here.
-                if done.send(result.clone()).is_err() && result.is_ok() {
-                    if let Some(n) = refs.get_mut(&channel) {
-                        *n -= 1;
-                        if *n == 0 {
-                            refs.remove(&channel);
-                            if change(&subscriber, sharded, timeout, &channel, false).await.is_err() {
-                                stale.insert(channel);
-                            }
-                        }
-                    }
-                }
+                // A joiner that went away meanwhile still left its room
+                // with the hub, which unsubscribes when the room empties.
+                let _ = done.send(result);
             }
             Change::Restore(done) => {
                 let mut result = Ok(());
-                for channel in refs.keys() {
+                for channel in &subscribed {
                     if let Err(err) = change(&subscriber, sharded, timeout, channel, true).await {
                         result = Err(err);
                         break;
@@ -195,16 +184,7 @@ async fn run_changes(subscriber: SubscriberClient, sharded: bool, timeout: Durat
                 let _ = done.send(result);
             }
             Change::Unsubscribe(channel) => {
-                let last = match refs.get_mut(&channel) {
-                    Some(n) if *n > 1 => {
-                        *n -= 1;
-                        false
-                    }
-                    Some(_) => true,
-                    None => false,
-                };
-                if last {
-                    refs.remove(&channel);
+                if subscribed.remove(&channel) {
                     if let Err(err) = change(&subscriber, sharded, timeout, &channel, false).await {
                         tracing::debug!(channel, cause = %err, "unsubscribe failed; will retry");
                         stale.insert(channel);
@@ -217,12 +197,8 @@ async fn run_changes(subscriber: SubscriberClient, sharded: bool, timeout: Durat
 
 /// Subscribes the broadcast and control channels until it works, then
 /// restores every subscription after each lost connection.
-async fn keep_subscribed(
-    subscriber: SubscriberClient,
-    subscriptions: Subscriptions,
-    health: Arc<Health>,
-    on_resubscribed: Arc<dyn Fn() + Send + Sync>,
-) {
+async fn keep_subscribed(conn: Arc<Connection>, subscriptions: Subscriptions, sink: Arc<dyn Deliver>) {
+    let (subscriber, health) = (&conn.subscriber, &conn.health);
     let mut errors = subscriber.error_rx();
     let mut reconnects = subscriber.reconnect_rx();
     for channel in [keys::BROADCAST_CHANNEL, keys::CONTROL_CHANNEL] {
@@ -253,21 +229,16 @@ async fn keep_subscribed(
             Ok(()) => {
                 health.resubscribing.store(false, Ordering::SeqCst);
                 tracing::info!("redis subscriptions restored");
-                on_resubscribed();
+                sink.missed();
             }
             Err(err) => tracing::warn!(cause = %err, "resubscribe failed; retrying"),
         }
     }
 }
 
-/// Hands every pub/sub message to the registry. A lagging receiver is
-/// counted and answered with a resync, never the end of the loop.
-async fn receive(
-    subscriber: SubscriberClient,
-    sink: Arc<dyn Deliver>,
-    metrics: Arc<Metrics>,
-    on_lag: Arc<dyn Fn() + Send + Sync>,
-) {
+/// Hands every pub/sub message to the hub. A lagging receiver is counted
+/// and answered with a catch-up, never the end of the loop.
+async fn receive(subscriber: SubscriberClient, sink: Arc<dyn Deliver>, metrics: Arc<Metrics>) {
     let mut messages = subscriber.message_rx();
     loop {
         match messages.recv().await {
@@ -276,17 +247,14 @@ async fn receive(
                 match decode(&message.channel, &payload) {
                     Some((topic, msg)) => {
                         sink.deliver(&topic, &msg);
-                        if sink.take_gap() {
-                            on_lag();
-                        }
                     }
                     None => tracing::warn!(channel = %message.channel, "unreadable pub/sub message dropped"),
                 }
             }
             Err(RecvError::Lagged(missed)) => {
                 metrics.pubsub_lagged.inc_by(missed);
-                tracing::warn!(missed, "pub/sub receiver lagged; resyncing rooms");
-                on_lag();
+                tracing::warn!(missed, "pub/sub receiver lagged; every room catches up");
+                sink.missed();
             }
             Err(RecvError::Closed) => return,
         }

@@ -1,0 +1,282 @@
+//! One WebSocket connection: an actix actor that speaks the protocol.
+//!
+//! The actor owns what is the connection's alone (its identity and grant,
+//! rate limiter, liveness, offline-DM delivery); which rooms it is in is
+//! the hub's record ([`crate::hub`]). It reads the socket as a stream and
+//! handles frames one at a time, in order: a frame that needs the engine
+//! holds the actor (`ctx.wait`) until its reply is queued, so replies come
+//! back in request order and a client that floods is slowed by TCP, not
+//! buffered.
+//!
+//! Nothing is written to the socket from here: replies and fan-out go
+//! through the session's bounded [`Outbox`], drained by the writer task
+//! ([`crate::outbox::run_writer`]). Unlike `actix-web-actors`, whose actor
+//! lives inside the response stream and freezes when a client stops reading,
+//! this actor keeps running its timers and mailbox however slow the client.
+//!
+//! # Layout
+//! - this file: the actor's state, start and stop, the socket stream,
+//!   heartbeats and replies;
+//! - [`dispatch`]: parsing, rate limits and the checks every frame passes;
+//! - [`rooms`]: `join`, `leave`, `send`, `members`, `history`;
+//! - [`direct`]: `dm`, and the offline DMs delivered after `welcome`;
+//! - [`typing`]: relaying `typing` and its automatic stop.
+
+mod direct;
+mod dispatch;
+mod rooms;
+mod typing;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler, WrapFuture};
+use actix_ws::{AggregatedMessage, ProtocolError};
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use chat_shared::protocol::{RequestId, ServerFrame, TypingState, WelcomeLimits};
+use chat_shared::{CloseCode, ErrorCode};
+
+use crate::auth::RoomGrant;
+use crate::engine::{backend_message, BackendError, BusMessage, Engine, SessionId, SessionInfo, Topic};
+use crate::limits::{AbuseMeter, TokenBucket};
+use crate::metrics::INVALID_FRAME_LABEL;
+use crate::node::{Node, SessionGuard};
+use crate::outbox::{run_writer, Outbox, Outgoing, Push};
+use direct::OfflineDelivery;
+
+/// One connection's actor.
+pub struct WsSession {
+    node: Arc<Node>,
+    info: SessionInfo,
+    /// What the token lets this connection touch.
+    grant: RoomGrant,
+    outbox: Arc<Outbox>,
+    /// The socket's write half, handed to the writer task on start.
+    socket: Option<actix_ws::Session>,
+    bucket: TokenBucket,
+    abuse: AbuseMeter,
+    /// When the client last showed life (any frame, pong included).
+    last_seen: Instant,
+    /// Counts the session until its cleanup is done (the drain waits on it).
+    guard: Option<SessionGuard>,
+    /// Offline DMs being delivered after `welcome`.
+    offline: OfflineDelivery,
+    /// Pings sent so far; each ping carries its number (decimal) as payload.
+    pings_sent: u64,
+}
+
+/// The writer task has finished: the socket is closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriterDone;
+
+impl WsSession {
+    pub fn new(node: Arc<Node>, info: SessionInfo, grant: RoomGrant, socket: actix_ws::Session) -> WsSession {
+        let limits = &node.settings.gateway.limits;
+        let now = Instant::now();
+        WsSession {
+            outbox: Arc::new(Outbox::new(limits.max_outbox_bytes)),
+            bucket: TokenBucket::new(limits.messages_per_second, now),
+            abuse: AbuseMeter::new(
+                limits.max_rate_limited_frames,
+                Duration::from_millis(limits.rate_limit_window_ms),
+                now,
+            ),
+            guard: Some(node.session_guard()),
+            node,
+            info,
+            grant,
+            socket: Some(socket),
+            last_seen: now,
+            offline: OfflineDelivery::default(),
+            pings_sent: 0,
+        }
+    }
+
+    fn id(&self) -> &SessionId {
+        &self.info.session
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.node.engine
+    }
+
+    /// Queues a reply to this session.
+    fn reply(&self, frame: &ServerFrame) {
+        if let ServerFrame::Error { code, .. } = frame {
+            self.node.metrics.errors.with_label_values(&[code.as_str()]).inc();
+        }
+        match self.outbox.push_text(frame.to_json()) {
+            Push::Queued => self.node.metrics.frames_out(frame.kind(), 1),
+            Push::Overflowed => self.node.metrics.slow_consumer_closes.inc(),
+            Push::Closed => {}
+        }
+    }
+
+    fn reply_error(&self, re: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
+        self.reply(&ServerFrame::error(re, code, message));
+    }
+
+    /// Replies the error a backend failure means to the client: `unavailable`
+    /// (logged as a warning) or `internal` (logged as an error with the same
+    /// message).
+    fn reply_backend_error(&self, re: Option<RequestId>, what: &str, err: &BackendError) {
+        let message = backend_message(what, err);
+        match err {
+            BackendError::Unavailable(_) => {
+                tracing::warn!(session = %self.id(), cause = %err, what, "backend call failed")
+            }
+            _ => tracing::error!(session = %self.id(), cause = %err, message, "backend call failed"),
+        }
+        self.reply_error(re, err.code(), message);
+    }
+
+    /// Closes the connection after what is queued, and stops the actor.
+    fn close(&self, code: CloseCode, reason: &'static str, ctx: &mut Context<Self>) {
+        self.outbox.close(code, reason);
+        ctx.stop();
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let interval = Duration::from_millis(self.node.settings.gateway.heartbeat.interval_ms);
+        if self.last_seen.elapsed() > interval * 2 {
+            tracing::debug!(session = %self.id(), "closing a silent connection");
+            self.close(CloseCode::Normal, "heartbeat timeout", ctx);
+        } else {
+            self.ping();
+        }
+    }
+
+    /// Queues a ping carrying its number; returns the number.
+    fn ping(&mut self) -> u64 {
+        self.pings_sent += 1;
+        if self.outbox.push(Outgoing::Ping(Bytes::from(self.pings_sent.to_string()))) == Push::Overflowed {
+            self.node.metrics.slow_consumer_closes.inc();
+        }
+        self.pings_sent
+    }
+
+    fn welcome(&self) -> ByteString {
+        let limits = &self.node.settings.gateway.limits;
+        ServerFrame::Welcome {
+            session: self.id().to_string(),
+            user: self.info.user.clone(),
+            node: self.node.settings.gateway.node_id.clone(),
+            heartbeat_ms: self.node.settings.gateway.heartbeat.interval_ms,
+            limits: WelcomeLimits {
+                max_frame_bytes: limits.max_frame_bytes,
+                max_text_bytes: limits.max_text_bytes,
+                messages_per_second: limits.messages_per_second,
+                user_messages_per_second: Some(limits.user_messages_per_second).filter(|n| *n > 0),
+            },
+        }
+        .to_json()
+    }
+}
+
+impl Actor for WsSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.node.metrics.connections_opened.inc();
+        if let Some(socket) = self.socket.take() {
+            let outbox = self.outbox.clone();
+            let addr = ctx.address();
+            actix_rt::spawn(run_writer(outbox, socket, move || addr.do_send(WriterDone)));
+        }
+        // `welcome` is queued before the session is reachable, so it is first.
+        if self.outbox.push_text(self.welcome()) == Push::Queued {
+            self.node.metrics.frames_out("welcome", 1);
+        }
+        let subscribed = self.node.hub.register(&self.info.user, self.id(), self.outbox.clone());
+        let interval = Duration::from_millis(self.node.settings.gateway.heartbeat.interval_ms);
+        ctx.run_interval(interval, |act, ctx| act.heartbeat(ctx));
+
+        // The user's DM topic first, then the DMs queued while the user was away.
+        let engine = self.engine().clone();
+        let user = self.info.user.id.clone();
+        let fut = async move {
+            subscribed.await?;
+            let offline = engine.history.offline(&user).await.unwrap_or_else(|err| {
+                tracing::warn!(user = %user, cause = %err, "offline DMs could not be read; they stay queued");
+                Vec::new()
+            });
+            Ok::<_, BackendError>(offline)
+        };
+        ctx.wait(fut.into_actor(self).map(|result, act, ctx| match result {
+            Ok(offline) => act.start_offline_delivery(offline, ctx),
+            Err(err) => {
+                // Without its DM topic the session would miss messages: let
+                // the client reconnect, to this node or another.
+                tracing::warn!(session = %act.id(), cause = %err, "user channel unavailable; closing");
+                act.close(CloseCode::GoingAway, "backend unavailable, reconnect", ctx);
+            }
+        }));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.outbox.close(CloseCode::Normal, "");
+        let left = self.node.hub.unregister(&self.info.user.id, self.id());
+        let engine = self.engine().clone();
+        let info = self.info.clone();
+        let guard = self.guard.take();
+        actix_rt::spawn(async move {
+            for room in left.typing_stopped {
+                let frame =
+                    ServerFrame::Typing { room: room.clone(), user: info.user.clone(), state: TypingState::Stop };
+                let _ = engine.bus.publish(&Topic::Room(room), BusMessage::for_others(&frame, &info.user.id)).await;
+            }
+            engine.presence.forget(&info, &left.rooms).await;
+            drop(guard);
+        });
+    }
+}
+
+impl Handler<WriterDone> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: WriterDone, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        if self.outbox.is_closing() {
+            return;
+        }
+        match item {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(_)) => {
+                self.node.metrics.frames_in.with_label_values(&[INVALID_FRAME_LABEL]).inc();
+                let now = Instant::now();
+                if let Err(retry_after_ms) = self.bucket.take(now) {
+                    return self.rate_limited(None, retry_after_ms, now, ctx);
+                }
+                self.reply_error(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text");
+            }
+            Ok(AggregatedMessage::Ping(payload)) => {
+                if self.outbox.push(Outgoing::Pong(payload)) == Push::Overflowed {
+                    self.node.metrics.slow_consumer_closes.inc();
+                }
+            }
+            Ok(AggregatedMessage::Pong(payload)) => self.confirm_offline_batch(&payload, ctx),
+            Ok(AggregatedMessage::Close(_)) => self.close(CloseCode::Normal, "", ctx),
+            Err(err) => {
+                let too_big = matches!(err, ProtocolError::Overflow)
+                    || matches!(&err, ProtocolError::Io(io) if io.to_string().contains("maximum continuation size"));
+                if too_big {
+                    self.node.metrics.errors.with_label_values(&[ErrorCode::TooLarge.as_str()]).inc();
+                    self.outbox.close_now(CloseCode::TooBig, "frame too large");
+                } else {
+                    tracing::debug!(session = %self.id(), cause = %err, "websocket protocol error");
+                    self.outbox.close_now(CloseCode::ProtocolError, "websocket protocol error");
+                }
+                ctx.stop();
+            }
+        }
+    }
+}

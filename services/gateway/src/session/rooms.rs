@@ -1,0 +1,182 @@
+//! Room requests: `join` (with `since` resumes), `leave`, `send`, `members`
+//! and `history`.
+//!
+//! A join is gapless: the hub starts holding the room's frames for the
+//! session before anything is read, the node's subscription to the room is
+//! awaited, then the history is read ([`crate::engine::catch_up`], the same
+//! read that repairs gaps), presence recorded and members listed; `joined`
+//! goes out with the frames held meanwhile that are newer than its history.
+
+use std::time::Instant;
+
+use actix::Context;
+
+use chat_shared::protocol::{ClientId, RequestId, RoomName, ServerFrame, TypingState, UserRef, DEFAULT_HISTORY_LIMIT};
+
+use super::dispatch::user_rate_gate;
+use super::WsSession;
+use crate::engine::{catch_up, BackendError, Engine, Page, RoomDraft, SessionInfo, Window};
+
+impl WsSession {
+    pub(super) fn join(
+        &mut self,
+        re: Option<RequestId>,
+        room: RoomName,
+        since: Option<u64>,
+        epoch: Option<String>,
+        limit: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
+        let hub = self.node.hub.clone();
+        let first = !self.in_room(&room);
+        let Some(subscribed) = hub.join(&self.info.user.id, self.id(), &room) else { return };
+        let size = self.node.settings.cluster.history.size;
+        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(size as u64) as usize;
+        let (engine, info, target, wanted_epoch) =
+            (self.engine().clone(), self.info.clone(), room.clone(), epoch.clone());
+        let request = async move {
+            subscribed.await?;
+            let result = join_steps(&engine, &target, &info, since, wanted_epoch, limit, size).await;
+            if result.is_err() && first {
+                // Presence may have been recorded before a later step failed.
+                let _ = engine.presence.leave(&target, &info).await;
+            }
+            result
+        };
+        self.wait_for(ctx, request, move |result, act, _| match result {
+            Ok((members, replay)) => {
+                let recovered = is_recovered(since, epoch.as_deref(), &replay);
+                let seq = replay.seq;
+                let frame = ServerFrame::Joined {
+                    re,
+                    room: room.clone(),
+                    seq,
+                    epoch: replay.epoch,
+                    members,
+                    history: replay.messages,
+                    recovered,
+                };
+                hub.complete_join(&room, act.id(), frame.to_json(), seq);
+            }
+            Err(err) => {
+                hub.abort_join(&act.info.user.id, act.id(), &room);
+                act.reply_backend_error(re, "join", &err);
+            }
+        });
+    }
+
+    pub(super) fn leave(&mut self, re: Option<RequestId>, room: RoomName, ctx: &mut Context<Self>) {
+        let (engine, info, target) = (self.engine().clone(), self.info.clone(), room.clone());
+        let request = async move { engine.presence.leave(&target, &info).await };
+        self.wait_for(ctx, request, move |result, act, ctx| match result {
+            Ok(()) => {
+                if act.node.hub.leave(&act.info.user.id, act.id(), &room) {
+                    act.publish_typing(None, room.clone(), TypingState::Stop, ctx);
+                }
+                act.reply(&ServerFrame::Left { re, room });
+            }
+            Err(err) => act.reply_backend_error(re, "leave", &err),
+        });
+    }
+
+    pub(super) fn send(
+        &mut self,
+        re: Option<RequestId>,
+        room: RoomName,
+        text: String,
+        client_id: Option<ClientId>,
+        ctx: &mut Context<Self>,
+    ) {
+        let engine = self.engine().clone();
+        let draft = RoomDraft { room: room.clone(), from: self.info.user.clone(), text, client_id };
+        let started = Instant::now();
+        let user_rate = self.node.settings.gateway.limits.user_messages_per_second;
+        let request = async move {
+            if let Some(wait) = user_rate_gate(&engine, &draft.from.id, user_rate).await? {
+                return Ok(Err(wait));
+            }
+            engine.history.append_room(draft).await.map(Ok)
+        };
+        self.wait_for(ctx, request, move |result, act, _| match result {
+            Ok(Err(wait)) => act.reply_user_rate_limited(re, wait),
+            Ok(Ok(appended)) => {
+                act.node.metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
+                act.node.metrics.messages_published.inc();
+                act.reply(&ServerFrame::Ack {
+                    re,
+                    room: Some(room),
+                    to: None,
+                    seq: appended.seq,
+                    ts: appended.ts,
+                    delivered: None,
+                });
+            }
+            Err(err) => act.reply_backend_error(re, "send", &err),
+        });
+    }
+
+    pub(super) fn members(&mut self, re: Option<RequestId>, room: RoomName, ctx: &mut Context<Self>) {
+        let presence = self.engine().presence.clone();
+        let request = async move {
+            let members = presence.members(&room).await;
+            (room, members)
+        };
+        self.wait_for(ctx, request, move |(room, result), act, _| match result {
+            Ok(members) => act.reply(&ServerFrame::Members { re, room, members }),
+            Err(err) => act.reply_backend_error(re, "members", &err),
+        });
+    }
+
+    pub(super) fn history(
+        &mut self,
+        re: Option<RequestId>,
+        room: RoomName,
+        before: Option<u64>,
+        limit: usize,
+        ctx: &mut Context<Self>,
+    ) {
+        let history = self.engine().history.clone();
+        let request = async move {
+            let page = history.read_room(&room, Window { after: None, before, limit }).await;
+            (room, page.map(|page| page.messages))
+        };
+        self.wait_for(ctx, request, move |(room, result), act, _| match result {
+            Ok(messages) => act.reply(&ServerFrame::History { re, room, messages }),
+            Err(err) => act.reply_backend_error(re, "history", &err),
+        });
+    }
+}
+
+/// The engine side of a join, after the subscription: history first (the
+/// step most likely to be refused, so a refusal announces nothing), then
+/// presence and members. `size` is `history.size`, the most a resume replays.
+async fn join_steps(
+    engine: &Engine,
+    room: &RoomName,
+    info: &SessionInfo,
+    since: Option<u64>,
+    epoch: Option<String>,
+    limit: usize,
+    size: usize,
+) -> Result<(Vec<UserRef>, Page), BackendError> {
+    let window = since.map_or(Window::latest(limit), |since| Window::after(since, size));
+    let mut replay = catch_up(engine.history.as_ref(), room, window, size).await?;
+    if since.is_some() && epoch.as_ref().is_some_and(|e| *e != replay.epoch) {
+        // The client's seqs name a lost history: start it afresh.
+        replay = engine.history.read_room(room, Window::latest(limit)).await?;
+    }
+    engine.presence.join(room, info).await?;
+    let members = engine.presence.members(room).await?;
+    Ok((members, replay))
+}
+
+/// `joined.recovered`: a resume that replayed everything after `since` in the
+/// same history.
+fn is_recovered(since: Option<u64>, epoch: Option<&str>, replay: &Page) -> bool {
+    let Some(since) = since else { return false };
+    if epoch.is_some_and(|e| e != replay.epoch) || since > replay.seq {
+        return false;
+    }
+    let (first, last) = (replay.messages.first().map(|m| m.seq), replay.messages.last().map(|m| m.seq));
+    since == replay.seq || (first == Some(since + 1) && last == Some(replay.seq))
+}
