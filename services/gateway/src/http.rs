@@ -92,9 +92,11 @@ async fn upgrade(req: HttpRequest, body: web::Payload, node: web::Data<Node>) ->
     let identity =
         node.auth.authenticate(&query, bearer).map_err(|err| refuse(&node, ApiError::new(err.code, err.message)))?;
     let limits = &node.settings.gateway.limits;
-    if node.hub.stats().connections >= limits.max_connections as usize {
+    // The place is taken before anything else can wait, and held by the
+    // session: a burst of connections cannot overshoot the cap.
+    let Some(permit) = node.try_connection() else {
         return Err(refuse(&node, ApiError::new(ErrorCode::Unavailable, "this node is full; connect to another")));
-    }
+    };
     let info = SessionInfo {
         session: new_session_id(&node.node_id),
         user: identity.user,
@@ -140,7 +142,7 @@ async fn upgrade(req: HttpRequest, body: web::Payload, node: web::Data<Node>) ->
     let grant = identity.rooms;
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        WsSession::new(node, info, grant, socket)
+        WsSession::new(node, info, grant, socket, permit)
     });
     Ok(response)
 }

@@ -1,15 +1,22 @@
 //! The state one gateway process shares between its HTTP handlers and its
 //! sessions.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::Authenticator;
 use crate::engine::Engine;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+
+/// A place among this node's `gateway.limits.max_connections`, taken before
+/// the WebSocket upgrade and held by the session until its cleanup (presence,
+/// subscriptions) is done.
+pub type ConnectionPermit = OwnedSemaphorePermit;
 
 /// Everything a gateway node holds.
 pub struct Node {
@@ -22,14 +29,17 @@ pub struct Node {
     pub auth: Authenticator,
     /// Set on SIGTERM: readiness fails and new connections get 503.
     draining: AtomicBool,
-    /// Sessions whose cleanup (presence, subscriptions) has not finished;
-    /// the drain waits for it to reach zero.
-    live_sessions: Arc<AtomicUsize>,
+    /// One permit per connection this node may hold; all of them back means
+    /// every session has finished (what the drain waits for).
+    connections: Arc<Semaphore>,
+    /// `gateway.limits.max_connections`: the permits in all.
+    max_connections: u32,
     pub started: Instant,
 }
 
 impl Node {
     pub fn new(settings: Settings, engine: Engine, hub: Arc<Hub>, metrics: Arc<Metrics>, auth: Authenticator) -> Node {
+        let max_connections = settings.gateway.limits.max_connections;
         Node {
             node_id: Arc::from(settings.gateway.node_id.as_str()),
             settings,
@@ -38,7 +48,8 @@ impl Node {
             metrics,
             auth,
             draining: AtomicBool::new(false),
-            live_sessions: Arc::new(AtomicUsize::new(0)),
+            connections: Arc::new(Semaphore::new(max_connections as usize)),
+            max_connections,
             started: Instant::now(),
         }
     }
@@ -51,23 +62,16 @@ impl Node {
         self.draining.store(true, Ordering::SeqCst);
     }
 
-    /// Counts a session until the returned guard is dropped.
-    pub fn session_guard(&self) -> SessionGuard {
-        self.live_sessions.fetch_add(1, Ordering::SeqCst);
-        SessionGuard(self.live_sessions.clone())
+    /// A place for one more connection, or `None` when the node is full.
+    pub fn try_connection(&self) -> Option<ConnectionPermit> {
+        self.connections.clone().try_acquire_owned().ok()
     }
 
-    /// Sessions not yet fully cleaned up.
-    pub fn live_sessions(&self) -> usize {
-        self.live_sessions.load(Ordering::SeqCst)
-    }
-}
-
-/// Held by a session from its start until its cleanup has finished.
-pub struct SessionGuard(Arc<AtomicUsize>);
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+    /// Resolves once every connection's permit is back: every session has
+    /// finished its cleanup.
+    pub async fn connections_done(&self) {
+        // The semaphore is never closed, so this cannot fail; the permits are
+        // given back at once (the node is stopping anyway).
+        drop(self.connections.acquire_many(self.max_connections).await);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context as _;
@@ -20,9 +20,6 @@ use crate::hub::{catch_up, Hub};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::settings::{EngineKind, Settings};
-
-/// How often the drain checks whether every session has finished.
-const DRAIN_POLL_INTERVAL_MS: u64 = 20;
 
 /// A bound, ready-to-run gateway.
 pub struct Application {
@@ -185,17 +182,14 @@ async fn wait_for_signal() {
 }
 
 /// Fails readiness, closes every socket with 1001 and waits (up to the drain
-/// timeout) until every session has cleaned up its presence.
+/// timeout) until every session has finished its cleanup (presence).
 async fn drain(node: &Node) {
-    let deadline = Instant::now() + Duration::from_millis(node.settings.gateway.shutdown.drain_timeout_ms);
+    let timeout = Duration::from_millis(node.settings.gateway.shutdown.drain_timeout_ms);
     node.start_draining();
     let closed = node.hub.close_all(CloseCode::GoingAway, "server shutting down");
     tracing::info!(sessions = closed, "draining");
-    while node.live_sessions() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(DRAIN_POLL_INTERVAL_MS)).await;
-    }
-    let left = node.live_sessions();
-    if left > 0 {
+    if tokio::time::timeout(timeout, node.connections_done()).await.is_err() {
+        let left = node.hub.stats().connections;
         tracing::warn!(sessions = left, "drain timeout: stopping with sessions still open");
     }
 }

@@ -42,7 +42,7 @@ use crate::auth::RoomGrant;
 use crate::engine::{backend_message, BackendError, BusMessage, Engine, SessionId, SessionInfo, Topic};
 use crate::limits::{AbuseMeter, TokenBucket};
 use crate::metrics::INVALID_FRAME_LABEL;
-use crate::node::{Node, SessionGuard};
+use crate::node::{ConnectionPermit, Node};
 use crate::outbox::{run_writer, Outbox, Outgoing, Push};
 use direct::OfflineDelivery;
 
@@ -59,8 +59,9 @@ pub struct WsSession {
     abuse: AbuseMeter,
     /// When the client last showed life (any frame, pong included).
     last_seen: Instant,
-    /// Counts the session until its cleanup is done (the drain waits on it).
-    guard: Option<SessionGuard>,
+    /// The session's place among the node's connections, given back once its
+    /// cleanup is done (the drain waits for all of them).
+    permit: Option<ConnectionPermit>,
     /// Offline DMs being delivered after `welcome`.
     offline: OfflineDelivery,
     /// Pings sent so far; each ping carries its number (decimal) as payload.
@@ -73,7 +74,13 @@ pub struct WsSession {
 struct WriterDone;
 
 impl WsSession {
-    pub fn new(node: Arc<Node>, info: SessionInfo, grant: RoomGrant, socket: actix_ws::Session) -> WsSession {
+    pub fn new(
+        node: Arc<Node>,
+        info: SessionInfo,
+        grant: RoomGrant,
+        socket: actix_ws::Session,
+        permit: ConnectionPermit,
+    ) -> WsSession {
         let limits = &node.settings.gateway.limits;
         let now = Instant::now();
         WsSession {
@@ -84,7 +91,7 @@ impl WsSession {
                 Duration::from_millis(limits.rate_limit_window_ms),
                 now,
             ),
-            guard: Some(node.session_guard()),
+            permit: Some(permit),
             node,
             info,
             grant,
@@ -191,6 +198,10 @@ impl Actor for WsSession {
             self.node.metrics.frames_out("welcome", 1);
         }
         let subscribed = self.node.hub.register(&self.info.user, self.id(), self.outbox.clone());
+        if self.node.is_draining() {
+            // Upgraded as the drain began, after it closed every session it knew.
+            return self.close(CloseCode::GoingAway, "server shutting down", ctx);
+        }
         let interval = Duration::from_millis(self.node.settings.gateway.heartbeat.interval_ms);
         ctx.run_interval(interval, |act, ctx| act.heartbeat(ctx));
 
@@ -221,7 +232,7 @@ impl Actor for WsSession {
         let left = self.node.hub.unregister(&self.info.user.id, self.id());
         let engine = self.engine().clone();
         let info = self.info.clone();
-        let guard = self.guard.take();
+        let permit = self.permit.take();
         actix_rt::spawn(async move {
             for room in left.typing_stopped {
                 let frame =
@@ -229,7 +240,7 @@ impl Actor for WsSession {
                 let _ = engine.bus.publish(&Topic::Room(room), BusMessage::for_others(&frame, &info.user.id)).await;
             }
             engine.presence.forget(&info, &left.rooms).await;
-            drop(guard);
+            drop(permit);
         });
     }
 }

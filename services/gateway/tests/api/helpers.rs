@@ -185,6 +185,11 @@ impl Client {
         }
     }
 
+    /// [`Client::connect`] taking the URL by value (for spawned tasks).
+    pub async fn connect_url(url: String) -> Result<Client, Refused> {
+        Self::connect(&url).await
+    }
+
     /// Connects, or `None` on any failure (a load balancer with no backend yet).
     pub async fn try_connect(url: &str) -> Option<Client> {
         let request = url.into_client_request().ok()?;

@@ -145,3 +145,34 @@ async fn per_user_connection_limit_gives_429() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _again = app.client("u").await; // a slot came free
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_connections_never_overshoots_max_connections() {
+    const MAX: u32 = 10;
+    let app = spawn_app(|s| s.gateway.limits.max_connections = MAX);
+    let url = app.ws_url("");
+    let attempts: Vec<_> = (0..40).map(|_| tokio::spawn(Client::connect_url(url.clone()))).collect();
+    let (mut open, mut refused) = (Vec::new(), 0);
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(client) => open.push(client),
+            Err(refusal) => {
+                assert_eq!((refusal.status, refusal.body["error"]["code"].as_str()), (503, Some("unavailable")));
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((open.len(), refused), (MAX as usize, 40 - MAX as usize), "exactly the cap is admitted");
+    assert_eq!(app.metric("chat_connections").await, f64::from(MAX));
+    // A closed connection gives its place back once its cleanup is done.
+    drop(open.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let again = loop {
+        match Client::connect(&url).await {
+            Ok(client) => break client,
+            Err(_) if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(refusal) => panic!("no place came free: {refusal:?}"),
+        }
+    };
+    drop((open, again));
+}
