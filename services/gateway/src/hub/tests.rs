@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chat_shared::protocol::DisplayName;
+use chat_shared::protocol::{DisplayName, ServerFrame};
 use futures_util::future;
 
 use super::*;
@@ -231,4 +231,27 @@ fn dms_wait_for_the_offline_queue_then_go_straight_out() {
     f.hub.release_held_dms(&user, &session);
     f.hub.deliver(&Topic::User(user.clone()), &dm(5, None));
     assert_eq!(outbox.drain_texts(), ["queued1", "queued2", "live3", "live5"]);
+}
+
+#[test]
+fn a_stop_relayed_from_another_node_cancels_this_nodes_automatic_stop() {
+    let f = Fixture::new();
+    let r = room("r");
+    let (alice, phone, _) = f.member("alice", "phone", &r);
+    let typing = |state: &str| {
+        let frame = ServerFrame::Typing {
+            room: r.clone(),
+            user: UserRef { id: alice.clone(), name: DisplayName::parse("alice").unwrap() },
+            state: if state == "start" { TypingState::Start } else { TypingState::Stop },
+        };
+        BusMessage::for_others(&frame, &alice)
+    };
+    // Alice's laptop, on another node, starts typing: relayed to this node.
+    f.hub.deliver(&Topic::Room(r.clone()), &typing("start"));
+    // Her phone, here, starts within the second: throttled, but its timer is armed.
+    let phone_start = f.hub.typing_start(&r, &alice, &phone, Instant::now()).unwrap();
+    assert!(!phone_start.relay, "one start per user and room per second, cluster-wide");
+    // The laptop stops: relayed here too. The phone's timer must not send a late stop.
+    f.hub.deliver(&Topic::Room(r.clone()), &typing("stop"));
+    assert!(!f.hub.typing_expire(&r, &alice, phone_start.generation));
 }

@@ -129,6 +129,21 @@ impl TestApp {
         Stopped { took: started.elapsed(), redis: self.redis.take().map(|(_, redis)| redis) }
     }
 
+    /// Waits until this node holds exactly `n` sessions (a closed one is gone
+    /// once its actor has stopped).
+    pub async fn wait_sessions(&self, n: usize) {
+        eventually(&format!("{n} sessions on the node"), || async { self.node.hub.stats().connections == n }).await;
+    }
+
+    /// Waits until `user`'s offline queue is empty (the DMs a client confirmed
+    /// were removed).
+    pub async fn wait_offline_empty(&self, user: &str) {
+        let user = chat_shared::protocol::UserId::parse(user).unwrap();
+        let history = self.node.engine.history.clone();
+        eventually("the offline queue to empty", || async { history.offline(&user).await.is_ok_and(|q| q.is_empty()) })
+            .await;
+    }
+
     /// Reads a metric's value from `/metrics` (a line `name value`).
     pub async fn metric(&self, series: &str) -> f64 {
         let body = reqwest::get(self.http_url("/metrics")).await.unwrap().text().await.unwrap();
@@ -136,6 +151,24 @@ impl TestApp {
             .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("metric {series} not found"))
+    }
+}
+
+/// How long [`eventually`] waits for its condition.
+pub const EVENTUALLY: Duration = Duration::from_secs(5);
+
+/// Checks `condition` every 10 ms until it holds; panics after
+/// [`EVENTUALLY`] naming `what`. For waits on something the server does in
+/// the background, instead of sleeping a guessed time.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + EVENTUALLY;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "waited {EVENTUALLY:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

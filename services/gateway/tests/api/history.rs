@@ -222,7 +222,7 @@ async fn offline_dms_cross_nodes_and_survive_a_lost_connection() {
     let mut bob = apps[1].client("bob").await;
     assert_eq!(bob.recv().await["text"], "one");
     drop(bob);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    apps[1].wait_sessions(0).await;
     // Back on the first node: both again, in order; this time he reads on.
     let mut bob = apps[0].client("bob").await;
     let (first, second) = (bob.recv().await, bob.recv().await);
@@ -232,8 +232,8 @@ async fn offline_dms_cross_nodes_and_survive_a_lost_connection() {
     );
     assert_eq!(bob.request(json!({"type": "ping"})).await["type"], "pong");
     bob.expect_silence(Duration::from_millis(200)).await;
+    apps[0].wait_offline_empty("bob").await;
     drop(bob);
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut bob = apps[1].client("bob").await;
     bob.expect_silence(Duration::from_millis(300)).await;
 

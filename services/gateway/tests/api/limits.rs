@@ -142,7 +142,7 @@ async fn per_user_connection_limit_gives_429() {
     assert_eq!(refused.body["error"]["code"], "too_many_connections");
     let _other = app.client("someone-else").await;
     drop(b);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_sessions(2).await;
     let _again = app.client("u").await; // a slot came free
 }
 

@@ -76,12 +76,9 @@ async fn typing_is_relayed_throttled_and_stopped() {
         typist.send(json!({"type": "typing", "room": "room", "state": "stop"})).await;
     }
     reader.expect_silence(Duration::from_millis(200)).await;
-    // The typist never hears itself and gets no reply.
+    // The typist never hears itself and gets no reply. (That a start goes
+    // through again after the interval is tested in `typing.rs`, on injected time.)
     typist.expect_silence(Duration::from_millis(100)).await;
-    // After the throttle interval a start goes through again.
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
-    typist.send(json!({"type": "typing", "room": "room"})).await;
-    assert_eq!(reader.recv().await["state"], "start");
 }
 
 #[tokio::test]

@@ -1,7 +1,5 @@
 //! Frames, replies and error codes on one connection.
 
-use std::time::Duration;
-
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -174,7 +172,6 @@ async fn health_readiness_and_metrics() {
     c.join("r").await;
     c.say("r", "hello").await;
     c.request(json!({"type": "teleport"})).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let body = reqwest::get(app.http_url("/metrics")).await.unwrap().text().await.unwrap();
     for name in [
         "chat_connections 1",
