@@ -10,6 +10,7 @@
 //! them. A read that fails is retried after [`CATCH_UP_RETRY_MS`]; the
 //! members keep holding meanwhile (bounded by their outbox limit).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,8 @@ use tokio::sync::mpsc;
 
 use chat_shared::protocol::RoomName;
 
-use super::{CatchUp, Hub};
+use super::stream::Caught;
+use super::{CatchUp, Hub, Room};
 use crate::engine::{self, BackendResult, HistoryStore, Page, Window};
 
 /// How long a failed catch-up read waits before the room is queued again.
@@ -95,4 +97,79 @@ async fn read(
         return Ok(page);
     }
     engine::catch_up(history, room, Window::after(0, size), size).await
+}
+
+/// The hub's side of catching up: the channel, and the members' reads.
+impl Hub {
+    /// Puts the room on the catch-up channel, once until the task takes it.
+    pub(super) fn queue_catch_up(&self, room: &RoomName, state: &mut Room) {
+        if state.catch_up_queued {
+            return;
+        }
+        state.catch_up_queued = true;
+        self.request(CatchUp::Room(room.clone()));
+    }
+
+    pub(super) fn request(&self, catch_up: CatchUp) {
+        if self.catch_ups.try_send(catch_up).is_err() {
+            self.every_room_wanted.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Takes the wish for an every-room pass that the channel could not hold.
+    pub(super) fn take_every_room_wanted(&self) -> bool {
+        self.every_room_wanted.swap(false, Ordering::SeqCst)
+    }
+
+    /// The range of seqs the room's catching-up members have (lowest,
+    /// highest), and takes the room off the channel; `None` if none is
+    /// catching up.
+    pub(super) fn catch_up_range(&self, room: &RoomName) -> Option<(u64, u64)> {
+        let mut rooms = self.rooms.lock(room);
+        let state = rooms.get_mut(room)?;
+        state.catch_up_queued = false;
+        let seen = state.members.values().filter_map(|member| member.stream.catching_up_from());
+        seen.fold(None, |range, seen| match range {
+            None => Some((seen, seen)),
+            Some((low, high)) => Some((low.min(seen), high.max(seen))),
+        })
+    }
+
+    /// Makes every live member of every room catch up; returns the rooms.
+    pub(super) fn hold_every_room(&self) -> Vec<RoomName> {
+        let mut held = Vec::new();
+        for mut rooms in self.rooms.each() {
+            for (room, state) in rooms.iter_mut() {
+                let mut any = false;
+                for member in state.members.values_mut() {
+                    any |= member.stream.hold_for_catch_up().is_some();
+                }
+                if any {
+                    held.push(room.clone());
+                }
+            }
+        }
+        held
+    }
+
+    /// Hands a catch-up read of the room (its seq now and the events after
+    /// what its members had) to every catching-up member.
+    pub(super) fn complete_catch_up(&self, room: &RoomName, latest: u64, events: &[(u64, ByteString)]) {
+        let mut rooms = self.rooms.lock(room);
+        let Some(state) = rooms.get_mut(room) else { return };
+        let mut gap = false;
+        for member in state.members.values_mut() {
+            if member.stream.catching_up_from().is_none() {
+                continue;
+            }
+            match member.stream.complete_catch_up(self.out(&member.outbox), latest, events) {
+                Caught::Live => {}
+                Caught::Gap => gap = true,
+                Caught::Lost => self.metrics.catch_up_closes.inc(),
+            }
+        }
+        if gap {
+            self.queue_catch_up(room, state);
+        }
+    }
 }

@@ -31,14 +31,24 @@
 //!    - embedded engine: `history_store::MemoryStore::append_room` stores it
 //!      under the room's lock and calls `engine::memory::LocalPublisher`,
 //!      which calls [`Deliver::deliver`].
-//! 3. [`Hub::deliver`] → `Hub::deliver_room`: under the room's shard lock,
-//!    [`stream::Stream::offer`] gives the same bytes to each local member's
-//!    [`Outbox`] (a refcount bump, no copy), or holds them, or spots a gap.
+//! 3. `hub::fanout` ([`Deliver::deliver`] → `Hub::deliver_room`): under the
+//!    room's shard lock, [`stream::Stream::offer`] gives the same bytes to
+//!    each local member's [`Outbox`] (a refcount bump, no copy), or holds
+//!    them, or spots a gap (then `hub::catch_up` reads what was missed).
 //! 4. `outbox::run_writer` writes the outbox to the socket.
 //!
 //! The sender's `ack` is queued in step 1 once the append returned.
+//!
+//! # Layout
+//! - this file: the maps, membership (sessions, joins, leaves) and the
+//!   subscription decisions;
+//! - [`stream`]: one member's place in its room's stream;
+//! - `fanout`: delivery of what arrives on the node's topics;
+//! - [`catch_up`]: the catch-up channel and task;
+//! - [`shards`]: the sharded maps.
 
 pub mod catch_up;
+mod fanout;
 pub mod shards;
 pub mod stream;
 
@@ -54,12 +64,12 @@ use tokio::sync::mpsc;
 use chat_shared::protocol::{RoomName, TypingState, UserId, UserRef};
 use chat_shared::CloseCode;
 
-use crate::engine::{BackendResult, Bus, BusMessage, Deliver, FramePayload, SessionId, Topic};
+use crate::engine::{BackendResult, Bus, SessionId, Topic};
 use crate::metrics::Metrics;
-use crate::outbox::{Outbox, Push};
+use crate::outbox::Outbox;
 use crate::typing::{self, Typing};
 use shards::Shards;
-use stream::{Caught, Held, Offered, Out, Stream};
+use stream::{Caught, Held, Out, Stream};
 
 /// Rooms that can wait on the catch-up channel at once; past it, the next
 /// catch-up pass covers every room.
@@ -389,170 +399,6 @@ impl Hub {
             users: self.user_count.load(Ordering::Relaxed),
             rooms: self.room_count.load(Ordering::Relaxed),
         }
-    }
-
-    /// Puts the room on the catch-up channel, once until the task takes it.
-    fn queue_catch_up(&self, room: &RoomName, state: &mut Room) {
-        if state.catch_up_queued {
-            return;
-        }
-        state.catch_up_queued = true;
-        self.request(CatchUp::Room(room.clone()));
-    }
-
-    fn request(&self, catch_up: CatchUp) {
-        if self.catch_ups.try_send(catch_up).is_err() {
-            self.every_room_wanted.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// Takes the wish for an every-room pass that the channel could not hold.
-    fn take_every_room_wanted(&self) -> bool {
-        self.every_room_wanted.swap(false, Ordering::SeqCst)
-    }
-
-    /// The range of seqs the room's catching-up members have (lowest,
-    /// highest), and takes the room off the channel; `None` if none is
-    /// catching up.
-    fn catch_up_range(&self, room: &RoomName) -> Option<(u64, u64)> {
-        let mut rooms = self.rooms.lock(room);
-        let state = rooms.get_mut(room)?;
-        state.catch_up_queued = false;
-        let seen = state.members.values().filter_map(|member| member.stream.catching_up_from());
-        seen.fold(None, |range, seen| match range {
-            None => Some((seen, seen)),
-            Some((low, high)) => Some((low.min(seen), high.max(seen))),
-        })
-    }
-
-    /// Makes every live member of every room catch up; returns the rooms.
-    fn hold_every_room(&self) -> Vec<RoomName> {
-        let mut held = Vec::new();
-        for mut rooms in self.rooms.each() {
-            for (room, state) in rooms.iter_mut() {
-                let mut any = false;
-                for member in state.members.values_mut() {
-                    any |= member.stream.hold_for_catch_up().is_some();
-                }
-                if any {
-                    held.push(room.clone());
-                }
-            }
-        }
-        held
-    }
-
-    /// Hands a catch-up read of the room (its seq now and the events after
-    /// what its members had) to every catching-up member.
-    fn complete_catch_up(&self, room: &RoomName, latest: u64, events: &[(u64, ByteString)]) {
-        let mut rooms = self.rooms.lock(room);
-        let Some(state) = rooms.get_mut(room) else { return };
-        let mut gap = false;
-        for member in state.members.values_mut() {
-            if member.stream.catching_up_from().is_none() {
-                continue;
-            }
-            match member.stream.complete_catch_up(self.out(&member.outbox), latest, events) {
-                Caught::Live => {}
-                Caught::Gap => gap = true,
-                Caught::Lost => self.metrics.catch_up_closes.inc(),
-            }
-        }
-        if gap {
-            self.queue_catch_up(room, state);
-        }
-    }
-
-    fn deliver_room(&self, room: &RoomName, frame: &FramePayload) -> usize {
-        let started = Instant::now();
-        let mut rooms = self.rooms.lock(room);
-        let Some(state) = rooms.get_mut(room) else { return 0 };
-        if frame.kind == "typing" {
-            if let (Some(user), Ok(probe)) = (&frame.skip_user, serde_json::from_str::<TypingProbe>(&frame.json)) {
-                state.typing.observe(user, probe.state, started);
-            }
-        }
-        let (mut delivered, mut gap) = (0, false);
-        for (session, member) in state.members.iter_mut() {
-            if frame.skip_user.as_ref() == Some(&member.user) || frame.skip_session.as_ref() == Some(session) {
-                continue;
-            }
-            match member.stream.offer(frame, &member.outbox, self.max_held_bytes) {
-                Offered::Delivered => delivered += 1,
-                Offered::Gap => gap = true,
-                Offered::Overflowed => self.metrics.slow_consumer_closes.inc(),
-                Offered::Held | Offered::Dropped => {}
-            }
-        }
-        if gap {
-            self.queue_catch_up(room, state);
-        }
-        drop(rooms);
-        self.metrics.frames_out(frame.kind, delivered);
-        self.metrics.fanout_seconds.observe(started.elapsed().as_secs_f64());
-        delivered
-    }
-
-    /// Returns how many sessions of the user were reached (held or queued).
-    fn deliver_user(&self, user: &UserId, frame: &FramePayload) -> usize {
-        let mut users = self.users.lock(user);
-        let Some(entry) = users.get_mut(user) else { return 0 };
-        let mut reached = 0;
-        for (session, local) in entry.sessions.iter_mut() {
-            if frame.skip_session.as_ref() == Some(session) {
-                continue;
-            }
-            reached += 1;
-            match &mut local.held_dms {
-                Some(held) if !local.outbox.is_closing() => {
-                    if !held.push(frame, self.max_held_bytes)
-                        && local.outbox.close_now(CloseCode::SlowConsumer, "slow consumer")
-                    {
-                        self.metrics.slow_consumer_closes.inc();
-                    }
-                }
-                Some(_) => {}
-                None => {
-                    self.out(&local.outbox).push(frame.kind, frame.json.clone());
-                }
-            }
-        }
-        reached
-    }
-
-    fn broadcast(&self, frame: &FramePayload) -> usize {
-        let mut reached = 0;
-        for users in self.users.each() {
-            for entry in users.values() {
-                for local in entry.sessions.values() {
-                    match local.outbox.push_text(frame.json.clone()) {
-                        Push::Queued => reached += 1,
-                        Push::Overflowed => self.metrics.slow_consumer_closes.inc(),
-                        Push::Closed => {}
-                    }
-                }
-            }
-        }
-        self.metrics.frames_out(frame.kind, reached);
-        reached
-    }
-}
-
-impl Deliver for Hub {
-    fn deliver(&self, topic: &Topic, msg: &BusMessage) -> usize {
-        match (topic, msg) {
-            (Topic::Room(room), BusMessage::Frame(frame)) => self.deliver_room(room, frame),
-            (Topic::User(user), BusMessage::Frame(frame)) => self.deliver_user(user, frame),
-            (Topic::Broadcast, BusMessage::Frame(frame)) => self.broadcast(frame),
-            (_, BusMessage::Disconnect { user }) => {
-                self.close_user(user, CloseCode::Policy, "disconnected by an operator")
-            }
-            (Topic::Control, BusMessage::Frame(_)) => 0,
-        }
-    }
-
-    fn missed(&self) {
-        self.request(CatchUp::EveryRoom);
     }
 }
 

@@ -9,7 +9,7 @@ use chat_shared::protocol::{DisplayName, ServerFrame};
 use futures_util::future;
 
 use super::*;
-use crate::engine::BackendResult;
+use crate::engine::{BackendResult, BusMessage, Deliver, FramePayload};
 
 /// Records subscriptions as `+room:r` / `-user:u`.
 #[derive(Default)]
