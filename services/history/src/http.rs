@@ -1,4 +1,4 @@
-//! The history HTTP API (see [`crate::api`] for the query).
+//! The history HTTP API (see `history_store::api` for the query and reply shapes).
 //!
 //! - `GET /v1/rooms/{room}/messages` →
 //!   `{"room", "seq", "epoch", "messages": [message frames, oldest first]}`

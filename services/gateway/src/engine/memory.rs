@@ -2,7 +2,7 @@
 //! memory, for a single gateway with nothing else to run. The bus hands what
 //! is published straight to the node's hub (this node is the whole
 //! cluster). History is the `history-store` library's [`MemoryStore`], which
-//! hands every event it stores to the bus through [`LocalPublisher`], in the
+//! hands every event it stores to the bus through `LocalPublisher`, in the
 //! same step, as the Redis store's scripts publish to every node.
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -27,11 +27,11 @@
 //!    - Redis engine: `history_store::RedisStore::append_room` runs the
 //!      `APPEND_ROOM` script (seq, capped history, publish) on the room's
 //!      shard; every subscribed node's `engine::redis::subscriber::receive`
-//!      decodes it and calls [`Deliver::deliver`];
+//!      decodes it and calls [`Deliver::deliver`](crate::engine::Deliver::deliver);
 //!    - embedded engine: `history_store::MemoryStore::append_room` stores it
 //!      under the room's lock and calls `engine::memory::LocalPublisher`,
-//!      which calls [`Deliver::deliver`].
-//! 3. `hub::fanout` ([`Deliver::deliver`] → `Hub::deliver_room`): under the
+//!      which calls [`Deliver::deliver`](crate::engine::Deliver::deliver).
+//! 3. `hub::fanout` ([`Deliver::deliver`](crate::engine::Deliver::deliver) → `Hub::deliver_room`): under the
 //!    room's shard lock, [`stream::Stream::offer`] gives the same bytes to
 //!    each local member's [`Outbox`] (a refcount bump, no copy), or holds
 //!    them, or spots a gap (then `hub::catch_up` reads what was missed).

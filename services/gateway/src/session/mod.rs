@@ -17,10 +17,10 @@
 //! # Layout
 //! - this file: the actor's state, start and stop, the socket stream,
 //!   heartbeats and replies;
-//! - [`dispatch`]: parsing, rate limits and the checks every frame passes;
-//! - [`rooms`]: `join`, `leave`, `send`, `members`, `history`;
-//! - [`direct`]: `dm`, and the offline DMs delivered after `welcome`;
-//! - [`typing`]: relaying `typing` and its automatic stop.
+//! - `dispatch`: parsing, rate limits and the checks every frame passes;
+//! - `rooms`: `join`, `leave`, `send`, `members`, `history`;
+//! - `direct`: `dm`, and the offline DMs delivered after `welcome`;
+//! - `typing`: relaying `typing` and its automatic stop.
 
 mod direct;
 mod dispatch;
