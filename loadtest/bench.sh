@@ -3,6 +3,7 @@
 #
 #   loadtest/bench.sh fanout memory|redis1|redis3 RATE [CONNECTIONS ROOMS]
 #   loadtest/bench.sh idle CONNECTIONS            # RSS per idle connection, one Redis-engine gateway
+#   loadtest/bench.sh drain [CONNECTIONS ROOMS]   # SIGTERM to exit of one embedded-engine gateway holding them
 #
 # fanout: CONNECTIONS (default 2000) in ROOMS rooms (default 20), one sender
 # per room, RATE messages/s in all, 20 s; prints loadgen's summary, the
@@ -69,6 +70,23 @@ fanout)
         awk -F'[:=,]' -v n="$sent" '/^cmdstat_/ {printf "redis %s: %d calls = %.2f per message, %.1f us each\n", $1, $3, $3 / n, $7}' \
             "$work/commandstats"
     fi
+    ;;
+drain)
+    conns=${2:-10000} rooms=${3:-2000}
+    ulimit -n "$(ulimit -Hn)"
+    CHAT_GATEWAY__LISTEN=127.0.0.1:8088 "$bin/gateway" >"$work/gw.log" 2>&1 &
+    gw=$!
+    pids+=("$gw")
+    sleep 1
+    "$bin/loadgen" --url ws://127.0.0.1:8088/ws --connections "$conns" --rooms "$rooms" --senders 0 --rate 0 \
+        --duration-secs 1 --hold-secs 60 --connect-rate 4000 >"$work/drain.log" 2>&1 &
+    pids+=($!)
+    until grep -q "holding" "$work/drain.log"; do sleep 0.2; done
+    grep -E "^loadgen: .*joined" "$work/drain.log"
+    start=$(date +%s%N)
+    kill -TERM "$gw"
+    wait "$gw" || true
+    echo "drain of $conns sessions in $rooms rooms: $(( ($(date +%s%N) - start) / 1000000 )) ms from SIGTERM to exit"
     ;;
 idle)
     conns=$2
