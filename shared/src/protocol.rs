@@ -220,14 +220,61 @@ pub enum ClientFrame {
     Members {
         room: RoomName,
     },
-    History {
-        room: RoomName,
-        #[serde(default)]
-        before: Option<u64>,
-        #[serde(default)]
-        limit: Option<u64>,
-    },
+    History(HistoryRequest),
     Ping,
+}
+
+/// What a `history` request reads: a room's events, or the requester's DM
+/// conversation with another user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryOf {
+    Room(RoomName),
+    /// The other user of the conversation (the requester is the one).
+    Dm(UserId),
+}
+
+/// A `history` request: exactly one of `room` and `dm`, and at most one of
+/// `before` and `after`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "HistoryFields")]
+pub struct HistoryRequest {
+    pub of: HistoryOf,
+    /// Only events with a seq below this; the newest `limit` of them.
+    pub before: Option<u64>,
+    /// Only events with a seq above this; the oldest `limit` of them.
+    pub after: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+/// A `history` frame's fields as sent, before their combination is checked.
+#[derive(Deserialize)]
+struct HistoryFields {
+    #[serde(default)]
+    room: Option<RoomName>,
+    #[serde(default)]
+    dm: Option<UserId>,
+    #[serde(default)]
+    before: Option<u64>,
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    limit: Option<u64>,
+}
+
+impl TryFrom<HistoryFields> for HistoryRequest {
+    type Error = &'static str;
+
+    fn try_from(fields: HistoryFields) -> Result<Self, Self::Error> {
+        let of = match (fields.room, fields.dm) {
+            (Some(room), None) => HistoryOf::Room(room),
+            (None, Some(user)) => HistoryOf::Dm(user),
+            _ => return Err("history takes exactly one of `room` and `dm`"),
+        };
+        if fields.before.is_some() && fields.after.is_some() {
+            return Err("history takes `before` or `after`, not both");
+        }
+        Ok(HistoryRequest { of, before: fields.before, after: fields.after, limit: fields.limit })
+    }
 }
 
 impl ClientFrame {
@@ -243,7 +290,7 @@ impl ClientFrame {
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Dm { .. } => "dm",
             ClientFrame::Members { .. } => "members",
-            ClientFrame::History { .. } => "history",
+            ClientFrame::History(_) => "history",
             ClientFrame::Ping => "ping",
         }
     }
@@ -478,7 +525,11 @@ pub enum ServerFrame {
     History {
         #[serde(skip_serializing_if = "Option::is_none")]
         re: Option<RequestId>,
-        room: RoomName,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<RoomName>,
+        /// For a DM conversation: the other user.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dm: Option<UserId>,
         messages: Vec<StoredMessage>,
     },
     Pong {
@@ -606,10 +657,15 @@ mod tests {
         assert!(matches!(parse(r#"{"type":"ping"}"#).unwrap().1, ClientFrame::Ping));
         assert!(matches!(parse(r#"{"type":"leave","room":"x"}"#).unwrap().1, ClientFrame::Leave { .. }));
         assert!(matches!(parse(r#"{"type":"members","room":"x"}"#).unwrap().1, ClientFrame::Members { .. }));
-        assert!(matches!(
-            parse(r#"{"type":"history","room":"x","before":10,"limit":5}"#).unwrap().1,
-            ClientFrame::History { before: Some(10), limit: Some(5), .. }
-        ));
+        let (_, f) = parse(r#"{"type":"history","room":"x","before":10,"limit":5}"#).unwrap();
+        let ClientFrame::History(h) = f else { panic!("{f:?}") };
+        assert_eq!(
+            (h.of, h.before, h.after, h.limit),
+            (HistoryOf::Room(RoomName::parse("x").unwrap()), Some(10), None, Some(5))
+        );
+        let (_, f) = parse(r#"{"type":"history","dm":"bob","after":3}"#).unwrap();
+        let ClientFrame::History(h) = f else { panic!("{f:?}") };
+        assert_eq!((h.of, h.after), (HistoryOf::Dm(UserId::parse("bob").unwrap()), Some(3)));
         assert!(matches!(parse(r#"{"type":"dm","to":"bob","text":"yo"}"#).unwrap().1, ClientFrame::Dm { .. }));
     }
 
@@ -640,9 +696,18 @@ mod tests {
             r#"{"type":"typing","room":"r","state":"maybe"}"#,
             r#"{"type":"dm","to":"","text":"x"}"#,
             r#"{"type":"send","room":"r","text":"x","client_id":""}"#,
+            r#"{"type":"history"}"#,
+            r#"{"type":"history","room":"r","dm":"bob"}"#,
+            r#"{"type":"history","room":"r","before":5,"after":2}"#,
+            r#"{"type":"history","dm":""}"#,
+            r#"{"type":"history","dm":"bob","after":-1}"#,
         ] {
             assert_eq!(parse(bad).unwrap_err().code, ErrorCode::BadRequest, "{bad}");
         }
+        let e = parse(r#"{"type":"history","id":4,"room":"r","dm":"bob"}"#).unwrap_err();
+        assert_eq!(e.re, Some(RequestId::Num(4.into())));
+        assert!(e.message.contains("exactly one of `room` and `dm`"), "{}", e.message);
+        assert!(parse(r#"{"type":"history","dm":"b","before":2,"after":1}"#).unwrap_err().message.contains("not both"));
     }
 
     #[test]

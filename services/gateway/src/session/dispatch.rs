@@ -6,12 +6,12 @@ use std::time::Instant;
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 
 use chat_shared::protocol::{
-    parse_client_frame, ClientFrame, RequestId, RoomName, ServerFrame, UserId, DEFAULT_HISTORY_LIMIT,
+    parse_client_frame, ClientFrame, HistoryOf, RequestId, RoomName, ServerFrame, UserId, DEFAULT_HISTORY_LIMIT,
 };
 use chat_shared::{CloseCode, ErrorCode};
 
 use super::WsSession;
-use crate::engine::{now_ms, BackendResult, Engine};
+use crate::engine::{now_ms, BackendResult, Engine, Window};
 use crate::metrics::INVALID_FRAME_LABEL;
 
 /// The most history entries a `history` request returns, whatever `limit` says.
@@ -146,11 +146,15 @@ impl WsSession {
                     self.members(re, room, ctx);
                 }
             }
-            ClientFrame::History { room, before, limit } => {
-                if self.check_grant(&re, &room) {
-                    let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(MAX_HISTORY_PAGE) as usize;
-                    self.history(re, room, before, limit, ctx);
+            ClientFrame::History(request) => {
+                if let HistoryOf::Room(room) = &request.of {
+                    if !self.check_grant(&re, room) {
+                        return;
+                    }
                 }
+                let limit = request.limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(MAX_HISTORY_PAGE) as usize;
+                let window = Window { after: request.after, before: request.before, limit };
+                self.history(re, request.of, window, ctx);
             }
         }
     }

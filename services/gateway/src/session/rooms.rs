@@ -1,5 +1,5 @@
-//! Room requests: `join` (with `since` resumes), `leave`, `send`, `members`
-//! and `history`.
+//! Room requests: `join` (with `since` resumes), `leave`, `send`, `members`,
+//! and `history` (of a room, or of one of the user's DM conversations).
 //!
 //! A join is gapless: the hub starts holding the room's frames for the
 //! session before anything is read, the node's subscription to the room is
@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use actix::Context;
 
-use chat_shared::protocol::{ClientId, RequestId, RoomName, ServerFrame, TypingState, UserRef, DEFAULT_HISTORY_LIMIT};
+use chat_shared::protocol::{
+    ClientId, HistoryOf, RequestId, RoomName, ServerFrame, TypingState, UserRef, DEFAULT_HISTORY_LIMIT,
+};
 
 use super::dispatch::user_rate_gate;
 use super::WsSession;
@@ -127,21 +129,25 @@ impl WsSession {
         });
     }
 
-    pub(super) fn history(
-        &mut self,
-        re: Option<RequestId>,
-        room: RoomName,
-        before: Option<u64>,
-        limit: usize,
-        ctx: &mut Context<Self>,
-    ) {
-        let history = self.engine().history.clone();
+    /// A page of a room's events or of a DM conversation; the conversation is
+    /// always one of this session's user (with `dm`, the other user).
+    pub(super) fn history(&mut self, re: Option<RequestId>, of: HistoryOf, window: Window, ctx: &mut Context<Self>) {
+        let (history, me) = (self.engine().history.clone(), self.info.user.id.clone());
         let request = async move {
-            let page = history.read_room(&room, Window { after: None, before, limit }).await;
-            (room, page.map(|page| page.messages))
+            let page = match &of {
+                HistoryOf::Room(room) => history.read_room(room, window).await,
+                HistoryOf::Dm(other) => history.read_conversation(&me, other, window).await,
+            };
+            (of, page.map(|page| page.messages))
         };
-        self.wait_for(ctx, request, move |(room, result), act, _| match result {
-            Ok(messages) => act.reply(&ServerFrame::History { re, room, messages }),
+        self.wait_for(ctx, request, move |(of, result), act, _| match result {
+            Ok(messages) => {
+                let (room, dm) = match of {
+                    HistoryOf::Room(room) => (Some(room), None),
+                    HistoryOf::Dm(other) => (None, Some(other)),
+                };
+                act.reply(&ServerFrame::History { re, room, dm, messages });
+            }
             Err(err) => act.reply_backend_error(re, "history", &err),
         });
     }

@@ -62,6 +62,12 @@ async fn protocol_across_nodes(apps: &[TestApp]) {
     assert_eq!(bob.recv().await["text"], "psst");
     assert_eq!(alice_phone.recv().await["text"], "psst", "the sender's other session, on another node");
     alice.expect_silence(Duration::from_millis(100)).await;
+    // Catch-up after a disconnect: the conversation's history, from either
+    // side, on any node (through the history service where there is one).
+    let caught_up = bob.request(json!({"type": "history", "dm": "alice", "after": 0})).await;
+    assert_eq!((&caught_up["dm"], &caught_up["messages"][0]["text"]), (&json!("alice"), &json!("psst")));
+    let seen_by_alice = alice_phone.request(json!({"type": "history", "dm": "bob"})).await;
+    assert_eq!(seen_by_alice["messages"], caught_up["messages"]);
     let queued = carol.request(json!({"type": "dm", "to": "dave", "text": "for later"})).await;
     assert_eq!(queued["delivered"], false);
     let mut dave = client_on(&apps[1], "dave").await;

@@ -329,3 +329,48 @@ async fn a_room_idle_past_the_retention_starts_afresh_under_a_new_epoch() {
     // A session that stayed in the room gets the new history's first message.
     assert_eq!(c.recv_type("message").await["text"], "new");
 }
+
+#[tokio::test]
+async fn dm_history_pages_both_ways_and_only_ever_reads_the_users_own_conversation() {
+    let app = spawn_app(|_| {});
+    let mut alice = app.client("alice").await;
+    let mut bob = app.client("bob").await;
+    let mut carol = app.client("carol").await;
+    for i in 1..=5 {
+        let (from, to) = if i % 2 == 1 { (&mut alice, "bob") } else { (&mut bob, "alice") };
+        let ack = from.request(json!({"type": "dm", "to": to, "text": format!("d{i}")})).await;
+        assert_eq!(ack["seq"], i, "{ack}");
+    }
+    carol.request(json!({"type": "dm", "to": "bob", "text": "from carol"})).await;
+    let texts = |page: &Value| -> Vec<String> {
+        page["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_owned()).collect()
+    };
+    let all = alice.request(json!({"type": "history", "dm": "bob"})).await;
+    assert_eq!((&all["type"], &all["dm"], all.get("room")), (&json!("history"), &json!("bob"), None), "{all}");
+    assert_eq!(seqs(&all["messages"]), [1, 2, 3, 4, 5]);
+    assert_eq!(all["messages"][1]["type"], "dm", "each entry is the dm frame as delivered");
+    assert_eq!(all["messages"][1]["from"]["id"], "bob");
+    let forward = alice.request(json!({"type": "history", "dm": "bob", "after": 2, "limit": 2})).await;
+    assert_eq!(seqs(&forward["messages"]), [3, 4], "the oldest after 2");
+    let back = alice.request(json!({"type": "history", "dm": "bob", "before": 3})).await;
+    assert_eq!(seqs(&back["messages"]), [1, 2]);
+    let theirs = bob.request(json!({"type": "history", "dm": "alice", "after": 4})).await;
+    assert_eq!((texts(&theirs), &theirs["dm"]), (vec!["d5".to_owned()], &json!("alice")), "the same conversation");
+    // Carol's `dm: bob` is carol's conversation with bob, never alice's.
+    assert_eq!(texts(&carol.request(json!({"type": "history", "dm": "bob"})).await), ["from carol"]);
+    assert_eq!(texts(&carol.request(json!({"type": "history", "dm": "alice"})).await), Vec::<String>::new());
+    // `after` pages rooms forwards too.
+    alice.join("r").await;
+    for i in 1..=4 {
+        alice.say("r", &format!("m{i}")).await;
+    }
+    let room = alice.request(json!({"type": "history", "room": "r", "after": 1, "limit": 2})).await;
+    assert_eq!((seqs(&room["messages"]), &room["room"], room.get("dm")), (vec![2, 3], &json!("r"), None));
+    for bad in [
+        json!({"type": "history"}),
+        json!({"type": "history", "room": "r", "dm": "bob"}),
+        json!({"type": "history", "dm": "bob", "before": 3, "after": 1}),
+    ] {
+        assert_eq!(alice.request(bad.clone()).await["code"], "bad_request", "{bad}");
+    }
+}
