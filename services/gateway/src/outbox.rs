@@ -5,7 +5,11 @@
 //! here without waiting: a push never blocks the pusher, so one slow client
 //! cannot slow down the others. When the queued bytes would pass
 //! `limits.max_outbox_bytes`, the queue is dropped and the connection is
-//! closed with 4008 (slow consumer).
+//! closed with 4008 (slow consumer). A frame pushed onto an empty queue is
+//! always taken, whatever its size: one big reply (a resume's `joined` can
+//! hold the whole history) says nothing about how fast the client reads, and
+//! refusing it would close every attempt to resume the same way. So the
+//! queue holds at most `max_outbox_bytes`, or one frame.
 //!
 //! The [`run_writer`] task owns the `actix_ws::Session` and is the only code
 //! that writes to the socket; it ends after sending a close frame, when the
@@ -106,7 +110,7 @@ impl Outbox {
             return Push::Closed;
         }
         let bytes = item.charged_bytes();
-        if state.queued_bytes + bytes > self.max_bytes {
+        if !state.queue.is_empty() && state.queued_bytes + bytes > self.max_bytes {
             state.queue.clear();
             state.queued_bytes = 0;
             state.close = Some((CloseCode::SlowConsumer, "slow consumer"));
@@ -265,6 +269,16 @@ mod tests {
         assert!(outbox.is_closing());
         assert_eq!(outbox.push_text("1".into()), Push::Closed);
         assert!(!outbox.close(CloseCode::GoingAway, "x"), "already closing");
+    }
+
+    #[test]
+    fn one_frame_over_the_limit_is_taken_alone_but_nothing_after_it() {
+        let outbox = Outbox::new(10);
+        assert_eq!(outbox.push_text("a joined of 20 bytes".into()), Push::Queued);
+        assert_eq!(outbox.push_text("1".into()), Push::Overflowed, "the queue is over its limit");
+        let outbox = Outbox::new(10);
+        assert_eq!(outbox.push_text("12345".into()), Push::Queued);
+        assert_eq!(outbox.push_text("a joined of 20 bytes".into()), Push::Overflowed, "not alone: the limit holds");
     }
 
     #[test]
