@@ -38,11 +38,12 @@ for (let round = 1; round <= rounds; round++) {
   const other = node === "gw-1" ? "gw-2" : "gw-1";
   const writer = new ChatClient(gateways[other].wsUrl, { name: "writer", user: "writer" });
   await writer.connect();
-  await writer.join("lobby");
+  const lobby = writer.room("lobby");
+  await lobby.join();
   const text = `round ${round}`;
   const killedAt = performance.now();
   await gateways[node].kill();
-  await writer.send("lobby", text);
+  await lobby.send(text);
   await page.locator(`#status[data-state=open][data-node=${other}]`).waitFor({ timeout: 30000 }).catch(async (err) => {
     console.error(`round ${round}: ${await page.locator("#status").textContent()}`);
     throw err;

@@ -1,4 +1,5 @@
-//! The chat page at `/` and the JS client library at `/chat.js`, compiled
+//! The chat page at `/` and the JS client library at `/chat.js` (its
+//! modules under `/chat/`), compiled
 //! into the binary from `services/gateway/web/` so that a gateway needs no
 //! files beside it. `web.enabled = false` turns them off (404).
 
@@ -22,8 +23,58 @@ struct Asset {
 const ASSETS: &[Asset] = &[
     Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_str!("../web/index.html") },
     Asset { path: "/app.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../web/app.js") },
+    Asset {
+        path: "/app/views.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/app/views.js"),
+    },
+    Asset {
+        path: "/app/render.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/app/render.js"),
+    },
     Asset { path: "/app.css", content_type: "text/css; charset=utf-8", body: include_str!("../web/app.css") },
     Asset { path: "/chat.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../web/chat.js") },
+    Asset {
+        path: "/chat/client.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/chat/client.js"),
+    },
+    Asset {
+        path: "/chat/clock.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/chat/clock.js"),
+    },
+    Asset {
+        path: "/chat/connection.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/chat/connection.js"),
+    },
+    Asset {
+        path: "/chat/dms.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/chat/dms.js"),
+    },
+    Asset {
+        path: "/chat/emitter.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/chat/emitter.js"),
+    },
+    Asset {
+        path: "/chat/errors.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/chat/errors.js"),
+    },
+    Asset {
+        path: "/chat/requests.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/chat/requests.js"),
+    },
+    Asset {
+        path: "/chat/room.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/chat/room.js"),
+    },
 ];
 
 /// The page runs only its own scripts and styles and talks only to its own

@@ -1,12 +1,14 @@
 // The chat page served by every gateway at `/`, built on the client library
-// at `/chat.js`. Plain DOM: every text that comes from a user is set with
-// `textContent` (or `append` of a string), never parsed as HTML.
+// at `/chat.js`: signing in, rooms and DMs, sends shown until confirmed.
+// The view model is in app/views.js, the drawing in app/render.js.
 
-import { ChatClient } from "/chat.js";
+import { ChatClient, newClientId } from "/chat.js";
+import {
+  $, renderAll, renderMessages, renderNewest, renderPending, renderRoster, renderSidebar, renderState, renderTyping,
+} from "/app/render.js";
+import { View } from "/app/views.js";
 
-/** Messages kept per room or conversation; older ones are paged in again. */
-const MAX_MESSAGES_PER_VIEW = 1000;
-/** Messages fetched per "Load older" page. */
+/** Messages fetched per "Load older" page, and when a conversation opens. */
 const HISTORY_PAGE_MESSAGES = 50;
 /** A `typing start` goes out at most this often while the user types. */
 const TYPING_REPEAT_MS = 2000;
@@ -20,42 +22,26 @@ const MAX_DM_VIEWS = 100;
 const SIGN_IN_ATTEMPTS = 3;
 const DEFAULT_ROOMS = ["lobby"];
 
-const $ = (id) => document.getElementById(id);
-
-/**
- * Creates an element. Strings among `children` become text nodes.
- * @param {string} tag
- * @param {Object<string, any>} [props] `class`, `data-*` attributes, or DOM properties
- * @param {...(Node | string)} children
- */
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-") || key.startsWith("aria-")) node.setAttribute(key, String(value));
-    else node[key] = value;
-  }
-  node.append(...children);
-  return node;
-}
-
-/**
- * One room or DM conversation as the page shows it.
- * @typedef {{key: string, kind: "room" | "dm", id: string, title: string,
- *   messages: any[], unread: number, members: any[], typing: Map<string, {name: string, timer: any}>,
- *   complete: boolean, resets: number, loading?: boolean, typingSentAt: number,
- *   failed?: {text: string, clientId: string}, active: number}} View
- */
-
-/** @type {ChatClient | null} */
+/** @type {ChatClient | null} the signed-in client; every handler checks it is still this one */
 let client = null;
-/** @type {Map<string, View>} */
-const views = new Map();
-/** @type {string | null} */
-let current = null;
-let typingStopTimer = null;
+let typingStopTimer = /** @type {any} */ (null);
 
-// ---- sign in ----------------------------------------------------------
+/** @type {import("/app/render.js").Page} */
+const page = {
+  views: new Map(),
+  current: null,
+  me: undefined,
+  online: false,
+  select,
+  openDm: (id, name) => select(dmView(id, name).key),
+  retry: (view, pending) => send(view, pending.text, pending.clientId),
+  discard: (view, pending) => {
+    view.discard(pending.clientId);
+    if (view.key === page.current) renderPending(page, view);
+  },
+};
+
+// ---- signing in and out ---------------------------------------------------
 
 async function start() {
   let auth = "anonymous";
@@ -71,28 +57,33 @@ async function start() {
   $("token-field").hidden = !jwt;
   $("token").required = jwt;
   $("name").value = localStorage.getItem("chat.name") ?? "";
-  $("sign-in-form").addEventListener("submit", (event) => {
+  $("sign-in-form").addEventListener("submit", (/** @type {Event} */ event) => {
     event.preventDefault();
     signIn(jwt ? { token: $("token").value.trim() } : { name: $("name").value.trim() });
   });
-  $("sign-out").addEventListener("click", signOut);
-  $("join-form").addEventListener("submit", (event) => {
+  $("sign-out").addEventListener("click", () => signOut());
+  $("join-form").addEventListener("submit", (/** @type {Event} */ event) => {
     event.preventDefault();
     joinRoom($("join-room").value.trim());
     $("join-room").value = "";
   });
-  $("dm-form").addEventListener("submit", (event) => {
+  $("dm-form").addEventListener("submit", (/** @type {Event} */ event) => {
     event.preventDefault();
     const user = $("dm-user").value.trim();
-    if (user) select(dmView(user, user).key);
+    if (user) page.openDm(user, user);
     $("dm-user").value = "";
   });
-  $("composer").addEventListener("submit", (event) => {
+  $("composer").addEventListener("submit", (/** @type {Event} */ event) => {
     event.preventDefault();
-    sendText();
+    const view = currentView();
+    const text = $("text").value;
+    if (!view || !client || !text.trim()) return;
+    $("text").value = "";
+    stopTyping(view);
+    send(view, text, newClientId());
   });
   $("text").addEventListener("input", onTyping);
-  $("leave").addEventListener("click", () => current && leaveRoom(views.get(current)));
+  $("leave").addEventListener("click", () => leave(currentView()));
   $("older").addEventListener("click", loadOlder);
   $("scroller").addEventListener("scroll", () => {
     if ($("scroller").scrollTop === 0 && !$("older").hidden) loadOlder();
@@ -105,7 +96,10 @@ function wsUrl() {
   return url.toString();
 }
 
+/** @param {{name?: string, token?: string, user?: string}} credentials */
 async function signIn(credentials) {
+  // A client from an earlier sign-in is closed for good first.
+  if (client) signOut();
   $("sign-in-error").textContent = "";
   showError("");
   if (credentials.name) {
@@ -117,54 +111,40 @@ async function signIn(credentials) {
   }
   const me = new ChatClient(wsUrl(), credentials);
   client = me;
-  let welcomed = false;
-  client.on("state", (state) => {
-    showState(state);
-    // A first sign-in that cannot connect (a bad token, a wrong name, the
-    // server down) gives up instead of retrying forever.
-    if (!welcomed && state.attempt >= SIGN_IN_ATTEMPTS && state.delayMs !== undefined) {
-      signOut();
-      $("sign-in-error").textContent =
-        `Could not connect (${state.reason || "refused"}): check the ${credentials.token ? "token" : "name"}, or try again later.`;
+  let everOpen = false;
+  me.on("state", (event) => {
+    if (client !== me) return;
+    everOpen ||= event.state === "open";
+    page.online = event.state === "open";
+    renderState({ ...event, everOpen });
+    if (event.state === "open" || event.state === "reconnecting") refreshPending();
+    // A first sign-in that cannot connect (a bad token, the server down)
+    // gives up instead of retrying forever.
+    if (!everOpen && event.state === "reconnecting" && event.attempt >= SIGN_IN_ATTEMPTS) {
+      const why = `Could not connect (${event.reason || "refused"}): check the ${credentials.token ? "token" : "name"}, or try again later.`;
+      signOut(why);
+    } else if (event.state === "closed" && everOpen) {
+      signOut(event.error?.code === "token_expired"
+        ? "Your session expired: sign in again."
+        : `Disconnected by the server${event.reason ? `: ${event.reason}` : ""}.`);
     }
   });
-  client.on("message", onMessage);
-  client.on("dm", onDm);
-  client.on("typing", onTypingFrame);
-  client.on("roster", ({ room, members }) => {
-    const view = views.get(`room:${room}`);
-    if (!view) return;
-    view.members = members;
-    if (view.key === current) renderRoster();
+  me.on("dm", (dm) => client === me && onDm(dm));
+  me.on("notice", ({ data }) => {
+    if (client === me) $("notice").textContent = typeof data === "string" ? data : JSON.stringify(data);
   });
-  client.on("rejoined", ({ room, recovered, joined }) => {
-    const view = views.get(`room:${room}`);
-    if (view && !recovered) resetRoom(view, joined, { gap: true });
-  });
-  client.on("rejoin_failed", ({ room, error }) => {
-    const view = views.get(`room:${room}`);
-    if (view) dropView(view);
-    showError(`Left ${room}: ${error.message}`);
-  });
-  client.on("notice", (notice) => {
-    const data = notice.data;
-    $("notice").textContent = typeof data === "string" ? data : JSON.stringify(data);
-  });
-  client.on("error", (err) => showError(err.message));
+  me.on("error", (err) => client === me && showError(err.message));
   $("sign-in").hidden = true;
   $("chat").hidden = false;
   $("sign-out").hidden = false;
   let welcome;
   try {
-    welcome = await client.connect();
-  } catch (err) {
-    if (client === me) {
-      signOut();
-      $("sign-in-error").textContent = err.message;
-    }
-    return;
+    welcome = await me.connect();
+  } catch {
+    return; // closed: the state handler said why
   }
-  welcomed = true;
+  if (client !== me) return;
+  page.me = welcome.user.id;
   $("me").textContent = `${welcome.user.name} (${welcome.user.id})`;
   if (credentials.name) localStorage.setItem("chat.user", welcome.user.id);
   for (const room of savedRooms()) {
@@ -184,339 +164,322 @@ function savedRooms() {
   return DEFAULT_ROOMS;
 }
 
-const roomsKey = () => `chat.rooms.${client?.welcome?.user.id ?? ""}`;
+const roomsKey = () => `chat.rooms.${page.me ?? ""}`;
 
-function signOut() {
+/** @param {string} [why] shown on the sign-in form */
+function signOut(why = "") {
   client?.close();
   client = null;
-  for (const view of views.values()) clearTyping(view);
+  for (const view of page.views.values()) clearTyping(view);
   clearTimeout(typingStopTimer);
-  views.clear();
-  current = null;
-  renderAll();
+  page.views.clear();
+  page.current = null;
+  page.me = undefined;
+  page.online = false;
+  renderAll(page);
   $("me").textContent = "";
   $("text").value = "";
   $("notice").textContent = "";
   showError("");
-  showState({ state: "idle" });
+  renderState({ state: "idle" });
+  $("sign-in-error").textContent = why;
   $("sign-in").hidden = false;
   $("chat").hidden = true;
   $("sign-out").hidden = true;
 }
 
-function showState({ state, node, delayMs, reason }) {
-  const status = $("status");
-  status.dataset.state = state;
-  status.dataset.node = node ?? status.dataset.node ?? "";
-  if (state === "open") status.textContent = `Connected to ${node}`;
-  else if (state === "connecting") status.textContent = "Connecting…";
-  else if (state === "reconnecting" && delayMs !== undefined)
-    status.textContent = `Reconnecting in ${(delayMs / 1000).toFixed(1)} s…`;
-  else if (state === "reconnecting") status.textContent = "Reconnecting…";
-  else if (state === "idle") status.textContent = "Not connected";
-  else status.textContent = reason ? `Disconnected: ${reason}` : "Disconnected";
-}
-
+/** @param {string} message */
 function showError(message) {
   $("error").textContent = message;
 }
 
-// ---- rooms and conversations -------------------------------------------
+// ---- rooms and conversations ------------------------------------------------
 
-function roomView(room) {
-  const key = `room:${room}`;
-  if (!views.has(key)) {
-    views.set(key, newView(key, "room", room, `# ${room}`));
-  }
-  return views.get(key);
-}
+const currentView = () => (page.current ? page.views.get(page.current) : undefined);
 
-function dmView(userId, name) {
-  const key = `dm:${userId}`;
-  if (!views.has(key)) {
-    const dms = [...views.values()].filter((v) => v.kind === "dm" && v.key !== current);
-    if (dms.length >= MAX_DM_VIEWS) views.delete(dms.sort((a, b) => a.active - b.active)[0].key);
-    views.set(key, { ...newView(key, "dm", userId, `@ ${name}`), complete: true });
-  }
-  return views.get(key);
-}
-
-function newView(key, kind, id, title) {
-  return {
-    key, kind, id, title, messages: [], unread: 0, members: [], typing: new Map(),
-    complete: false, resets: 0, typingSentAt: 0, active: Date.now(),
-  };
-}
-
-function clearTyping(view) {
-  for (const { timer } of view.typing.values()) clearTimeout(timer);
-  view.typing.clear();
-}
-
+/**
+ * @param {string} room
+ * @param {{userAction?: boolean}} [options]
+ */
 async function joinRoom(room, { userAction = true } = {}) {
-  if (!room || !client) return;
-  try {
-    const joined = await client.join(room);
-    resetRoom(roomView(room), joined);
-    saveRooms();
-    select(`room:${room}`, { userAction });
-  } catch (err) {
-    showError(`Could not join ${room}: ${err.message}`);
+  const me = client;
+  if (!room || !me) return;
+  const key = `room:${room}`;
+  if (page.views.has(key)) {
+    select(key, { userAction });
+    return;
   }
+  const subscription = me.room(room);
+  const view = new View("room", room, room);
+  const unsubscribe = [
+    subscription.on("reset", ({ history, reason }) => {
+      view.reset(history, page.me ?? "");
+      view.notice = reason === "not_recovered"
+        ? "Some messages from while you were away could not be recovered; this is the room as it is now."
+        : "";
+      clearTyping(view);
+      if (view.key === page.current) renderAll(page);
+      else renderSidebar(page);
+    }),
+    subscription.on("event", (event) => event.type === "message" && show(view, event)),
+    subscription.on("roster", (members) => {
+      view.members = members;
+      if (view.key === page.current) renderRoster(page);
+    }),
+    subscription.on("typing", (frame) => onTypingFrame(view, frame)),
+    subscription.on("state", ({ state, error }) => {
+      if (state === "failed" && page.views.get(key) === view) {
+        dropView(view);
+        showError(`Left ${room}: ${error?.message ?? "the room could not be joined again"}`);
+      }
+    }),
+  ];
+  view.close = () => unsubscribe.forEach((off) => off());
+  page.views.set(key, view);
+  try {
+    await subscription.join();
+  } catch (err) {
+    if (page.views.get(key) === view) dropView(view);
+    showError(`Could not join ${room}: ${/** @type {Error} */ (err).message}`);
+    return;
+  }
+  if (client !== me || page.views.get(key) !== view) return;
+  saveRooms();
+  select(key, { userAction });
 }
 
 /**
- * Starts a room's view from a `joined`: on join, and after a reconnect that
- * could not replay everything missed (`gap`: a marker says so).
+ * The conversation with `id`, made if new (and its history read).
+ * @param {string} id
+ * @param {string} name
  */
-function resetRoom(view, joined, { gap = false } = {}) {
-  view.messages = joined.history.slice(-MAX_MESSAGES_PER_VIEW);
-  if (gap) view.messages.unshift({ gap: true, seq: 0 });
-  view.complete = joined.history.length === 0 || joined.history[0].seq <= 1;
-  view.members = joined.members;
-  view.resets += 1; // a page of older messages still loading belongs to the old start
-  clearTyping(view);
-  if (view.key === current) renderAll();
-  else renderSidebar();
+function dmView(id, name) {
+  const key = `dm:${id}`;
+  const existing = page.views.get(key);
+  if (existing) {
+    if (existing.name === existing.id && name !== id) existing.name = name;
+    return existing;
+  }
+  const dms = [...page.views.values()].filter((v) => v.kind === "dm" && v.key !== page.current);
+  if (dms.length >= MAX_DM_VIEWS) dropView(dms.sort((a, b) => a.active - b.active)[0]);
+  const view = new View("dm", id, name);
+  page.views.set(key, view);
+  loadHistory(view);
+  return view;
 }
 
-async function leaveRoom(view) {
-  if (!view) return;
+/**
+ * Reads a page of a view's history: the newest, or before what it shows.
+ * @param {View} view
+ * @param {{before?: number}} [options]
+ */
+async function loadHistory(view, { before } = {}) {
+  const me = client;
+  if (!me || view.loading) return;
+  view.loading = true;
+  const generation = view.generation;
+  const scroller = $("scroller");
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  try {
+    const options = { before, limit: HISTORY_PAGE_MESSAGES };
+    const older = view.kind === "room" ? await me.room(view.id).history(options) : await me.dmHistory(view.id, options);
+    if (client !== me || view.generation !== generation) return; // it started over meanwhile
+    view.merge(older);
+    if (older.length < HISTORY_PAGE_MESSAGES || older[0].seq <= 1) view.complete = true;
+    const named = older.find((m) => m.from.id === view.id);
+    if (named && view.kind === "dm") view.name = named.from.name;
+  } catch (err) {
+    showError(`Could not load messages: ${/** @type {Error} */ (err).message}`);
+  } finally {
+    view.loading = false;
+  }
+  if (view.key === page.current) {
+    renderAll(page);
+    if (before !== undefined) scroller.scrollTop = scroller.scrollHeight - fromBottom;
+  } else {
+    renderSidebar(page);
+  }
+}
+
+function loadOlder() {
+  const view = currentView();
+  if (view && !view.complete) loadHistory(view, { before: view.messages[0]?.seq });
+}
+
+/** @param {View | undefined} view */
+async function leave(view) {
+  if (!view || !client) return;
   if (view.kind === "room") {
     stopTyping(view);
     try {
-      await client.leave(view.id);
+      await client.room(view.id).leave();
     } catch (err) {
-      showError(`Could not leave ${view.id}: ${err.message}`);
+      showError(`Could not leave ${view.id}: ${/** @type {Error} */ (err).message}`);
       return;
     }
   }
   dropView(view);
 }
 
+/** @param {View} view */
 function dropView(view) {
-  if (view.key === current) clearTimeout(typingStopTimer);
+  if (view.key === page.current) clearTimeout(typingStopTimer);
   view.typingSentAt = 0;
   clearTyping(view);
-  views.delete(view.key);
+  view.close?.();
+  page.views.delete(view.key);
   if (view.kind === "room") saveRooms();
-  if (current === view.key) current = views.keys().next().value ?? null;
-  renderAll();
+  if (page.current === view.key) page.current = page.views.keys().next().value ?? null;
+  renderAll(page);
 }
 
 function saveRooms() {
-  const rooms = [...views.values()].filter((v) => v.kind === "room").map((v) => v.id);
+  const rooms = [...page.views.values()].filter((v) => v.kind === "room").map((v) => v.id);
   localStorage.setItem(roomsKey(), JSON.stringify(rooms));
 }
 
-/** Shows a room or conversation; `userAction` when the user asked for it. */
+/**
+ * Shows a room or conversation; `userAction` when the user asked for it.
+ * @param {string} key
+ * @param {{userAction?: boolean}} [options]
+ */
 function select(key, { userAction = true } = {}) {
-  const previous = views.get(current);
+  const previous = currentView();
   if (previous && previous.key !== key) stopTyping(previous);
-  current = key;
-  const view = views.get(key);
+  page.current = key;
+  const view = page.views.get(key);
   if (view) view.unread = 0;
-  renderAll();
+  renderAll(page);
   // Into the message box; a room joined by the page itself (at sign-in)
   // does not take the focus from a box the user is typing in.
-  const typingElsewhere = ["INPUT", "TEXTAREA"].includes(document.activeElement?.tagName);
+  const typingElsewhere = ["INPUT", "TEXTAREA"].includes(document.activeElement?.tagName ?? "");
   if (userAction || !typingElsewhere) $("text").focus();
 }
 
-/** Whether "Load older messages" has anything to do. */
-const canLoadOlder = (view) =>
-  view?.kind === "room" && !view.complete && view.messages.length < MAX_MESSAGES_PER_VIEW &&
-  !view.messages[0]?.gap;
+// ---- messages in --------------------------------------------------------------
 
-async function loadOlder() {
-  const view = views.get(current);
-  if (!canLoadOlder(view) || view.loading) return;
-  view.loading = true;
-  const resets = view.resets;
-  const scroller = $("scroller");
-  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
-  try {
-    const before = view.messages[0]?.seq;
-    const page = await client.history(view.id, { before, limit: HISTORY_PAGE_MESSAGES });
-    if (view.resets !== resets) return; // the room started afresh meanwhile
-    // Older pages stop at the cap, so the newest messages are never dropped.
-    view.messages = page.slice(-(MAX_MESSAGES_PER_VIEW - view.messages.length)).concat(view.messages);
-    view.complete = page.length === 0 || page[0].seq <= 1;
-  } catch (err) {
-    showError(`Could not load older messages: ${err.message}`);
-  } finally {
-    view.loading = false;
-  }
-  if (view.key === current) {
-    renderMessages();
-    scroller.scrollTop = scroller.scrollHeight - fromBottom;
-  }
-}
-
-// ---- frames in -----------------------------------------------------------
-
-function add(view, message) {
-  view.messages.push(message);
-  view.active = Date.now();
-  if (view.messages.length > MAX_MESSAGES_PER_VIEW) {
-    view.messages.shift();
-    view.complete = false;
-  }
+/**
+ * @param {View} view
+ * @param {import("/app/views.js").Shown} message
+ */
+function show(view, message) {
+  if (!view.add(message, page.me ?? "")) return;
   clearTimeout(view.typing.get(message.from.id)?.timer);
   view.typing.delete(message.from.id);
-  if (view.key === current) {
-    const scroller = $("scroller");
-    const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
-    $("messages").append(messageItem(message));
-    if ($("messages").children.length > MAX_MESSAGES_PER_VIEW) $("messages").firstChild.remove();
-    if (atBottom || message.from.id === client?.welcome?.user.id) scroller.scrollTop = scroller.scrollHeight;
-    renderTyping();
-  } else if (message.from.id !== client?.welcome?.user.id) {
+  if (view.key === page.current) {
+    renderNewest(page, view, message);
+    renderTyping(page);
+  } else if (message.from.id !== page.me) {
     view.unread += 1;
-    renderSidebar();
+    renderSidebar(page);
   }
 }
 
-function onMessage(message) {
-  const view = views.get(`room:${message.room}`);
-  if (view) add(view, message);
-}
-
+/** @param {{from: {id: string, name: string}, to: string, text: string, seq: number, ts: number, client_id?: string}} dm */
 function onDm(dm) {
-  const me = client.welcome.user.id;
-  const other = dm.from.id === me ? dm.to : dm.from.id;
-  const view = dmView(other, dm.from.id === me ? other : dm.from.name);
-  add(view, dm);
-  if (!current) select(view.key, { userAction: false });
+  const mine = dm.from.id === page.me;
+  const view = dmView(mine ? dm.to : dm.from.id, mine ? dm.to : dm.from.name);
+  show(view, dm);
+  if (!page.current) select(view.key, { userAction: false });
+  else renderSidebar(page);
 }
 
-function onTypingFrame(frame) {
-  const view = views.get(`room:${frame.room}`);
-  if (!view) return;
+/**
+ * @param {View} view
+ * @param {{user: {id: string, name: string}, state: "start" | "stop"}} frame
+ */
+function onTypingFrame(view, frame) {
   clearTimeout(view.typing.get(frame.user.id)?.timer);
   if (frame.state === "start") {
     const timer = setTimeout(() => {
       view.typing.delete(frame.user.id);
-      if (view.key === current) renderTyping();
+      if (view.key === page.current) renderTyping(page);
     }, TYPING_SHOWN_MS);
     view.typing.set(frame.user.id, { name: frame.user.name, timer });
   } else {
     view.typing.delete(frame.user.id);
   }
-  if (view.key === current) renderTyping();
+  if (view.key === page.current) renderTyping(page);
 }
 
-// ---- frames out ----------------------------------------------------------
+/** @param {View} view */
+function clearTyping(view) {
+  for (const { timer } of view.typing.values()) clearTimeout(timer);
+  view.typing.clear();
+}
+
+// ---- messages out -------------------------------------------------------------
+
+/**
+ * Sends `text` under `clientId`, shown as pending until the server has it.
+ * The library holds it while the connection or the room is not ready; a
+ * failed one stays, with Retry (the same key: stored once) and Discard.
+ * @param {View} view
+ * @param {string} text
+ * @param {string} clientId
+ */
+async function send(view, text, clientId) {
+  const me = client;
+  if (!me) return;
+  if (!view.pend(text, clientId)) {
+    showError("Too many messages are waiting to be sent: retry or discard some first.");
+    $("text").value ||= text;
+    return;
+  }
+  if (view.key === page.current) {
+    renderPending(page, view);
+    $("scroller").scrollTop = $("scroller").scrollHeight; // your own send: show it
+  }
+  try {
+    const ack = view.kind === "room"
+      ? await me.room(view.id).send(text, { clientId })
+      : await me.dm(view.id, text, { clientId });
+    view.acked(clientId, ack.seq);
+  } catch (err) {
+    const error = /** @type {import("/chat.js").ChatError} */ (err);
+    view.failed(clientId, failureText(error));
+  }
+  if (client === me && view.key === page.current) renderPending(page, view);
+}
+
+/** @param {import("/chat.js").ChatError} error */
+function failureText(error) {
+  switch (error.code) {
+    case "timeout":
+    case "expired":
+      return "no reply from the server; it may have been stored. Retry sends it once at most.";
+    case "rate_limited":
+      return "too fast; wait a moment and retry.";
+    case "too_large":
+      return "the message is too long.";
+    default:
+      return error.message;
+  }
+}
+
+/** The connection changed: pending bubbles say so. */
+function refreshPending() {
+  const view = currentView();
+  if (view) renderPending(page, view);
+}
 
 function onTyping() {
-  const view = views.get(current);
+  const view = currentView();
   if (!view || view.kind !== "room" || !client) return;
   const now = Date.now();
   if (now - view.typingSentAt > TYPING_REPEAT_MS && $("text").value) {
-    if (client.typing(view.id, "start")) view.typingSentAt = now;
+    if (client.room(view.id).typing("start")) view.typingSentAt = now;
   }
   clearTimeout(typingStopTimer);
   typingStopTimer = setTimeout(() => stopTyping(view), TYPING_IDLE_MS);
 }
 
+/** @param {View} view */
 function stopTyping(view) {
   clearTimeout(typingStopTimer);
   // Only to a room still joined, and only after a start went out.
-  if (view.typingSentAt && views.get(view.key) === view) client?.typing(view.id, "stop");
+  if (view.typingSentAt && page.views.get(view.key) === view) client?.room(view.id).typing("stop");
   view.typingSentAt = 0;
-}
-
-async function sendText() {
-  const view = views.get(current);
-  const input = $("text");
-  const text = input.value;
-  if (!view || !client || !text.trim()) return;
-  input.value = "";
-  stopTyping(view);
-  showError("");
-  // Sending the text that just failed again reuses its key: if the first
-  // try was stored after all (`unavailable`, `timeout`), it is not stored twice.
-  const clientId = view.failed?.text === text ? view.failed.clientId : undefined;
-  view.failed = undefined;
-  try {
-    if (view.kind === "room") await client.send(view.id, text, { clientId });
-    else await client.dm(view.id, text, { clientId });
-  } catch (err) {
-    showError(`Not sent (${err.code}): ${err.message}. Press Send to try again.`);
-    if (err.clientId) view.failed = { text, clientId: err.clientId };
-    if (!input.value && view.key === current) input.value = text;
-  }
-}
-
-// ---- rendering -------------------------------------------------------------
-
-function messageItem(message) {
-  if (message.gap) {
-    return el("li", { class: "gap" }, "Some messages from while you were away could not be recovered.");
-  }
-  const time = new Date(message.ts);
-  return el(
-    "li",
-    { class: "message", "data-seq": message.seq },
-    el("time", { dateTime: time.toISOString(), textContent: time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) }),
-    el("span", { class: "from", title: message.from.id, textContent: message.from.name }),
-    el("span", { class: "text", textContent: message.text }),
-  );
-}
-
-function renderAll() {
-  renderSidebar();
-  renderMessages();
-  renderRoster();
-  renderTyping();
-}
-
-function renderSidebar() {
-  const item = (view) => {
-    const li = el("li", { "data-key": view.key, "aria-current": view.key === current }, view.kind === "room" ? view.id : view.title.slice(2));
-    if (view.unread) li.append(el("span", { class: "unread", textContent: String(view.unread) }));
-    li.addEventListener("click", () => select(view.key));
-    return li;
-  };
-  const all = [...views.values()];
-  $("rooms").replaceChildren(...all.filter((v) => v.kind === "room").map(item));
-  $("dms").replaceChildren(...all.filter((v) => v.kind === "dm").map(item));
-}
-
-function renderMessages() {
-  const view = views.get(current);
-  $("title").textContent = view ? view.title : "Join a room";
-  $("leave").hidden = !view;
-  $("leave").textContent = view?.kind === "dm" ? "Close" : "Leave";
-  $("text").disabled = !view;
-  $("composer").querySelector("button").disabled = !view;
-  $("older").hidden = !canLoadOlder(view);
-  $("messages").replaceChildren(...(view ? view.messages.map(messageItem) : []));
-  $("scroller").scrollTop = $("scroller").scrollHeight;
-}
-
-function renderRoster() {
-  const view = views.get(current);
-  const me = client?.welcome?.user.id;
-  const members = view?.kind === "room" ? view.members : [];
-  $("members").replaceChildren(
-    ...members.map((member) => {
-      const li = el("li", { "data-user": member.id, title: member.id }, member.name);
-      if (member.id === me) {
-        li.classList.add("me");
-      } else {
-        li.addEventListener("click", () => select(dmView(member.id, member.name).key));
-      }
-      return li;
-    }),
-  );
-}
-
-function renderTyping() {
-  const view = views.get(current);
-  const names = view ? [...view.typing.values()].map((t) => t.name) : [];
-  $("typing").textContent =
-    names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
 }
 
 start();

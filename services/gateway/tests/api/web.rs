@@ -23,13 +23,14 @@ async fn the_page_and_its_scripts_are_served_with_a_strict_policy() {
     assert_eq!(header(&page, "x-content-type-options"), "nosniff");
     assert!(page.text().await.unwrap().contains(r#"<script type="module" src="/app.js"></script>"#));
 
-    for path in ["/chat.js", "/app.js"] {
+    for path in ["/chat.js", "/chat/connection.js", "/chat/room.js", "/app.js", "/app/views.js", "/app/render.js"] {
         let script = get(&app, path).await;
         assert_eq!(script.status().as_u16(), 200, "{path}");
         assert_eq!(header(&script, "content-type"), "text/javascript; charset=utf-8", "{path}");
         assert_eq!(header(&script, "cache-control"), "no-cache", "{path}");
     }
-    assert!(get(&app, "/chat.js").await.text().await.unwrap().contains("export class ChatClient"));
+    assert!(get(&app, "/chat.js").await.text().await.unwrap().contains("export { ChatClient"));
+    assert!(get(&app, "/chat/client.js").await.text().await.unwrap().contains("export class ChatClient"));
     assert_eq!(header(&get(&app, "/app.css").await, "content-type"), "text/css; charset=utf-8");
 
     let config: serde_json::Value = get(&app, "/client-config.json").await.json().await.unwrap();
@@ -49,7 +50,7 @@ async fn the_page_asks_for_a_token_when_the_gateway_wants_one() {
 #[tokio::test]
 async fn web_enabled_false_leaves_only_the_api() {
     let app = spawn_app(|s| s.gateway.web.enabled = false);
-    for path in ["/", "/chat.js", "/app.js", "/app.css", "/client-config.json"] {
+    for path in ["/", "/chat.js", "/chat/client.js", "/app.js", "/app/views.js", "/app.css", "/client-config.json"] {
         let response = get(&app, path).await;
         assert_eq!(response.status().as_u16(), 404, "{path}");
         let body: serde_json::Value = response.json().await.unwrap();

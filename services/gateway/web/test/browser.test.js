@@ -3,44 +3,12 @@
 // runs it.
 
 import assert from "node:assert/strict";
-import { after, afterEach, before, describe } from "node:test";
+import { after, before, describe } from "node:test";
 
-import { ChatClient } from "../chat.js";
+import { browserTest, eventually, mintToken, startGateway, startHaproxy, startRedis } from "./harness.js";
 import {
-  browserTest, eventually, mintToken, startGateway, startHaproxy, startRedis,
-} from "./harness.js";
-
-/** Signs in on the page as a user would, and waits for the connection. */
-async function signIn(page, name) {
-  await page.locator("#name").fill(name);
-  await page.locator("#sign-in-form button[type=submit]").click();
-  await page.locator("#status[data-state=open]").waitFor();
-  // The page joins the lobby by itself.
-  await page.locator("#rooms li", { hasText: "lobby" }).waitFor();
-}
-
-/** The texts of the messages the page shows, in order. */
-const shownTexts = (page) => page.locator("#messages .text").allTextContents();
-
-async function waitForText(page, text) {
-  await page.locator("#messages .text").getByText(text, { exact: true }).waitFor();
-}
-
-/** Library clients of the current test, closed after it whatever happens. */
-const clients = new Set();
-afterEach(() => {
-  for (const client of clients) client.close();
-  clients.clear();
-});
-
-/** A second user, on the library in Node, joined to `room`. */
-async function writer(gateway, name, room) {
-  const client = new ChatClient(gateway.wsUrl, { name, user: name });
-  clients.add(client);
-  await client.connect();
-  await client.join(room);
-  return client;
-}
+  assertAccessible, joinOnPage, libraryClient, say, shownTexts, signIn, tabTo, waitForText, writer,
+} from "./page.js";
 
 describe("two gateways on one Redis", () => {
   let redis, gw1, gw2, lb;
@@ -101,22 +69,21 @@ describe("two gateways on one Redis", () => {
     await bob.locator("#leave").click();
     await alice.locator("#rooms li", { hasText: "lobby" }).click();
     await alice.locator("#members li", { hasText: "bob" }).waitFor({ state: "detached" });
-    assert.deepEqual(await alice.locator("#members li").allTextContents(), ["alice"]);
+    const aliceId = await alice.locator("#members li.me").getAttribute("data-user");
+    assert.deepEqual(await alice.locator("#members li").evaluateAll((items) => items.map((li) => li.dataset.user)), [aliceId]);
   });
 
   browserTest("a page whose gateway is killed reconnects through the load balancer and shows what it missed", async ({ open }) => {
     const page = await open(`${lb.httpUrl}/`);
     await signIn(page, "carol");
-    await page.locator("#join-room").fill("incident");
-    await page.locator("#join-room").press("Enter");
-    await page.locator("#title", { hasText: "# incident" }).waitFor();
+    await joinOnPage(page, "incident");
     const node = await page.locator("#status").getAttribute("data-node");
     const [victim, survivor] = node === "gw-1" ? [gw1, gw2] : [gw2, gw1];
 
-    const dave = await writer(survivor, "dave", "incident");
+    const { room: dave } = await writer(survivor, "dave", "incident");
     const seenByDave = [];
-    dave.on("message", (m) => seenByDave.push(m.text));
-    await dave.send("incident", "before the crash");
+    dave.on("event", (m) => seenByDave.push(m.text));
+    await dave.send("before the crash");
     await waitForText(page, "before the crash");
 
     await victim.kill();
@@ -124,12 +91,14 @@ describe("two gateways on one Redis", () => {
     // Carol writes while disconnected: the page queues it.
     await page.locator("#text").fill("written while offline");
     await page.locator("#text").press("Enter");
-    for (let i = 1; i <= 5; i++) await dave.send("incident", `missed ${i}`);
+    // The page shows it as waiting for the connection, not failed.
+    await page.locator("#messages .pending[data-status=queued]", { hasText: "written while offline" }).waitFor();
+    for (let i = 1; i <= 5; i++) await dave.send(`missed ${i}`);
 
     await page.locator(`#status[data-state=open][data-node=${survivor.nodeId}]`).waitFor({ timeout: 15000 });
     await waitForText(page, "missed 5");
     await waitForText(page, "written while offline");
-    await dave.send("incident", "after the reconnect");
+    await dave.send("after the reconnect");
     await waitForText(page, "after the reconnect");
 
     const texts = await shownTexts(page);
@@ -140,8 +109,12 @@ describe("two gateways on one Redis", () => {
     assert.equal(texts.length, 8);
     await eventually("dave to get carol's queued message", () => seenByDave.includes("written while offline"));
     assert.equal(seenByDave.filter((t) => t === "written while offline").length, 1);
+    assert.equal(await page.locator("#messages .pending").count(), 0);
     // Still the same user after the reconnect: one carol in the roster.
-    assert.deepEqual((await page.locator("#members li").allTextContents()).sort(), ["carol", "dave"]);
+    assert.deepEqual((await page.locator("#members li").evaluateAll((l) => l.map((li) => li.dataset.user))).sort(), [
+      await page.locator("#members li.me").getAttribute("data-user"),
+      "dave",
+    ].sort());
     Object.assign(victim, await victim.restart());
   });
 });
@@ -161,8 +134,8 @@ describe("one gateway on the embedded engine, as `make run`", () => {
     ];
     const page = await open(`${gw.httpUrl}/`);
     await signIn(page, `<img src=y onerror="window.__xss=2">`);
-    const mallory = await writer(gw, `<i>mallory</i>`, "lobby");
-    for (const text of payloads) await mallory.send("lobby", text);
+    const { room: mallory } = await writer(gw, `<i>mallory</i>`, "lobby");
+    for (const text of payloads) await mallory.send(text);
     await waitForText(page, payloads[2]);
     assert.deepEqual(await shownTexts(page), payloads);
     await page.locator("#members li", { hasText: "<i>mallory</i>" }).waitFor();
@@ -172,9 +145,68 @@ describe("one gateway on the embedded engine, as `make run`", () => {
     assert.equal(await page.evaluate(() => window.__xss), undefined);
   });
 
+  browserTest("the page passes axe-core, and works by keyboard alone", async ({ open }) => {
+    const page = await open(`${gw.httpUrl}/`);
+    await page.locator("#name").waitFor();
+    await assertAccessible(page, "the sign-in form");
+    await tabTo(page, "#name");
+    await page.keyboard.type("Kay");
+    await page.keyboard.press("Enter");
+    await page.locator("#status[data-state=open]").waitFor();
+    await page.locator("#rooms li", { hasText: "lobby" }).waitFor();
+    const { client: lee, room: leeLobby } = await writer(gw, "lee", "lobby");
+    await page.locator("#members li[data-user=lee]").waitFor();
+
+    // Join a room: the focus lands in its message box.
+    await tabTo(page, "#join-room");
+    await page.keyboard.type("keys");
+    await page.keyboard.press("Enter");
+    await page.locator("#title", { hasText: "# keys" }).waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement.id), "text");
+    await page.keyboard.type("typed, not clicked");
+    await page.keyboard.press("Enter");
+    await waitForText(page, "typed, not clicked");
+
+    // A message in the lobby meanwhile: its button says how many are unread.
+    await leeLobby.send("psst");
+    const lobby = page.locator('#rooms button[data-key="room:lobby"]');
+    await lobby.locator(".unread", { hasText: "1 unread" }).waitFor();
+    assert.equal(await lobby.textContent(), "lobby1 unread");
+    await tabTo(page, '#rooms button[data-key="room:lobby"]');
+    await page.keyboard.press("Enter");
+    await page.locator("#title", { hasText: "# lobby" }).waitFor();
+    await waitForText(page, "psst");
+    assert.equal(await lobby.getAttribute("aria-current"), "true");
+
+    // A DM from the roster, by keyboard.
+    const dms = [];
+    lee.on("dm", (dm) => dms.push(dm.text));
+    await tabTo(page, "#members li[data-user=lee] button");
+    await page.keyboard.press("Enter");
+    await page.locator("#title", { hasText: "@ lee" }).waitFor();
+    await tabTo(page, "#text");
+    await page.keyboard.type("hi lee");
+    await page.keyboard.press("Enter");
+    await eventually("lee to get the DM", () => dms.includes("hi lee"));
+
+    // A send that fails stays, with Retry and Discard reachable by keyboard.
+    await page.locator("#text").fill("x".repeat(5000));
+    await page.keyboard.press("Enter");
+    const failed = page.locator("#messages .pending[data-status=failed]");
+    await failed.waitFor();
+    assert.match(await failed.locator(".state").textContent(), /Not sent: the message is too long/);
+    await assertAccessible(page, "the chat: rooms, an unread badge, a DM, a failed send");
+    await tabTo(page, "#messages .pending .discard");
+    await page.keyboard.press("Enter");
+    await failed.waitFor({ state: "detached" });
+    await tabTo(page, "#leave");
+    await page.keyboard.press("Enter");
+    await page.locator("#dms li").waitFor({ state: "detached" });
+  });
+
   browserTest("scrolling back pages in older messages from history", async ({ open }) => {
-    const archivist = await writer(gw, "archivist", "archive");
-    for (let i = 1; i <= 120; i++) await archivist.send("archive", `note ${i}`);
+    const { room: archivist } = await writer(gw, "archivist", "archive");
+    for (let i = 1; i <= 120; i++) await archivist.send(`note ${i}`);
     const page = await open(`${gw.httpUrl}/`);
     await signIn(page, "reader");
     await page.locator("#join-room").fill("archive");

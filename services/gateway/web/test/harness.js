@@ -73,9 +73,12 @@ async function stop(child, signal = "SIGTERM") {
   await child.exited;
 }
 
-/** A redis-server of its own, without persistence. */
-export async function startRedis() {
-  const port = await freePort();
+/**
+ * A redis-server of its own, without persistence. `port` reuses a port:
+ * `restart()` after `kill()` is a Redis that lost everything.
+ */
+export async function startRedis({ port } = {}) {
+  port ??= await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-web-redis-"));
   const child = run(
     "redis-server",
@@ -87,7 +90,13 @@ export async function startRedis() {
     if (child.failed()) throw new Error(child.stderrTail());
     return canConnect(port);
   });
-  return { url: `redis://127.0.0.1:${port}`, port, stop: () => stop(child) };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop: () => stop(child),
+    kill: () => stop(child, "SIGKILL"),
+    restart: () => startRedis({ port }),
+  };
 }
 
 function canConnect(port) {
@@ -173,8 +182,13 @@ function processState(pid) {
 }
 
 /** A gateway's `gateway token` subcommand: a development JWT. */
-export function mintToken(secret, sub, name, rooms) {
-  const args = ["token", "--sub", sub, ...(name ? ["--name", name] : []), ...(rooms ? ["--rooms", rooms.join(",")] : [])];
+export function mintToken(secret, sub, name, rooms, ttlSeconds) {
+  const args = [
+    "token", "--sub", sub,
+    ...(name ? ["--name", name] : []),
+    ...(rooms ? ["--rooms", rooms.join(",")] : []),
+    ...(ttlSeconds ? ["--ttl", String(ttlSeconds)] : []),
+  ];
   const env = { PATH: process.env.PATH, CHAT_AUTH__HS256_SECRET: secret };
   return execFileSync(path.join(binDir, "gateway"), args, { env }).toString().trim();
 }
@@ -217,7 +231,14 @@ export async function startHaproxy(gateways) {
     if (child.failed()) throw new Error(`exited: ${child.stderrTail()}`);
     return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
   });
-  return { port, httpUrl: `http://127.0.0.1:${port}`, stop: () => stop(child) };
+  return {
+    port,
+    httpUrl: `http://127.0.0.1:${port}`,
+    stop: () => stop(child),
+    /** Freezes haproxy (SIGSTOP): its connections go silent, as on a dead network. */
+    pause: () => child.kill("SIGSTOP"),
+    resume: () => child.kill("SIGCONT"),
+  };
 }
 
 /** Headless Chromium from Debian's package (override with CHROMIUM). */
@@ -239,8 +260,9 @@ export async function launchBrowser() {
 }
 
 /**
- * A test with a browser. `body` gets `open(url)`, which opens a page in a
- * fresh browser context (its own storage, like another person's browser).
+ * A test with a browser. `body` gets `open(url, options)`, which opens a
+ * page in a fresh browser context (its own storage, like another person's
+ * browser), or in `options.context` (another tab: `page.context()`).
  * When the test fails, every page's screenshot goes to target/web-test-failures/.
  * A script error on any page fails the test.
  */
@@ -249,11 +271,17 @@ export function browserTest(name, body) {
     const browser = await launchBrowser();
     const pages = [];
     const scriptErrors = [];
-    const open = async (url) => {
-      const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    /**
+     * @param {string} url
+     * @param {{context?: import("playwright-core").BrowserContext, before?: (page: import("playwright-core").Page) => Promise<void>}} [options]
+     *   `context`: open in this one (another tab of the same browser); `before`: runs before the page loads
+     */
+    const open = async (url, { context, before } = {}) => {
+      context ??= await browser.newContext({ viewport: { width: 1200, height: 760 } });
       const page = await context.newPage();
       page.on("pageerror", (err) => scriptErrors.push(`${page.url()}: ${err.message}`));
       pages.push(page);
+      await before?.(page);
       await page.goto(url);
       return page;
     };

@@ -28,10 +28,11 @@ try {
   const bob = await open("Bob");
   const carol = new ChatClient(gw.wsUrl, { name: "Carol", user: "carol" });
   await carol.connect();
-  await carol.join("lobby");
+  const carolLobby = carol.room("lobby");
+  await carolLobby.join();
   await say(alice, "Morning! Is the deploy still on for 10:00?");
   await say(bob, "Yes. Gateways drain first, so nobody loses a message.");
-  await carol.send("lobby", "I'll watch the dashboard. <b>Tags</b> show as text, by the way.");
+  await carolLobby.send("I'll watch the dashboard. <b>Tags</b> show as text, by the way.");
   await say(alice, "Great, thanks both!");
   await bob.locator("#join-room").fill("deploys");
   await bob.locator("#join-room").press("Enter");

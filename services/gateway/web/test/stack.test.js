@@ -24,13 +24,14 @@ describe("the compose stack", { skip: !stack && "CHAT_STACK_HTTP is not set" }, 
 
     const wsUrl = `${stack.replace(/^http/, "ws")}/ws`;
     const node = new ChatClient(wsUrl, { token: mintToken(secret, "stack-node", "Node") });
+    const room = node.room("stack-web");
     const got = [];
-    node.on("message", (m) => got.push(m.text));
+    room.on("event", (m) => got.push(m.text));
     try {
       await node.connect();
-      await node.join("stack-web");
+      await room.join();
       await page.locator("#members li", { hasText: "Node" }).waitFor();
-      await node.send("stack-web", "hello from node");
+      await room.send("hello from node");
       await page.locator("#messages .text").getByText("hello from node", { exact: true }).waitFor();
       await page.locator("#text").fill("hello from the page");
       await page.locator("#text").press("Enter");

@@ -1,0 +1,162 @@
+// What the page keeps for each room and DM conversation: the messages
+// shown, the sends not yet confirmed, unread counts. No DOM here.
+
+/** Messages kept per room or conversation; older ones are paged in again. */
+export const MAX_MESSAGES_PER_VIEW = 1000;
+/** Sends shown as pending per view; past this, a new send is refused. */
+export const MAX_PENDING_PER_VIEW = 200;
+
+/**
+ * A message as the page shows it: a room `message` or a `dm`.
+ * @typedef {{seq: number, ts: number, text: string, from: {id: string, name: string}, client_id?: string}} Shown
+ */
+
+/**
+ * A send not confirmed yet. `sending`: handed to the library (which holds
+ * it while the connection or the room is not ready: the page shows that as
+ * queued); `sent`: stored (acked), its message not shown yet; `failed`: the
+ * library gave up, and the user may retry under the same `clientId` (stored
+ * once) or discard it.
+ * @typedef {{clientId: string, text: string, status: "sending" | "sent" | "failed", error?: string}} Pending
+ */
+
+/** One room or DM conversation. */
+export class View {
+  /**
+   * @param {"room" | "dm"} kind
+   * @param {string} id the room's name, or the other user's id
+   * @param {string} name what to call it
+   */
+  constructor(kind, id, name) {
+    this.kind = kind;
+    this.id = id;
+    this.name = name;
+    this.key = `${kind}:${id}`;
+    /** @type {Shown[]} confirmed messages, in seq order */
+    this.messages = [];
+    /** @type {Pending[]} in the order they were sent */
+    this.pending = [];
+    this.unread = 0;
+    /** Whether the oldest message shown is the first there is. */
+    this.complete = false;
+    /** Bumped whenever the view starts over: a page of older messages asked for before belongs to the old start. */
+    this.generation = 0;
+    /** @type {string} a line about the view's history (e.g. a reset) */
+    this.notice = "";
+    /** @type {{id: string, name: string}[]} */
+    this.members = [];
+    /** @type {Map<string, {name: string, timer: any}>} who is typing */
+    this.typing = new Map();
+    this.typingSentAt = 0;
+    /** When the view was last active (for dropping the oldest DM views). */
+    this.active = Date.now();
+    this.loading = false;
+    /** @type {(() => void) | null} stops following the room (set by the page) */
+    this.close = null;
+  }
+
+  /**
+   * Starts over from `history` (a join, or a room whose history restarted).
+   * @param {Shown[]} history oldest first
+   * @param {string} me this user's id
+   */
+  reset(history, me) {
+    this.messages = history.slice(-MAX_MESSAGES_PER_VIEW);
+    this.complete = history.length === 0 || history[0].seq <= 1;
+    this.generation += 1;
+    for (const message of history) this.confirm(message, me);
+  }
+
+  /**
+   * A new message. False when it was shown already.
+   * @param {Shown} message
+   * @param {string} me
+   */
+  add(message, me) {
+    this.active = Date.now();
+    this.confirm(message, me);
+    const last = this.messages.at(-1);
+    if (last && message.seq <= last.seq) {
+      if (this.messages.some((m) => m.seq === message.seq)) return false;
+      this.merge([message]);
+      return true;
+    }
+    this.messages.push(message);
+    if (this.messages.length > MAX_MESSAGES_PER_VIEW) {
+      this.messages.shift();
+      this.complete = false;
+    }
+    return true;
+  }
+
+  /**
+   * Older (or any) messages, merged in seq order without repeats; the
+   * newest are kept when over the cap.
+   * @param {Shown[]} page
+   */
+  merge(page) {
+    const bySeq = new Map(this.messages.map((m) => [m.seq, m]));
+    for (const message of page) if (!bySeq.has(message.seq)) bySeq.set(message.seq, message);
+    const all = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+    if (all.length > MAX_MESSAGES_PER_VIEW) this.complete = false;
+    this.messages = all.slice(-MAX_MESSAGES_PER_VIEW);
+  }
+
+  /**
+   * A message of this user's: its pending bubble, if any, is done.
+   * @param {Shown} message
+   * @param {string} me
+   */
+  confirm(message, me) {
+    if (message.from.id !== me || !message.client_id) return;
+    this.pending = this.pending.filter((p) => p.clientId !== message.client_id);
+  }
+
+  /**
+   * A send, shown until confirmed.
+   * @param {string} text
+   * @param {string} clientId
+   * @returns {Pending | null} null when too many are pending already
+   */
+  pend(text, clientId) {
+    const existing = this.pending.find((p) => p.clientId === clientId);
+    if (existing) {
+      existing.status = "sending";
+      existing.error = undefined;
+      return existing;
+    }
+    if (this.pending.length >= MAX_PENDING_PER_VIEW) return null;
+    /** @type {Pending} */
+    const pending = { clientId, text, status: "sending" };
+    this.pending.push(pending);
+    return pending;
+  }
+
+  /**
+   * The send was stored (`ack`): its bubble goes when the message shows.
+   * @param {string} clientId
+   * @param {number} seq
+   */
+  acked(clientId, seq) {
+    if (this.messages.some((m) => m.seq === seq)) {
+      this.pending = this.pending.filter((p) => p.clientId !== clientId);
+    } else {
+      const pending = this.pending.find((p) => p.clientId === clientId);
+      if (pending) pending.status = "sent";
+    }
+  }
+
+  /**
+   * @param {string} clientId
+   * @param {string} error
+   */
+  failed(clientId, error) {
+    const pending = this.pending.find((p) => p.clientId === clientId);
+    if (pending) Object.assign(pending, { status: "failed", error });
+  }
+
+  /** @param {string} clientId */
+  discard(clientId) {
+    this.pending = this.pending.filter((p) => p.clientId !== clientId);
+  }
+}

@@ -1,0 +1,394 @@
+/**
+ * {@link ChatClient}: one user's view of the chat cluster, composed of a
+ * {@link Connection} (states, reconnects, liveness), {@link Requests}
+ * (replies, timeouts, replay, pacing), one {@link Room} per room followed,
+ * and the user's DM {@link Conversations}.
+ * @module chat/client
+ */
+
+import { realClock } from "./clock.js";
+import { Connection } from "./connection.js";
+import { Conversations } from "./dms.js";
+import { Emitter } from "./emitter.js";
+import { ChatError } from "./errors.js";
+import { Requests } from "./requests.js";
+import { Room } from "./room.js";
+
+/** @typedef {import("./clock.js").Clock} Clock */
+/** @typedef {import("./connection.js").ConnectionState} ConnectionState */
+/** @typedef {import("./connection.js").StateEvent} StateEvent */
+/** @typedef {import("./dms.js").DirectMessage} DirectMessage */
+/** @typedef {{id: string, name: string}} User */
+/**
+ * @typedef {Object} Welcome
+ * @property {string} session
+ * @property {User} user
+ * @property {string} node
+ * @property {number} heartbeat_ms
+ * @property {Record<string, number>} limits
+ */
+/**
+ * @typedef {Object} Ack the reply to a `send` or `dm`
+ * @property {number} seq
+ * @property {number} ts
+ * @property {string} [room]
+ * @property {string} [to]
+ * @property {boolean} [delivered] with a DM: false when the recipient had no session
+ */
+/**
+ * @typedef {Object} ClientEvents
+ * @property {StateEvent} state every move of the connection
+ * @property {Welcome} welcome each connection's first frame
+ * @property {DirectMessage} dm each DM once, each conversation in seq order (this client's own included)
+ * @property {{type: "notice", data: any}} notice an operator's broadcast
+ * @property {ChatError} error an `error` frame no request was waiting for
+ */
+
+/**
+ * @typedef {Object} ChatOptions
+ * @property {string} [token] a JWT, for gateways in `jwt` mode
+ * @property {() => (string | Promise<string>)} [getToken] called before every
+ *   connection attempt, for tokens that expire
+ * @property {string} [name] display name, for gateways in `anonymous` mode
+ * @property {string} [user] user id, for gateways in `anonymous` mode; without
+ *   one, the id the server makes up is kept for reconnects
+ * @property {number} [requestTimeoutMs] how long a sent request waits for its reply (10000)
+ * @property {number} [reconnectInitialMs] first reconnect delay, before jitter (500)
+ * @property {number} [reconnectMaxMs] largest reconnect delay (30000)
+ * @property {number} [maxPendingRequests] requests waiting or in flight, at most (500)
+ * @property {number} [clientIdWindowMs] how long after its first sending a
+ *   `send` or `dm` whose reply was lost may be sent again (270000: inside the
+ *   server's 5-minute `client_id` window)
+ * @property {number} [dmSeqsPerConversation] DM seqs remembered per conversation (1000)
+ * @property {number} [maxDmConversations] conversations remembered (1000)
+ * @property {typeof WebSocket} [WebSocket] where there is no global one
+ * @property {Clock} [clock] time, for tests
+ * @property {EventTarget} [window] `online`/`offline` (default: the browser's `window`)
+ * @property {EventTarget & {visibilityState?: string}} [document] `visibilitychange` (default: the browser's `document`)
+ */
+
+const DEFAULTS = {
+  requestTimeoutMs: 10000,
+  reconnectInitialMs: 500,
+  reconnectMaxMs: 30000,
+  maxPendingRequests: 500,
+  clientIdWindowMs: 270000,
+  dmSeqsPerConversation: 1000,
+  maxDmConversations: 1000,
+};
+
+/** The most DMs one catch-up read asks for (the server's page limit). */
+const CATCH_UP_PAGE = 1000;
+
+/** A new idempotency key. */
+export function newClientId() {
+  if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+/**
+ * The `exp` claim of a JWT (seconds), read without checking the signature
+ * (the server checks it); undefined when there is none or it cannot be read.
+ * @param {string} token
+ * @returns {number | undefined}
+ */
+export function jwtExpiry(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(payload.padEnd(Math.ceil(payload.length / 4) * 4, "="))).exp;
+    return typeof exp === "number" ? exp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A promise with its settling functions beside it.
+ * @returns {{resolve: (w: Welcome) => void, reject: (e: ChatError) => void, promise: Promise<Welcome>}}
+ */
+function deferred() {
+  /** @type {any} */
+  const settle = {};
+  /** @type {Promise<Welcome>} */
+  const promise = new Promise((resolve, reject) => {
+    settle.resolve = resolve;
+    settle.reject = reject;
+  });
+  return { resolve: settle.resolve, reject: settle.reject, promise };
+}
+
+/** A WebSocket client of one chat cluster. */
+export class ChatClient {
+  /**
+   * @param {string} url the gateway's WebSocket URL, e.g. `wss://chat.example.com/ws`
+   * @param {ChatOptions} [options]
+   */
+  constructor(url, options = {}) {
+    this.url = url;
+    this.options = { ...DEFAULTS, ...options };
+    const WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
+    if (!WebSocketImpl) {
+      throw new Error(
+        "no WebSocket here: pass options.WebSocket (e.g. from the ws package), " +
+          "or use Node 22+ (Node 20: --experimental-websocket)",
+      );
+    }
+    const clock = options.clock ?? realClock;
+    const browser = /** @type {any} */ (globalThis);
+    /** @type {Emitter<ClientEvents>} */
+    this.events = new Emitter();
+    this.connection = new Connection({
+      url: () => this.connectUrl(),
+      WebSocket: WebSocketImpl,
+      clock,
+      welcomeTimeoutMs: this.options.requestTimeoutMs,
+      reconnectInitialMs: this.options.reconnectInitialMs,
+      reconnectMaxMs: this.options.reconnectMaxMs,
+      window: options.window ?? browser.window,
+      document: options.document ?? browser.document,
+    });
+    this.requests = new Requests({
+      send: (data) => this.connection.send(data),
+      clock,
+      timeoutMs: this.options.requestTimeoutMs,
+      maxPending: this.options.maxPendingRequests,
+      clientIdWindowMs: this.options.clientIdWindowMs,
+    });
+    this.clock = clock;
+    /** @type {Map<string, Room>} */
+    this.rooms = new Map();
+    this.conversations = new Conversations({
+      seqsPerConversation: this.options.dmSeqsPerConversation,
+      maxConversations: this.options.maxDmConversations,
+      emit: (dm) => this.events.emit("dm", dm),
+    });
+    /** @type {Welcome | null} the latest `welcome` */
+    this.welcome = null;
+    /** @type {{resolve: (w: Welcome) => void, reject: (e: ChatError) => void, promise: Promise<Welcome>} | null} */
+    this.firstWelcome = null;
+    this.connection.events.on("state", (event) => this.onState(event));
+    this.connection.events.on("welcome", (welcome) => this.onWelcome(welcome));
+    this.connection.events.on("frame", (frame) => this.onFrame(frame));
+    this.connection.events.on("lost", ({ code }) => {
+      this.requests.lost(code);
+      for (const room of this.rooms.values()) room.connectionLost();
+    });
+  }
+
+  /** @returns {ConnectionState} */
+  get state() {
+    return this.connection.state;
+  }
+
+  /**
+   * Subscribes to a client event; returns a function that unsubscribes.
+   * @template {keyof ClientEvents} K
+   * @param {K} type
+   * @param {(event: ClientEvents[K]) => void} handler
+   * @returns {() => void}
+   */
+  on(type, handler) {
+    return this.events.on(type, handler);
+  }
+
+  /**
+   * Opens the connection; resolves with the first `welcome`, and keeps the
+   * connection (reconnecting as needed) until {@link ChatClient#close}.
+   * Rejects with `closed` if the client is closed first.
+   * @returns {Promise<Welcome>}
+   */
+  connect() {
+    if (this.state === "closed") return Promise.reject(new ChatError("closed", "the client is closed"));
+    if (this.welcome && this.state === "open") return Promise.resolve(this.welcome);
+    const first = this.firstWelcome ?? deferred();
+    this.firstWelcome = first;
+    this.connection.open();
+    return first.promise;
+  }
+
+  /** Closes for good: waiting requests reject with `closed`, nothing reconnects. */
+  close() {
+    this.connection.close();
+  }
+
+  /**
+   * The room `name` as this client follows it (the same object every time).
+   * Call `join()` on it to join.
+   * @param {string} name
+   * @returns {Room}
+   */
+  room(name) {
+    let room = this.rooms.get(name);
+    if (!room) {
+      room = new Room(name, {
+        requests: this.requests,
+        isOpen: () => this.state === "open",
+        sendNow: (data) => this.connection.send(data),
+        later: (ms, fn) => void this.clock.setTimeout(fn, ms),
+        reconnectInitialMs: this.options.reconnectInitialMs,
+        newClientId,
+        me: () => this.welcome?.user.id,
+      });
+      this.rooms.set(name, room);
+    }
+    return room;
+  }
+
+  /**
+   * Sends a direct message; resolves with its `ack` (`delivered: false`
+   * when the recipient had no session: it is kept for their next one). The
+   * DM is also emitted as a `dm` event, as the sender's other sessions get it.
+   * @param {string} to user id
+   * @param {string} text
+   * @param {{clientId?: string}} [options] idempotency key (one is made up)
+   * @returns {Promise<Ack>}
+   */
+  dm(to, text, { clientId = newClientId() } = {}) {
+    const echo = (/** @type {Ack} */ ack) => {
+      const from = this.welcome?.user;
+      if (!from) return;
+      /** @type {DirectMessage} */
+      const dm = { type: "dm", from, to, text, ts: ack.ts, seq: ack.seq, client_id: clientId };
+      this.conversations.receive(dm, from.id);
+    };
+    return this.requests.request({ type: "dm", to, text, client_id: clientId }, { replay: "idempotent", onReply: echo });
+  }
+
+  /**
+   * A page of this user's conversation with `user`, oldest first: the
+   * newest `limit` DMs before `before`, or the oldest `limit` after `after`.
+   * @param {string} user the other user's id
+   * @param {{before?: number, after?: number, limit?: number}} [options]
+   * @returns {Promise<DirectMessage[]>}
+   */
+  async dmHistory(user, { before, after, limit } = {}) {
+    const frame = /** @type {Record<string, any>} */ ({ type: "history", dm: user, before, after, limit });
+    for (const key of ["before", "after", "limit"]) if (frame[key] === undefined) delete frame[key];
+    return (await this.requests.request(frame)).messages;
+  }
+
+  /** @returns {Promise<number>} the server's clock (`pong.ts`) */
+  async ping() {
+    return (await this.requests.request({ type: "ping" })).ts;
+  }
+
+  /** @private */
+  async connectUrl() {
+    const url = new URL(this.url);
+    const { getToken, token, name, user } = this.options;
+    const current = getToken ? await getToken() : token;
+    if (current) url.searchParams.set("token", current);
+    if (name) url.searchParams.set("name", name);
+    if (user) url.searchParams.set("user", user);
+    return url.toString();
+  }
+
+  /**
+   * @param {StateEvent} event
+   * @private
+   */
+  onState(event) {
+    if (event.state === "reconnecting" && !event.opened && this.tokenExpired()) {
+      // The attempt failed, and the token has expired: no attempt will
+      // succeed with it. (A browser cannot read why a handshake was refused.)
+      this.events.emit("state", event);
+      this.connection.close(new ChatError("token_expired", "the token has expired: sign in again"));
+      return;
+    }
+    if (event.state === "closed") {
+      const why = event.code ? `closed by the server (${event.code}): ${event.reason}` : "the client was closed";
+      const error = event.error ?? new ChatError("closed", why);
+      this.requests.close(error);
+      for (const room of this.rooms.values()) room.moveTo("left", error);
+      this.firstWelcome?.reject(error);
+      this.firstWelcome = null;
+    }
+    this.events.emit("state", event);
+  }
+
+  /**
+   * Whether the token (with no `getToken` to renew it) is a JWT past its `exp`.
+   * @private
+   */
+  tokenExpired() {
+    const { token, getToken } = this.options;
+    if (!token || getToken) return false;
+    const exp = jwtExpiry(token);
+    return exp !== undefined && exp * 1000 <= this.clock.now();
+  }
+
+  /**
+   * @param {Welcome} welcome
+   * @private
+   */
+  onWelcome(welcome) {
+    const first = this.welcome === null;
+    this.welcome = welcome;
+    // Anonymous mode: keep the user id the server made up, so that a
+    // reconnect is the same user (same rosters, same conversations).
+    if (!this.options.token && !this.options.getToken) this.options.user = welcome.user.id;
+    // Rooms first: their re-joins go before the sends that wait for them.
+    for (const room of this.rooms.values()) room.connectionOpened();
+    this.requests.opened(welcome);
+    if (!first) for (const [other, after] of this.conversations.startCatchUp()) this.catchUp(other, after);
+    this.events.emit("welcome", welcome);
+    this.firstWelcome?.resolve(welcome);
+    this.firstWelcome = null;
+  }
+
+  /**
+   * Reads what a conversation got after `after` while this client was away.
+   * @param {string} other
+   * @param {number} after
+   * @private
+   */
+  async catchUp(other, after) {
+    /** @type {DirectMessage[]} */
+    const missed = [];
+    try {
+      for (;;) {
+        const page = await this.dmHistory(other, { after, limit: CATCH_UP_PAGE });
+        missed.push(...page);
+        if (page.length < CATCH_UP_PAGE) break;
+        after = page[page.length - 1].seq;
+      }
+    } catch (err) {
+      // What was read goes out; the rest comes with the next reconnect.
+      console.warn(`chat: catching up on the conversation with ${other} failed`, err);
+    }
+    this.conversations.caughtUp(other, missed);
+  }
+
+  /**
+   * @param {any} frame
+   * @private
+   */
+  onFrame(frame) {
+    if (this.requests.receive(frame)) return;
+    switch (frame?.type) {
+      case "dm":
+        if (this.welcome) this.conversations.receive(frame, this.welcome.user.id);
+        break;
+      case "joined": {
+        // Its request gave up before it came.
+        const room = this.rooms.get(frame.room);
+        if (room) room.onJoined(frame);
+        else this.requests.request({ type: "leave", room: frame.room }).catch(() => {});
+        break;
+      }
+      case "notice":
+        this.events.emit("notice", frame);
+        break;
+      case "error":
+        this.events.emit("error", new ChatError(frame.code, frame.message, frame.retry_after_ms));
+        break;
+      case "pong":
+        break; // a liveness probe's
+      default:
+        // Room frames: the stream (message, and 1.1's edit, delete,
+        // reaction), presence, typing. Other types from a newer server are
+        // ignored.
+        if (typeof frame?.room === "string") this.rooms.get(frame.room)?.receive(frame);
+    }
+  }
+}

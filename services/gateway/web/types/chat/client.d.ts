@@ -1,0 +1,324 @@
+/** A new idempotency key. */
+export function newClientId(): string;
+/**
+ * The `exp` claim of a JWT (seconds), read without checking the signature
+ * (the server checks it); undefined when there is none or it cannot be read.
+ * @param {string} token
+ * @returns {number | undefined}
+ */
+export function jwtExpiry(token: string): number | undefined;
+/** A WebSocket client of one chat cluster. */
+export class ChatClient {
+    /**
+     * @param {string} url the gateway's WebSocket URL, e.g. `wss://chat.example.com/ws`
+     * @param {ChatOptions} [options]
+     */
+    constructor(url: string, options?: ChatOptions);
+    url: string;
+    options: {
+        /**
+         * a JWT, for gateways in `jwt` mode
+         */
+        token?: string | undefined;
+        /**
+         * called before every
+         * connection attempt, for tokens that expire
+         */
+        getToken?: (() => (string | Promise<string>)) | undefined;
+        /**
+         * display name, for gateways in `anonymous` mode
+         */
+        name?: string | undefined;
+        /**
+         * user id, for gateways in `anonymous` mode; without
+         * one, the id the server makes up is kept for reconnects
+         */
+        user?: string | undefined;
+        /**
+         * how long a sent request waits for its reply (10000)
+         */
+        requestTimeoutMs: number;
+        /**
+         * first reconnect delay, before jitter (500)
+         */
+        reconnectInitialMs: number;
+        /**
+         * largest reconnect delay (30000)
+         */
+        reconnectMaxMs: number;
+        /**
+         * requests waiting or in flight, at most (500)
+         */
+        maxPendingRequests: number;
+        /**
+         * how long after its first sending a
+         * `send` or `dm` whose reply was lost may be sent again (270000: inside the
+         * server's 5-minute `client_id` window)
+         */
+        clientIdWindowMs: number;
+        /**
+         * DM seqs remembered per conversation (1000)
+         */
+        dmSeqsPerConversation: number;
+        /**
+         * conversations remembered (1000)
+         */
+        maxDmConversations: number;
+        /**
+         * where there is no global one
+         */
+        WebSocket?: {
+            new (url: string | URL, protocols?: string | string[]): WebSocket;
+            prototype: WebSocket;
+            readonly CONNECTING: 0;
+            readonly OPEN: 1;
+            readonly CLOSING: 2;
+            readonly CLOSED: 3;
+        } | undefined;
+        /**
+         * time, for tests
+         */
+        clock?: import("./clock.js").Clock | undefined;
+        /**
+         * `online`/`offline` (default: the browser's `window`)
+         */
+        window?: EventTarget | undefined;
+        /**
+         * `visibilitychange` (default: the browser's `document`)
+         */
+        document?: (EventTarget & {
+            visibilityState?: string;
+        }) | undefined;
+    };
+    /** @type {Emitter<ClientEvents>} */
+    events: Emitter<ClientEvents>;
+    connection: Connection;
+    requests: Requests;
+    clock: import("./clock.js").Clock;
+    /** @type {Map<string, Room>} */
+    rooms: Map<string, Room>;
+    conversations: Conversations;
+    /** @type {Welcome | null} the latest `welcome` */
+    welcome: Welcome | null;
+    /** @type {{resolve: (w: Welcome) => void, reject: (e: ChatError) => void, promise: Promise<Welcome>} | null} */
+    firstWelcome: {
+        resolve: (w: Welcome) => void;
+        reject: (e: ChatError) => void;
+        promise: Promise<Welcome>;
+    } | null;
+    /** @returns {ConnectionState} */
+    get state(): ConnectionState;
+    /**
+     * Subscribes to a client event; returns a function that unsubscribes.
+     * @template {keyof ClientEvents} K
+     * @param {K} type
+     * @param {(event: ClientEvents[K]) => void} handler
+     * @returns {() => void}
+     */
+    on<K extends keyof ClientEvents>(type: K, handler: (event: ClientEvents[K]) => void): () => void;
+    /**
+     * Opens the connection; resolves with the first `welcome`, and keeps the
+     * connection (reconnecting as needed) until {@link ChatClient#close}.
+     * Rejects with `closed` if the client is closed first.
+     * @returns {Promise<Welcome>}
+     */
+    connect(): Promise<Welcome>;
+    /** Closes for good: waiting requests reject with `closed`, nothing reconnects. */
+    close(): void;
+    /**
+     * The room `name` as this client follows it (the same object every time).
+     * Call `join()` on it to join.
+     * @param {string} name
+     * @returns {Room}
+     */
+    room(name: string): Room;
+    /**
+     * Sends a direct message; resolves with its `ack` (`delivered: false`
+     * when the recipient had no session: it is kept for their next one). The
+     * DM is also emitted as a `dm` event, as the sender's other sessions get it.
+     * @param {string} to user id
+     * @param {string} text
+     * @param {{clientId?: string}} [options] idempotency key (one is made up)
+     * @returns {Promise<Ack>}
+     */
+    dm(to: string, text: string, { clientId }?: {
+        clientId?: string;
+    }): Promise<Ack>;
+    /**
+     * A page of this user's conversation with `user`, oldest first: the
+     * newest `limit` DMs before `before`, or the oldest `limit` after `after`.
+     * @param {string} user the other user's id
+     * @param {{before?: number, after?: number, limit?: number}} [options]
+     * @returns {Promise<DirectMessage[]>}
+     */
+    dmHistory(user: string, { before, after, limit }?: {
+        before?: number;
+        after?: number;
+        limit?: number;
+    }): Promise<DirectMessage[]>;
+    /** @returns {Promise<number>} the server's clock (`pong.ts`) */
+    ping(): Promise<number>;
+    /** @private */
+    private connectUrl;
+    /**
+     * @param {StateEvent} event
+     * @private
+     */
+    private onState;
+    /**
+     * Whether the token (with no `getToken` to renew it) is a JWT past its `exp`.
+     * @private
+     */
+    private tokenExpired;
+    /**
+     * @param {Welcome} welcome
+     * @private
+     */
+    private onWelcome;
+    /**
+     * Reads what a conversation got after `after` while this client was away.
+     * @param {string} other
+     * @param {number} after
+     * @private
+     */
+    private catchUp;
+    /**
+     * @param {any} frame
+     * @private
+     */
+    private onFrame;
+}
+export type Clock = import("./clock.js").Clock;
+export type ConnectionState = import("./connection.js").ConnectionState;
+export type StateEvent = import("./connection.js").StateEvent;
+export type DirectMessage = import("./dms.js").DirectMessage;
+export type User = {
+    id: string;
+    name: string;
+};
+export type Welcome = {
+    session: string;
+    user: User;
+    node: string;
+    heartbeat_ms: number;
+    limits: Record<string, number>;
+};
+/**
+ * the reply to a `send` or `dm`
+ */
+export type Ack = {
+    seq: number;
+    ts: number;
+    room?: string | undefined;
+    to?: string | undefined;
+    /**
+     * with a DM: false when the recipient had no session
+     */
+    delivered?: boolean | undefined;
+};
+export type ClientEvents = {
+    /**
+     * every move of the connection
+     */
+    state: StateEvent;
+    /**
+     * each connection's first frame
+     */
+    welcome: Welcome;
+    /**
+     * each DM once, each conversation in seq order (this client's own included)
+     */
+    dm: DirectMessage;
+    /**
+     * an operator's broadcast
+     */
+    notice: {
+        type: "notice";
+        data: any;
+    };
+    /**
+     * an `error` frame no request was waiting for
+     */
+    error: ChatError;
+};
+export type ChatOptions = {
+    /**
+     * a JWT, for gateways in `jwt` mode
+     */
+    token?: string | undefined;
+    /**
+     * called before every
+     * connection attempt, for tokens that expire
+     */
+    getToken?: (() => (string | Promise<string>)) | undefined;
+    /**
+     * display name, for gateways in `anonymous` mode
+     */
+    name?: string | undefined;
+    /**
+     * user id, for gateways in `anonymous` mode; without
+     * one, the id the server makes up is kept for reconnects
+     */
+    user?: string | undefined;
+    /**
+     * how long a sent request waits for its reply (10000)
+     */
+    requestTimeoutMs?: number | undefined;
+    /**
+     * first reconnect delay, before jitter (500)
+     */
+    reconnectInitialMs?: number | undefined;
+    /**
+     * largest reconnect delay (30000)
+     */
+    reconnectMaxMs?: number | undefined;
+    /**
+     * requests waiting or in flight, at most (500)
+     */
+    maxPendingRequests?: number | undefined;
+    /**
+     * how long after its first sending a
+     * `send` or `dm` whose reply was lost may be sent again (270000: inside the
+     * server's 5-minute `client_id` window)
+     */
+    clientIdWindowMs?: number | undefined;
+    /**
+     * DM seqs remembered per conversation (1000)
+     */
+    dmSeqsPerConversation?: number | undefined;
+    /**
+     * conversations remembered (1000)
+     */
+    maxDmConversations?: number | undefined;
+    /**
+     * where there is no global one
+     */
+    WebSocket?: {
+        new (url: string | URL, protocols?: string | string[]): WebSocket;
+        prototype: WebSocket;
+        readonly CONNECTING: 0;
+        readonly OPEN: 1;
+        readonly CLOSING: 2;
+        readonly CLOSED: 3;
+    } | undefined;
+    /**
+     * time, for tests
+     */
+    clock?: import("./clock.js").Clock | undefined;
+    /**
+     * `online`/`offline` (default: the browser's `window`)
+     */
+    window?: EventTarget | undefined;
+    /**
+     * `visibilitychange` (default: the browser's `document`)
+     */
+    document?: (EventTarget & {
+        visibilityState?: string;
+    }) | undefined;
+};
+import { Emitter } from "./emitter.js";
+import { Connection } from "./connection.js";
+import { Requests } from "./requests.js";
+import { Room } from "./room.js";
+import { Conversations } from "./dms.js";
+import { ChatError } from "./errors.js";
