@@ -20,61 +20,30 @@ struct Asset {
     body: &'static str,
 }
 
+/// A file under `web/`, served at the same path.
+macro_rules! asset {
+    ($path:literal, $content_type:expr) => {
+        Asset { path: $path, content_type: $content_type, body: include_str!(concat!("../web", $path)) }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
 const ASSETS: &[Asset] = &[
     Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_str!("../web/index.html") },
-    Asset { path: "/app.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../web/app.js") },
-    Asset {
-        path: "/app/views.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/app/views.js"),
-    },
-    Asset {
-        path: "/app/render.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/app/render.js"),
-    },
-    Asset { path: "/app.css", content_type: "text/css; charset=utf-8", body: include_str!("../web/app.css") },
-    Asset { path: "/chat.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../web/chat.js") },
-    Asset {
-        path: "/chat/client.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/chat/client.js"),
-    },
-    Asset {
-        path: "/chat/clock.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/chat/clock.js"),
-    },
-    Asset {
-        path: "/chat/connection.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/chat/connection.js"),
-    },
-    Asset {
-        path: "/chat/dms.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/chat/dms.js"),
-    },
-    Asset {
-        path: "/chat/emitter.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/chat/emitter.js"),
-    },
-    Asset {
-        path: "/chat/errors.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/chat/errors.js"),
-    },
-    Asset {
-        path: "/chat/requests.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/chat/requests.js"),
-    },
-    Asset {
-        path: "/chat/room.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/chat/room.js"),
-    },
+    asset!("/app.css", "text/css; charset=utf-8"),
+    asset!("/app.js", JS),
+    asset!("/app/views.js", JS),
+    asset!("/app/render.js", JS),
+    asset!("/chat.js", JS),
+    asset!("/chat/client.js", JS),
+    asset!("/chat/clock.js", JS),
+    asset!("/chat/connection.js", JS),
+    asset!("/chat/dms.js", JS),
+    asset!("/chat/emitter.js", JS),
+    asset!("/chat/errors.js", JS),
+    asset!("/chat/requests.js", JS),
+    asset!("/chat/room.js", JS),
 ];
 
 /// The page runs only its own scripts and styles and talks only to its own

@@ -5,30 +5,20 @@
 import assert from "node:assert/strict";
 import { after, before, describe } from "node:test";
 
-import { browserTest, eventually, mintToken, startGateway, startHaproxy, startRedis } from "./harness.js";
+import {
+  browserTest, eventually, mintToken, startGateway, twoGatewaysBehindHaproxy,
+} from "./harness.js";
 import {
   assertAccessible, joinOnPage, libraryClient, say, shownTexts, signIn, tabTo, waitForText, writer,
 } from "./page.js";
 
 describe("two gateways on one Redis", () => {
-  let redis, gw1, gw2, lb;
-  before(async () => {
-    redis = await startRedis();
-    gw1 = await startGateway({ redisUrl: redis.url, nodeId: "gw-1" });
-    gw2 = await startGateway({ redisUrl: redis.url, nodeId: "gw-2" });
-    lb = await startHaproxy([gw1, gw2]);
-  });
-  after(async () => {
-    await lb?.stop();
-    await gw1?.stop();
-    await gw2?.stop();
-    await redis?.stop();
-  });
+  const cluster = twoGatewaysBehindHaproxy();
 
   browserTest("pages on two gateways chat, see presence and typing, and exchange a DM", async ({ open }) => {
-    const alice = await open(`${gw1.httpUrl}/`);
+    const alice = await open(`${cluster.gw1.httpUrl}/`);
     await signIn(alice, "alice");
-    const bob = await open(`${gw2.httpUrl}/`);
+    const bob = await open(`${cluster.gw2.httpUrl}/`);
     await signIn(bob, "bob");
     assert.equal(await alice.locator("#status").getAttribute("data-node"), "gw-1");
     assert.equal(await bob.locator("#status").getAttribute("data-node"), "gw-2");
@@ -74,11 +64,11 @@ describe("two gateways on one Redis", () => {
   });
 
   browserTest("a page whose gateway is killed reconnects through the load balancer and shows what it missed", async ({ open }) => {
-    const page = await open(`${lb.httpUrl}/`);
+    const page = await open(`${cluster.lb.httpUrl}/`);
     await signIn(page, "carol");
     await joinOnPage(page, "incident");
     const node = await page.locator("#status").getAttribute("data-node");
-    const [victim, survivor] = node === "gw-1" ? [gw1, gw2] : [gw2, gw1];
+    const [victim, survivor] = node === "gw-1" ? [cluster.gw1, cluster.gw2] : [cluster.gw2, cluster.gw1];
 
     const { room: dave } = await writer(survivor, "dave", "incident");
     const seenByDave = [];

@@ -100,7 +100,7 @@ describe("the connection's state machine", () => {
     await settle();
     Socket.last.drop(1006);
     await settle();
-    assert.ok(states.at(-1).delayMs >= 16_000, "a long wait by now");
+    assert.ok(states.at(-1).delayMs >= 15_000, "a long wait by now");
     const before = Socket.all.length;
     win.fire("online");
     await settle();

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { test } from "node:test";
+import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -301,4 +301,27 @@ export function browserTest(name, body) {
       await browser.close();
     }
   });
+}
+
+/**
+ * Two gateways (`gw-1`, `gw-2`) on one Redis behind haproxy, for the
+ * `describe` block that calls this: started before its tests, stopped after.
+ * A test that kills a gateway brings it back in place
+ * (`Object.assign(gateway, await gateway.restart())`).
+ */
+export function twoGatewaysBehindHaproxy() {
+  const cluster = /** @type {any} */ ({});
+  before(async () => {
+    cluster.redis = await startRedis();
+    cluster.gw1 = await startGateway({ redisUrl: cluster.redis.url, nodeId: "gw-1" });
+    cluster.gw2 = await startGateway({ redisUrl: cluster.redis.url, nodeId: "gw-2" });
+    cluster.lb = await startHaproxy([cluster.gw1, cluster.gw2]);
+  });
+  after(async () => {
+    await cluster.lb?.stop();
+    await cluster.gw1?.stop();
+    await cluster.gw2?.stop();
+    await cluster.redis?.stop();
+  });
+  return cluster;
 }
