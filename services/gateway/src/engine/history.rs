@@ -130,7 +130,16 @@ impl ServiceClient {
             .push("v1")
             .extend(path);
         url.query_pairs_mut().extend_pairs(window_query(&window));
-        let mut response = self.http.get(url).send().await.map_err(unavailable)?;
+        let mut response = match self.http.get(url.clone()).send().await {
+            // A pooled keep-alive connection to a service that restarted
+            // fails before any answer: a GET is safe to send once more, on a
+            // new connection. Timeouts are not retried (they took their time).
+            Err(err) if (err.is_connect() || err.is_request()) && !err.is_timeout() => {
+                tracing::debug!(cause = %err, "history service request failed; trying once more");
+                self.http.get(url).send().await.map_err(unavailable)?
+            }
+            sent => sent.map_err(unavailable)?,
+        };
         let status = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(unavailable)? {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{send_until_stopped, spawn_cluster, wait_ready, Client, HistoryProcess, RedisServer, TestApp};
+use crate::helpers::{
+    eventually, send_until_stopped, spawn_cluster, wait_ready, Client, HistoryProcess, RedisServer, TestApp,
+};
 
 /// Seqs of a list of message frames.
 fn seqs(messages: &Value) -> Vec<u64> {
@@ -203,6 +205,10 @@ async fn with_the_history_service_down_join_and_history_fail_and_sending_works()
     assert_eq!(members["members"].as_array().unwrap().len(), 1, "{members}");
 
     history.restart();
+    eventually("the history service to be ready", || async {
+        reqwest::get(format!("{}/readyz", history.url())).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     let joined = bob.join("r").await;
     let texts: Vec<&Value> = joined["history"].as_array().unwrap().iter().map(|m| &m["text"]).collect();
     assert_eq!(texts, [&json!("before"), &json!("during")]);
