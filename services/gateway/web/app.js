@@ -4,7 +4,7 @@
 
 import { ChatClient, newClientId } from "/chat.js";
 import {
-  $, renderAll, renderMessages, renderNewest, renderPending, renderRoster, renderSidebar, renderState, renderTyping,
+  $, renderAll, renderNewest, renderPending, renderRoster, renderSidebar, renderState, renderTyping,
 } from "/app/render.js";
 import { View } from "/app/views.js";
 
