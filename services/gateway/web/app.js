@@ -31,7 +31,7 @@ const page = {
   views: new Map(),
   current: null,
   me: undefined,
-  online: false,
+  online: () => client?.state === "open",
   select,
   openDm: (id, name) => select(dmView(id, name).key),
   retry: (view, pending) => send(view, pending.text, pending.clientId),
@@ -115,7 +115,6 @@ async function signIn(credentials) {
   me.on("state", (event) => {
     if (client !== me) return;
     everOpen ||= event.state === "open";
-    page.online = event.state === "open";
     renderState({ ...event, everOpen });
     if (event.state === "open" || event.state === "reconnecting") refreshPending();
     // A first sign-in that cannot connect (a bad token, the server down)
@@ -175,7 +174,6 @@ function signOut(why = "") {
   page.views.clear();
   page.current = null;
   page.me = undefined;
-  page.online = false;
   renderAll(page);
   $("me").textContent = "";
   $("text").value = "";

@@ -36,7 +36,7 @@ const spoken = (text) => el("span", { class: "visually-hidden" }, text);
  * @property {Map<string, View>} views
  * @property {string | null} current
  * @property {string | undefined} me this user's id
- * @property {boolean} online whether the connection is open
+ * @property {() => boolean} online whether the connection is open
  * @property {(key: string) => void} select
  * @property {(id: string, name: string) => void} openDm
  * @property {(view: View, pending: Pending) => void} retry
@@ -66,7 +66,7 @@ function messageItem(page, message) {
  */
 function pendingItem(page, view, pending) {
   const failed = pending.status === "failed";
-  const status = pending.status === "sending" && !page.online ? "queued" : pending.status;
+  const status = pending.status === "sending" && !page.online() ? "queued" : pending.status;
   const label = {
     queued: "Waiting for the connection…",
     sending: "Sending…",

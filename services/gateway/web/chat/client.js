@@ -262,9 +262,8 @@ export class ChatClient {
    * @returns {Promise<DirectMessage[]>}
    */
   async dmHistory(user, { before, after, limit } = {}) {
-    const frame = /** @type {Record<string, any>} */ ({ type: "history", dm: user, before, after, limit });
-    for (const key of ["before", "after", "limit"]) if (frame[key] === undefined) delete frame[key];
-    return (await this.requests.request(frame)).messages;
+    // Options left undefined are not sent (JSON has no undefined).
+    return (await this.requests.request({ type: "history", dm: user, before, after, limit })).messages;
   }
 
   /** @returns {Promise<number>} the server's clock (`pong.ts`) */

@@ -158,7 +158,6 @@ export class Room {
    * @private
    */
   requestJoin(frame) {
-    if (frame.limit === undefined) delete frame.limit;
     this.joinsInFlight += 1;
     const reply = this.context.requests.request(frame, {
       counted: frame.since === undefined,
@@ -318,9 +317,8 @@ export class Room {
    * @returns {Promise<RoomEvent[]>}
    */
   async history({ before, after, limit } = {}) {
-    const frame = /** @type {Record<string, any>} */ ({ type: "history", room: this.name, before, after, limit });
-    for (const key of ["before", "after", "limit"]) if (frame[key] === undefined) delete frame[key];
-    return (await this.context.requests.request(frame)).messages;
+    // Options left undefined are not sent (JSON has no undefined).
+    return (await this.context.requests.request({ type: "history", room: this.name, before, after, limit })).messages;
   }
 
   /** @returns {Promise<User[]>} the room's online users, cluster-wide, asked now */
