@@ -74,6 +74,11 @@ pub fn user_rooms(user: &UserId) -> String {
     user_key(user, "rooms")
 }
 
+/// The statuses users set, while connected: one hash (user id →
+/// `{"state","text"}` JSON), so that a room's members' statuses are one
+/// `HMGET` whatever their number (in a Redis Cluster, one slot).
+pub const STATUSES: &str = "chat:{statuses}";
+
 /// When the user's last connection closed (ms since the epoch).
 pub fn user_last_seen(user: &UserId) -> String {
     user_key(user, "seen")

@@ -3,7 +3,7 @@
 //! crashed gateway). Each touches the keys of one room or one user only, so
 //! it runs on one Redis Cluster shard. The layout is in `docs/redis.md`.
 
-use crate::protocol::{PresenceState, RoomName, ServerFrame, UserRef};
+use crate::protocol::{PresenceState, RoomName, ServerFrame, UserRef, UserStatus};
 use crate::wire::Envelope;
 
 /// How long presence state lives without being touched, in milliseconds: if
@@ -56,9 +56,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// The pub/sub payload of a `presence` event, for the room's other users.
-pub fn presence_payload(room: &RoomName, user: &UserRef, state: PresenceState) -> String {
-    let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state };
+/// The pub/sub payload of a `presence` event, for the room's other users
+/// (`status`: the user's, for `online`).
+pub fn presence_payload(room: &RoomName, user: &UserRef, state: PresenceState, status: Option<UserStatus>) -> String {
+    let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state, status };
     let json = frame.to_json();
     Envelope { kind: "presence", seq: None, skip_user: Some(user.id.as_str()), skip_session: None, body: &json }
         .encode()

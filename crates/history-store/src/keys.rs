@@ -26,6 +26,40 @@ pub fn room_client_id(room: &RoomName, user: &UserId, client_id: &str) -> String
     room_key(room, &format!("cid:{}:{user}{client_id}", user.as_str().len()))
 }
 
+/// The seqs of a room's `message` events that are not deleted (a sorted
+/// set, score = member = seq), for unread counts.
+pub fn room_messages(room: &RoomName) -> String {
+    room_key(room, "msgs")
+}
+
+/// The seqs of a room's `message` events by `user` (a sorted set), for
+/// unread counts (a user's own messages are not unread).
+pub fn room_authored(room: &RoomName, user: &UserId) -> String {
+    room_key(room, &format!("by:{}:{user}", user.as_str().len()))
+}
+
+/// Who holds which emoji on which message of a room (a hash: `T␟E␟U` for
+/// each holder, `T␟E` its holder count, `T` the message's distinct emoji).
+pub fn room_reactions(room: &RoomName) -> String {
+    room_key(room, "reactions")
+}
+
+/// The seq of a room's newest `message` event.
+pub fn room_last_message(room: &RoomName) -> String {
+    room_key(room, "last")
+}
+
+/// A user's read cursors (a hash: `r:ROOM` → `SEQ:EPOCH`, `d:USER` → `SEQ:`).
+pub fn user_cursors(user: &UserId) -> String {
+    user_key(user, "cursors")
+}
+
+/// When each of a user's cursors was last set or moved (a sorted set of the
+/// cursor hash's fields, score = ms), to cap them and order them.
+pub fn user_cursor_order(user: &UserId) -> String {
+    user_key(user, "cursor_order")
+}
+
 /// DMs waiting for a user with no session: a list of `dm` frames.
 pub fn user_offline(user: &UserId) -> String {
     user_key(user, "offline")
@@ -46,6 +80,11 @@ pub fn conversation_seq(a: &UserId, b: &UserId) -> String {
 /// A DM conversation's capped history: a list of `dm` frames, oldest first.
 pub fn conversation_history(a: &UserId, b: &UserId) -> String {
     conversation_key(a, b, "history")
+}
+
+/// The seqs of a conversation's DMs sent by `from` (a sorted set).
+pub fn conversation_authored(a: &UserId, b: &UserId, from: &UserId) -> String {
+    conversation_key(a, b, &format!("by:{}:{from}", from.as_str().len()))
 }
 
 /// The remembered result of a `dm` with a `client_id` from `from`.

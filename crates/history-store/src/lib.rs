@@ -17,7 +17,12 @@
 //!
 //! # Layout
 //! - this file: the trait and the types it speaks ([`Appended`], [`Window`],
-//!   [`Page`], [`RoomDraft`], [`DmDraft`], [`Publisher`]).
+//!   [`Page`], [`RoomDraft`], [`Outcome`], [`DmDraft`], [`Cursor`],
+//!   [`Summary`], [`Publisher`]).
+//!
+//! Read state lives here too: each user's cursor per room and conversation,
+//! and each room's index of messages by author, so that unread counts are a
+//! few counts rather than a scan of the history.
 //! - [`keys`]: the Redis keyspace; [`redis`]: [`RedisStore`] and its scripts.
 //! - [`memory`]: the in-memory store, [`MemoryStore`].
 //! - [`api`]: the history service's HTTP query and reply shapes, shared by
@@ -34,7 +39,9 @@ use async_trait::async_trait;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
-use chat_shared::protocol::{ClientId, RoomName, StoredMessage, UserId, UserRef};
+use chat_shared::protocol::{ClientId, RoomEventKind, RoomName, StoredMessage, Thread, UserId, UserRef};
+
+pub use chat_shared::protocol::MAX_EMOJI_PER_MESSAGE;
 use chat_shared::BackendResult;
 
 pub use memory::MemoryStore;
@@ -88,14 +95,79 @@ pub struct Page {
     pub messages: Vec<StoredMessage>,
 }
 
-/// A message to store and publish in a room.
+/// An event to store and publish in a room.
 #[derive(Debug, Clone)]
 pub struct RoomDraft {
     pub room: RoomName,
     pub from: UserRef,
-    pub text: String,
+    pub event: RoomEventKind,
     pub client_id: Option<ClientId>,
 }
+
+impl RoomDraft {
+    /// A plain `message`.
+    pub fn message(room: RoomName, from: UserRef, text: impl Into<String>, client_id: Option<ClientId>) -> RoomDraft {
+        RoomDraft { room, from, event: RoomEventKind::Message { text: text.into(), reply_to: None }, client_id }
+    }
+}
+
+/// What became of a [`RoomDraft`]. Only `Stored` stored anything; the
+/// others are checked in the order the protocol answers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored and published (or a repeated `client_id`: the first one's result).
+    Stored(Appended),
+    /// The target (or `reply_to`) is not a message the history holds, or it
+    /// was deleted.
+    NotFound,
+    /// An edit or delete by someone other than the message's author.
+    NotAuthor,
+    /// A new emoji on a message that holds [`MAX_EMOJI_PER_MESSAGE`] already.
+    TooManyEmoji,
+    /// A reaction the user already held (add) or did not hold (remove):
+    /// nothing stored; `ts` is the store's time.
+    Unchanged { ts: u64 },
+}
+
+/// A user's read cursor in a room or conversation: read up to `seq` of the
+/// history named `epoch` (empty for conversations). Under another epoch it
+/// counts as 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub seq: u64,
+    pub epoch: String,
+}
+
+/// How [`HistoryStore::set_cursor`] moves a cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorMove {
+    /// Create it if the user has none there (a first join, a first DM).
+    Create,
+    /// Raise it to the given seq if that is higher (a `read`); creates it too.
+    Raise,
+}
+
+/// A room or conversation as one reader sees it (from [`HistoryStore::summaries`]).
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// The latest seq.
+    pub seq: u64,
+    /// The room's epoch (empty for conversations, or a room with none yet).
+    pub epoch: String,
+    /// The reader's cursor: 0 under another epoch, never above `seq`.
+    pub read_seq: u64,
+    /// `message` (or `dm`) events above the cursor, not deleted, not the
+    /// reader's own, among those the history holds.
+    pub unread: u64,
+    /// When the latest stored event was stored (none: no event held).
+    pub last_ts: Option<u64>,
+    /// The newest `message` (or `dm`) frame as the history holds it.
+    pub last: Option<StoredMessage>,
+}
+
+/// The most cursors a user keeps: setting one more drops the one moved
+/// least recently.
+pub const MAX_CURSORS_PER_USER: usize = 1_000;
 
 /// A direct message to store and deliver.
 #[derive(Debug, Clone)]
@@ -115,11 +187,14 @@ pub struct DmDraft {
 /// failed after storing: a client retries with the same `client_id`).
 #[async_trait]
 pub trait HistoryStore: Send + Sync {
-    /// Takes the room's next seq, stores the message in the capped history
-    /// and publishes it to the room, as one step. A `client_id` seen from the
-    /// same user in the same room within `history.idempotency_window_ms`
-    /// returns the first result and stores and publishes nothing.
-    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Appended>;
+    /// Checks the event against the room's history (its target, its author,
+    /// reactions held), then takes the room's next seq, stores it in the
+    /// capped history and publishes it to the room, as one step; a `delete`
+    /// scrubs its target's text from the message and its edits in the same
+    /// step. A `client_id` seen from the same user in the same room within
+    /// `history.idempotency_window_ms` returns the first result (of any
+    /// kind) and stores and publishes nothing.
+    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Outcome>;
 
     /// A window of the room's history, with its latest seq and epoch. A room
     /// read before its first message gets its epoch here, so that a client
@@ -142,6 +217,26 @@ pub trait HistoryStore: Send + Sync {
     /// Removes DMs that reached a session of `user` from the queue (each once,
     /// wherever it is now); returns how many were removed.
     async fn ack_offline(&self, user: &UserId, delivered: &[ByteString]) -> BackendResult<u64>;
+
+    /// Each thread's state for `reader` with the given cursor (a `Dm`
+    /// thread is the reader's conversation with that user), in order. Rooms
+    /// in different Redis Cluster slots are read in one pipelined round.
+    async fn summaries(&self, reader: &UserId, threads: &[(Thread, Cursor)]) -> BackendResult<Vec<Summary>>;
+
+    /// Creates or raises `user`'s cursor in `thread` (see [`CursorMove`]);
+    /// returns the cursor after it and whether it changed. A cursor of
+    /// another epoch counts as 0.
+    async fn set_cursor(
+        &self,
+        user: &UserId,
+        thread: &Thread,
+        to: Cursor,
+        how: CursorMove,
+    ) -> BackendResult<(Cursor, bool)>;
+
+    /// `user`'s cursors, the most recently set or moved first (at most
+    /// [`MAX_CURSORS_PER_USER`]).
+    async fn cursors(&self, user: &UserId) -> BackendResult<Vec<(Thread, Cursor)>>;
 }
 
 /// Where [`MemoryStore`] publishes what it stores, in the same step (the

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use chat_shared::protocol::{ClientId, DisplayName, RoomName, ServerFrame, UserId, UserRef};
 use chat_shared::ErrorCode;
 
-use crate::engine::{backend_message, BusMessage, RoomDraft, Topic};
+use crate::engine::{backend_message, BusMessage, Outcome, RoomDraft, Topic};
 use crate::http::{resource, ApiError};
 use crate::node::Node;
 
@@ -108,12 +108,17 @@ async fn post_message(
         }
     };
     let client_id = body.client_id.map(|c| ClientId::parse(&c)).transpose().map_err(|err| bad(err.0))?;
-    let draft = RoomDraft { room: room.clone(), from, text: body.text, client_id };
-    let stored = node.engine.history.append_room(draft).await.map_err(|err| {
+    let draft = RoomDraft::message(room.clone(), from, body.text, client_id);
+    let outcome = node.engine.history.append_room(draft).await.map_err(|err| {
         let message = backend_message("publish", &err);
         tracing::warn!(room = %room, cause = %err, message, "operator publish failed");
         ApiError::new(err.code(), message)
     })?;
+    let Outcome::Stored(stored) = outcome else {
+        // A message without `reply_to` has nothing to be refused for.
+        tracing::error!(room = %room, ?outcome, "operator publish refused by the store");
+        return Err(ApiError::new(ErrorCode::Internal, "publish failed: internal error (logged)"));
+    };
     node.metrics.messages_published.inc();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room, "seq": stored.seq, "ts": stored.ts })))
 }

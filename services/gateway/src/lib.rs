@@ -10,7 +10,8 @@
 //! - [`hub`]: which local sessions are in which room, each room's stream and
 //!   fan-out, the node's subscriptions, and catch-up (its module docs trace
 //!   a room message from socket to socket).
-//! - [`typing`]: the typing throttle and automatic stop.
+//! - [`typing`]: the typing throttle and automatic stop; [`relay`]: the
+//!   throttle of read receipts and status relays.
 //! - [`engine`]: the pub/sub, presence and history traits, and the embedded engine.
 //! - [`limits`]: rate limiting; [`metrics`]: Prometheus metrics.
 
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod outbox;
+pub mod relay;
 pub mod session;
 pub mod settings;
 pub mod startup;

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub rooms: IntGauge,
     /// `chat_messages_published_total`: room messages stored and published by this node.
     pub messages_published: IntCounter,
+    /// `chat_room_events_published_total{type}`: edits, deletes and reactions stored and published by this node.
+    pub room_events_published: IntCounterVec,
     /// `chat_dms_published_total`: direct messages stored by this node.
     pub dms_published: IntCounter,
     /// `chat_pubsub_lagged_total`: pub/sub messages the node's receiver fell behind on (each lag makes every room catch up).
@@ -111,6 +113,13 @@ impl Metrics {
                 "chat_messages_published_total",
                 "Room messages stored and published by this node.",
             )?,
+            room_events_published: IntCounterVec::new(
+                Opts::new(
+                    "chat_room_events_published_total",
+                    "Edits, deletes and reactions stored and published by this node, by type.",
+                ),
+                &["type"],
+            )?,
             dms_published: IntCounter::new("chat_dms_published_total", "Direct messages stored by this node.")?,
             pubsub_lagged: IntCounter::new(
                 "chat_pubsub_lagged_total",
@@ -139,6 +148,7 @@ impl Metrics {
         r.register(Box::new(metrics.rate_limit_closes.clone()))?;
         r.register(Box::new(metrics.rooms.clone()))?;
         r.register(Box::new(metrics.messages_published.clone()))?;
+        r.register(Box::new(metrics.room_events_published.clone()))?;
         r.register(Box::new(metrics.dms_published.clone()))?;
         r.register(Box::new(metrics.pubsub_lagged.clone()))?;
         r.register(Box::new(metrics.catch_ups.clone()))?;
@@ -152,6 +162,9 @@ impl Metrics {
         }
         for kind in ServerFrame::TYPES {
             metrics.frames_out.with_label_values(&[kind]);
+        }
+        for kind in ["edit", "delete", "reaction"] {
+            metrics.room_events_published.with_label_values(&[kind]);
         }
         for code in ErrorCode::ALL {
             metrics.errors.with_label_values(&[code.as_str()]);

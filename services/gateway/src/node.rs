@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -11,7 +11,12 @@ use crate::auth::Authenticator;
 use crate::engine::Engine;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::relay::Relay;
 use crate::settings::Settings;
+
+/// At most one read receipt per user and room (or conversation), and one
+/// status relay per user, in this interval (the last one always goes out).
+pub const RELAY_INTERVAL_MS: u64 = 1_000;
 
 /// A place among this node's `gateway.limits.max_connections`, taken before
 /// the WebSocket upgrade and held by the session until its cleanup (presence,
@@ -27,6 +32,8 @@ pub struct Node {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,
+    /// The throttle of read receipts and status relays.
+    pub relay: Arc<Relay>,
     /// Set on SIGTERM: readiness fails and new connections get 503.
     draining: AtomicBool,
     /// One permit per connection this node may hold; all of them back means
@@ -40,7 +47,9 @@ pub struct Node {
 impl Node {
     pub fn new(settings: Settings, engine: Engine, hub: Arc<Hub>, metrics: Arc<Metrics>, auth: Authenticator) -> Node {
         let max_connections = settings.gateway.limits.max_connections;
+        let relay = Relay::new(Duration::from_millis(RELAY_INTERVAL_MS), settings.gateway.limits.max_throttled_relays);
         Node {
+            relay,
             node_id: Arc::from(settings.gateway.node_id.as_str()),
             settings,
             engine,

@@ -89,6 +89,10 @@ pub struct LimitSettings {
     /// `send`, `dm` and `typing` frames per user per second across all of the
     /// user's connections and nodes; 0 turns the check off.
     pub user_messages_per_second: u32,
+    /// Users and rooms (or conversations) whose read receipts, and users whose
+    /// status changes, this node throttles at once; beyond it relays go out
+    /// unthrottled.
+    pub max_throttled_relays: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,6 +161,7 @@ impl Default for LimitSettings {
             max_connections: 50_000,
             max_rooms_per_connection: 100,
             user_messages_per_second: 0,
+            max_throttled_relays: 100_000,
         }
     }
 }

@@ -57,7 +57,7 @@ async fn rooms_page_back_and_forth_over_what_gateways_stored() {
     let store = store(&redis, 20).await;
     let room = RoomName::parse("lobby").unwrap();
     for i in 1..=25 {
-        let draft = RoomDraft { room: room.clone(), from: someone("alice"), text: format!("m{i}"), client_id: None };
+        let draft = RoomDraft::message(room.clone(), someone("alice"), format!("m{i}"), None);
         store.append_room(draft).await.unwrap();
     }
     let (status, page) = get(&service, "/v1/rooms/lobby/messages").await;

@@ -190,7 +190,7 @@ impl Sweeper {
                             user.id.to_string(),
                             publish.to_owned(),
                             keys::room_channel(&room),
-                            presence_payload(&room, &user, PresenceState::Offline),
+                            presence_payload(&room, &user, PresenceState::Offline, None),
                         ],
                     )
                     .await?;
@@ -208,6 +208,11 @@ impl Sweeper {
             ["c", session, user] => {
                 let Ok(user) = UserId::parse(user) else { return Ok(()) };
                 let _: i64 = self.pool.hdel(keys::user_connections(&user), *session).await?;
+                // A status ends with the user's last connection.
+                let left: u64 = self.pool.hlen(keys::user_connections(&user)).await?;
+                if left == 0 {
+                    let _: i64 = self.pool.hdel(keys::STATUSES, user.as_str()).await?;
+                }
                 let now =
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
                 let _: () = self

@@ -88,7 +88,7 @@ impl StandInGateway {
             user.name.to_string(),
             "PUBLISH".to_owned(),
             keys::room_channel(room),
-            presence_payload(room, user, PresenceState::Online),
+            presence_payload(room, user, PresenceState::Online, None),
             PRESENCE_STATE_TTL_MS.to_string(),
         ];
         let _: RedisValue =

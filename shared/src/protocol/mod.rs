@@ -11,15 +11,15 @@
 //! checked when parsed, so code that holds one never checks again.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::error::ErrorCode;
 
+mod events;
 mod names;
 
+pub use events::*;
 pub use names::*;
 
 /// A user as other users see it: `{"id","name"}`.
@@ -54,6 +54,55 @@ pub enum PresenceState {
     Offline,
 }
 
+/// `react.op`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReactionOp {
+    #[default]
+    Add,
+    Remove,
+}
+
+impl ReactionOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReactionOp::Add => "add",
+            ReactionOp::Remove => "remove",
+        }
+    }
+}
+
+/// `status.state`: what a user tells others about their availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusState {
+    Online,
+    Away,
+    Busy,
+}
+
+/// A user's status as others see it: `{"state","text"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserStatus {
+    pub state: StatusState,
+    pub text: StatusText,
+}
+
+/// An entry of `members`: a user, with the status they set, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    #[serde(flatten)]
+    pub user: UserRef,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<UserStatus>,
+}
+
+impl From<UserRef> for Member {
+    fn from(user: UserRef) -> Member {
+        Member { user, status: None }
+    }
+}
+
 /// Every frame a client may send (the `type` field picks the variant).
 /// Unknown fields are ignored.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -76,6 +125,30 @@ pub enum ClientFrame {
         text: String,
         #[serde(default)]
         client_id: Option<ClientId>,
+        #[serde(default)]
+        reply_to: Option<u64>,
+    },
+    Edit {
+        room: RoomName,
+        target: u64,
+        text: String,
+        #[serde(default)]
+        client_id: Option<ClientId>,
+    },
+    Delete {
+        room: RoomName,
+        target: u64,
+        #[serde(default)]
+        client_id: Option<ClientId>,
+    },
+    React {
+        room: RoomName,
+        target: u64,
+        emoji: Emoji,
+        #[serde(default)]
+        op: ReactionOp,
+        #[serde(default)]
+        client_id: Option<ClientId>,
     },
     Typing {
         room: RoomName,
@@ -87,18 +160,31 @@ pub enum ClientFrame {
         text: String,
         #[serde(default)]
         client_id: Option<ClientId>,
+        /// Not for DMs in 1.1: present is `bad_request`.
+        #[serde(default)]
+        reply_to: Option<serde_json::Value>,
+        /// Not for DMs in 1.1: present is `bad_request`.
+        #[serde(default)]
+        attachments: Option<serde_json::Value>,
     },
     Members {
         room: RoomName,
     },
     History(HistoryRequest),
+    Read(ReadRequest),
+    Inbox,
+    Status {
+        state: StatusState,
+        #[serde(default)]
+        text: Option<StatusText>,
+    },
     Ping,
 }
 
-/// What a `history` request reads: a room's events, or the requester's DM
-/// conversation with another user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HistoryOf {
+/// A room, or the requester's DM conversation with another user (what a
+/// `history` request reads, what a `read` cursor belongs to).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Thread {
     Room(RoomName),
     /// The other user of the conversation (the requester is the one).
     Dm(UserId),
@@ -109,7 +195,7 @@ pub enum HistoryOf {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "HistoryFields")]
 pub struct HistoryRequest {
-    pub of: HistoryOf,
+    pub of: Thread,
     /// Only events with a seq below this; the newest `limit` of them.
     pub before: Option<u64>,
     /// Only events with a seq above this; the oldest `limit` of them.
@@ -137,8 +223,8 @@ impl TryFrom<HistoryFields> for HistoryRequest {
 
     fn try_from(fields: HistoryFields) -> Result<Self, Self::Error> {
         let of = match (fields.room, fields.dm) {
-            (Some(room), None) => HistoryOf::Room(room),
-            (None, Some(user)) => HistoryOf::Dm(user),
+            (Some(room), None) => Thread::Room(room),
+            (None, Some(user)) => Thread::Dm(user),
             _ => return Err("history takes exactly one of `room` and `dm`"),
         };
         if fields.before.is_some() && fields.after.is_some() {
@@ -148,9 +234,52 @@ impl TryFrom<HistoryFields> for HistoryRequest {
     }
 }
 
+/// A `read` request: exactly one of `room` and `dm`, and the seq read up to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "ReadFields")]
+pub struct ReadRequest {
+    pub of: Thread,
+    pub seq: u64,
+}
+
+#[derive(Deserialize)]
+struct ReadFields {
+    #[serde(default)]
+    room: Option<RoomName>,
+    #[serde(default)]
+    dm: Option<UserId>,
+    seq: u64,
+}
+
+impl TryFrom<ReadFields> for ReadRequest {
+    type Error = &'static str;
+
+    fn try_from(fields: ReadFields) -> Result<Self, Self::Error> {
+        let of = match (fields.room, fields.dm) {
+            (Some(room), None) => Thread::Room(room),
+            (None, Some(user)) => Thread::Dm(user),
+            _ => return Err("read takes exactly one of `room` and `dm`"),
+        };
+        Ok(ReadRequest { of, seq: fields.seq })
+    }
+}
+
+impl Thread {
+    /// `(room, dm)` as a frame's optional fields.
+    pub fn into_fields(self) -> (Option<RoomName>, Option<UserId>) {
+        match self {
+            Thread::Room(room) => (Some(room), None),
+            Thread::Dm(user) => (None, Some(user)),
+        }
+    }
+}
+
 impl ClientFrame {
     /// Every `type` a client may send.
-    pub const TYPES: &'static [&'static str] = &["join", "leave", "send", "typing", "dm", "members", "history", "ping"];
+    pub const TYPES: &'static [&'static str] = &[
+        "join", "leave", "send", "edit", "delete", "react", "typing", "dm", "members", "history", "read", "inbox",
+        "status", "ping",
+    ];
 
     /// The frame's `type`.
     pub fn kind(&self) -> &'static str {
@@ -158,10 +287,16 @@ impl ClientFrame {
             ClientFrame::Join { .. } => "join",
             ClientFrame::Leave { .. } => "leave",
             ClientFrame::Send { .. } => "send",
+            ClientFrame::Edit { .. } => "edit",
+            ClientFrame::Delete { .. } => "delete",
+            ClientFrame::React { .. } => "react",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Dm { .. } => "dm",
             ClientFrame::Members { .. } => "members",
             ClientFrame::History(_) => "history",
+            ClientFrame::Read(_) => "read",
+            ClientFrame::Inbox => "inbox",
+            ClientFrame::Status { .. } => "status",
             ClientFrame::Ping => "ping",
         }
     }
@@ -252,101 +387,21 @@ pub struct WelcomeLimits {
     pub user_messages_per_second: Option<u32>,
 }
 
-/// A room message, exactly as delivered live and stored in history.
-///
-/// `seq` and `ts` come last so that a store can append them to a prefix
-/// serialised by the gateway (see [`message_prefix`]) without parsing JSON.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RoomMessage {
-    pub room: RoomName,
-    pub from: UserRef,
-    pub text: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub client_id: Option<ClientId>,
-    pub seq: u64,
-    pub ts: u64,
-}
+/// The protocol version `welcome` announces.
+pub const PROTOCOL_VERSION: &str = "1.1";
 
-/// A direct message, exactly as delivered (`seq` and `ts` last, as above).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DirectMessage {
-    pub from: UserRef,
-    pub to: UserId,
-    pub text: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub client_id: Option<ClientId>,
-    pub seq: u64,
-    pub ts: u64,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename = "message")]
-struct RoomMessageHead<'a> {
-    room: &'a RoomName,
-    from: &'a UserRef,
-    text: &'a str,
+/// One room or DM conversation of an `inbox` reply.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboxEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a ClientId>,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename = "dm")]
-struct DirectMessageHead<'a> {
-    from: &'a UserRef,
-    to: &'a UserId,
-    text: &'a str,
+    pub room: Option<RoomName>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a ClientId>,
-}
-
-/// The JSON of a `message` frame up to (not including) `,"seq":…,"ts":…}`.
-/// [`complete_message`] (or a Lua script doing the same) finishes it.
-pub fn message_prefix(room: &RoomName, from: &UserRef, text: &str, client_id: Option<&ClientId>) -> String {
-    head_prefix(&RoomMessageHead { room, from, text, client_id })
-}
-
-/// The JSON of a `dm` frame up to (not including) `,"seq":…,"ts":…}`.
-pub fn dm_prefix(from: &UserRef, to: &UserId, text: &str, client_id: Option<&ClientId>) -> String {
-    head_prefix(&DirectMessageHead { from, to, text, client_id })
-}
-
-fn head_prefix<T: Serialize>(head: &T) -> String {
-    // Serialising borrowed plain data cannot fail.
-    let mut json = serde_json::to_string(head).unwrap_or_else(|_| String::from("{"));
-    json.pop(); // the closing brace
-    json
-}
-
-/// Appends `seq` and `ts` to a prefix from [`message_prefix`] or [`dm_prefix`].
-pub fn complete_message(prefix: &str, seq: u64, ts: u64) -> String {
-    format!("{prefix},\"seq\":{seq},\"ts\":{ts}}}")
-}
-
-/// One stored room message as JSON (the complete `message` frame), with its
-/// seq alongside so that replay can be cut without parsing.
-#[derive(Debug, Clone)]
-pub struct StoredMessage {
+    pub dm: Option<UserId>,
     pub seq: u64,
-    pub json: Arc<RawValue>,
-}
-
-impl Serialize for StoredMessage {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.json.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for StoredMessage {
-    /// Any JSON object with a `seq`, kept as it came.
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct SeqOf {
-            seq: u64,
-        }
-        let json = Box::<RawValue>::deserialize(deserializer)?;
-        let SeqOf { seq } = serde_json::from_str(json.get()).map_err(serde::de::Error::custom)?;
-        Ok(StoredMessage { seq, json: Arc::from(json) })
-    }
+    pub read_seq: u64,
+    pub unread: u64,
+    /// The newest `message` (or `dm`) frame as the history holds it.
+    pub last: Option<StoredMessage>,
 }
 
 /// Every frame a server sends.
@@ -354,6 +409,8 @@ impl<'de> Deserialize<'de> for StoredMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     Welcome {
+        /// [`PROTOCOL_VERSION`].
+        protocol: &'static str,
         session: String,
         user: UserRef,
         node: String,
@@ -366,9 +423,12 @@ pub enum ServerFrame {
         room: RoomName,
         seq: u64,
         epoch: String,
-        members: Vec<UserRef>,
+        members: Vec<Member>,
         history: Vec<StoredMessage>,
         recovered: bool,
+        /// The user's read cursor in the room.
+        read_seq: u64,
+        unread: u64,
     },
     Left {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -382,16 +442,21 @@ pub enum ServerFrame {
         room: Option<RoomName>,
         #[serde(skip_serializing_if = "Option::is_none")]
         to: Option<UserId>,
-        seq: u64,
+        /// None when nothing was stored (`changed: false`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
         ts: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         delivered: Option<bool>,
+        /// `Some(false)`: the request changed nothing (a repeated reaction).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        changed: Option<bool>,
     },
     Members {
         #[serde(skip_serializing_if = "Option::is_none")]
         re: Option<RequestId>,
         room: RoomName,
-        members: Vec<UserRef>,
+        members: Vec<Member>,
     },
     History {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -418,6 +483,39 @@ pub enum ServerFrame {
         room: RoomName,
         user: UserRef,
         state: PresenceState,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<UserStatus>,
+    },
+    Receipt {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<RoomName>,
+        /// For a DM conversation: the other party, as the receiver sees it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dm: Option<UserId>,
+        user: UserRef,
+        seq: u64,
+    },
+    Cursor {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        re: Option<RequestId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<RoomName>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dm: Option<UserId>,
+        seq: u64,
+        unread: u64,
+    },
+    Inbox {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        re: Option<RequestId>,
+        rooms: Vec<InboxEntry>,
+        dms: Vec<InboxEntry>,
+    },
+    Status {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        re: Option<RequestId>,
+        state: StatusState,
+        text: StatusText,
     },
     Dm(DirectMessage),
     Notice {
@@ -447,16 +545,22 @@ impl ServerFrame {
             ServerFrame::Message(_) => "message",
             ServerFrame::Typing { .. } => "typing",
             ServerFrame::Presence { .. } => "presence",
+            ServerFrame::Receipt { .. } => "receipt",
+            ServerFrame::Cursor { .. } => "cursor",
+            ServerFrame::Inbox { .. } => "inbox",
+            ServerFrame::Status { .. } => "status",
             ServerFrame::Dm(_) => "dm",
             ServerFrame::Notice { .. } => "notice",
             ServerFrame::Error { .. } => "error",
         }
     }
 
-    /// Every server frame `type` (for metrics pre-registration).
+    /// Every server frame `type` (for metrics pre-registration), with the
+    /// room events the stores serialise themselves (`edit`, `delete`,
+    /// `reaction`).
     pub const TYPES: &'static [&'static str] = &[
-        "welcome", "joined", "left", "ack", "members", "history", "pong", "message", "typing", "presence", "dm",
-        "notice", "error",
+        "welcome", "joined", "left", "ack", "members", "history", "pong", "message", "edit", "delete", "reaction",
+        "typing", "presence", "receipt", "cursor", "inbox", "status", "dm", "notice", "error",
     ];
 
     /// An `error` frame.

@@ -15,6 +15,12 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
 /// Longest `client_id`, in characters.
 pub const MAX_CLIENT_ID_CHARS: usize = 128;
+/// Longest reaction emoji, in bytes of UTF-8.
+pub const MAX_EMOJI_BYTES: usize = 32;
+/// Longest status text, in bytes of UTF-8.
+pub const MAX_STATUS_TEXT_BYTES: usize = 128;
+/// Most distinct emoji one message holds.
+pub const MAX_EMOJI_PER_MESSAGE: usize = 50;
 /// Default number of messages in `joined.history` and `history` replies.
 pub const DEFAULT_HISTORY_LIMIT: u64 = 50;
 
@@ -128,6 +134,28 @@ validated_string!(
     /// A client-chosen idempotency key: 1 to 128 characters.
     ClientId,
     |v| char_count_between(v, MAX_CLIENT_ID_CHARS, "client_id is a string of 1 to 128 characters")
+);
+
+validated_string!(
+    /// A reaction: 1 to 32 bytes of UTF-8 without whitespace or control characters.
+    Emoji,
+    |v| {
+        if v.is_empty() || v.len() > MAX_EMOJI_BYTES || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(InvalidName("an emoji is 1 to 32 bytes without whitespace or control characters"));
+        }
+        Ok(())
+    }
+);
+
+validated_string!(
+    /// A status text: 0 to 128 bytes of UTF-8 without control characters.
+    StatusText,
+    |v| {
+        if v.len() > MAX_STATUS_TEXT_BYTES || v.chars().any(char::is_control) {
+            return Err(InvalidName("a status text is 0 to 128 bytes without control characters"));
+        }
+        Ok(())
+    }
 );
 
 impl DisplayName {

@@ -1,3 +1,7 @@
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
 use super::*;
 
 fn parse(text: &str) -> Result<(Option<RequestId>, ClientFrame), FrameError> {
@@ -48,11 +52,11 @@ fn parses_each_type() {
     let ClientFrame::History(h) = f else { panic!("{f:?}") };
     assert_eq!(
         (h.of, h.before, h.after, h.limit),
-        (HistoryOf::Room(RoomName::parse("x").unwrap()), Some(10), None, Some(5))
+        (Thread::Room(RoomName::parse("x").unwrap()), Some(10), None, Some(5))
     );
     let (_, f) = parse(r#"{"type":"history","dm":"bob","after":3}"#).unwrap();
     let ClientFrame::History(h) = f else { panic!("{f:?}") };
-    assert_eq!((h.of, h.after), (HistoryOf::Dm(UserId::parse("bob").unwrap()), Some(3)));
+    assert_eq!((h.of, h.after), (Thread::Dm(UserId::parse("bob").unwrap()), Some(3)));
     assert!(matches!(parse(r#"{"type":"dm","to":"bob","text":"yo"}"#).unwrap().1, ClientFrame::Dm { .. }));
 }
 
@@ -105,8 +109,10 @@ fn prefixes_complete_to_the_serialised_frames() {
         let full = ServerFrame::Message(RoomMessage {
             room: room.clone(),
             from: from.clone(),
-            text: "hi \n there".into(),
+            text: Some("hi \n there".into()),
+            reply_to: None,
             client_id: client_id.clone(),
+            deleted: false,
             seq: 12,
             ts: 1_795_358_155_872,
         })
@@ -133,8 +139,10 @@ fn server_frames_serialise_to_the_protocol_shape() {
     let msg = RoomMessage {
         room: RoomName::parse("r").unwrap(),
         from: user.clone(),
-        text: "hi".into(),
+        text: Some("hi".into()),
+        reply_to: None,
         client_id: None,
+        deleted: false,
         seq: 3,
         ts: 10,
     };
@@ -149,14 +157,18 @@ fn server_frames_serialise_to_the_protocol_shape() {
         room: RoomName::parse("r").unwrap(),
         seq: 3,
         epoch: "e1".into(),
-        members: vec![user],
+        members: vec![user.into()],
         history: vec![stored],
         recovered: false,
+        read_seq: 2,
+        unread: 1,
     };
     let v: serde_json::Value = serde_json::from_str(&joined.to_json()).unwrap();
     assert_eq!(v["re"], 1);
     assert_eq!(v["history"][0]["type"], "message");
     assert_eq!(v["history"][0]["seq"], 3);
+    assert_eq!((&v["read_seq"], &v["unread"], &v["members"][0]["id"]), (&2.into(), &1.into(), &"u1".into()));
+    assert!(v["members"][0].get("status").is_none(), "no status set: none shown");
     let err = ServerFrame::Error {
         re: None,
         code: ErrorCode::RateLimited,
@@ -167,4 +179,64 @@ fn server_frames_serialise_to_the_protocol_shape() {
     assert_eq!(v["code"], "rate_limited");
     assert_eq!(v["retry_after_ms"], 50);
     assert!(v.get("re").is_none());
+}
+
+#[test]
+fn room_event_requests_parse_and_check_their_fields() {
+    let (_, edit) = parse(r#"{"type":"edit","room":"r","target":3,"text":"x","client_id":"c"}"#).unwrap();
+    assert!(matches!(edit, ClientFrame::Edit { target: 3, .. }));
+    let (_, react) = parse(r#"{"type":"react","room":"r","target":3,"emoji":"👍"}"#).unwrap();
+    assert!(matches!(react, ClientFrame::React { op: ReactionOp::Add, .. }), "add is the default op");
+    for bad in [
+        r#"{"type":"react","room":"r","target":3,"emoji":"a b"}"#,
+        r#"{"type":"react","room":"r","target":3,"emoji":""}"#,
+        r#"{"type":"react","room":"r","target":3,"emoji":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
+        r#"{"type":"react","room":"r","target":3,"emoji":"x","op":"toggle"}"#,
+        r#"{"type":"delete","room":"r","target":-1}"#,
+        r#"{"type":"edit","room":"r","text":"x"}"#,
+        r#"{"type":"read","room":"r","dm":"u","seq":1}"#,
+        r#"{"type":"read","seq":1}"#,
+        r#"{"type":"read","room":"r","seq":1.5}"#,
+        r#"{"type":"status","state":"gone"}"#,
+        r#"{"type":"status","state":"away","text":"a\nb"}"#,
+    ] {
+        let err = parse(bad).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadRequest, "{bad}");
+    }
+    let (_, read) = parse(r#"{"type":"read","dm":"bob","seq":4}"#).unwrap();
+    assert_eq!(read, ClientFrame::Read(ReadRequest { of: Thread::Dm(UserId::parse("bob").unwrap()), seq: 4 }));
+    assert!(matches!(parse(r#"{"type":"inbox"}"#).unwrap().1, ClientFrame::Inbox));
+}
+
+#[test]
+fn event_prefixes_and_scrubbing() {
+    let from = UserRef { id: UserId::parse("a").unwrap(), name: DisplayName::parse("A").unwrap() };
+    let room = RoomName::parse("r").unwrap();
+    let reply = RoomEventKind::Message { text: "say \"hi\", ,\"seq\":9".into(), reply_to: Some(2) };
+    let json = complete_message(&event_prefix(&room, &from, &reply, Some(&ClientId::parse("c").unwrap())), 5, 7);
+    let scrubbed = scrub_entry(&json).unwrap();
+    assert_eq!(
+        scrubbed,
+        r#"{"type":"message","room":"r","from":{"id":"a","name":"A"},"reply_to":2,"client_id":"c","deleted":true,"seq":5,"ts":7}"#
+    );
+    let typed: RoomMessage = serde_json::from_str(&scrubbed).unwrap();
+    assert_eq!(serde_json::to_string(&ServerFrame::Message(typed)).unwrap(), scrubbed, "the typed frame agrees");
+    let edit = RoomEventKind::Edit { target: 5, text: "new".into() };
+    let json = complete_message(&event_prefix(&room, &from, &edit, None), 6, 8);
+    assert_eq!(
+        json,
+        r#"{"type":"edit","room":"r","target":5,"from":{"id":"a","name":"A"},"text":"new","seq":6,"ts":8}"#
+    );
+    assert_eq!(
+        scrub_entry(&json).unwrap(),
+        r#"{"type":"edit","room":"r","target":5,"from":{"id":"a","name":"A"},"deleted":true,"seq":6,"ts":8}"#
+    );
+    let delete = complete_message(&event_prefix(&room, &from, &RoomEventKind::Delete { target: 5 }, None), 7, 9);
+    assert_eq!(scrub_entry(&delete), None, "only messages and edits have text");
+    assert_eq!(scrub_entry(&scrubbed), None, "scrubbing twice finds nothing");
+    let reaction = RoomEventKind::Reaction { target: 5, emoji: Emoji::parse("👍").unwrap(), op: ReactionOp::Remove };
+    assert_eq!(
+        complete_message(&event_prefix(&room, &from, &reaction, None), 8, 10),
+        r#"{"type":"reaction","room":"r","target":5,"from":{"id":"a","name":"A"},"emoji":"👍","op":"remove","seq":8,"ts":10}"#
+    );
 }

@@ -8,6 +8,7 @@
 //! While the pool is not connected every call fails at once with
 //! `Unavailable`, rather than waiting out the command timeout.
 
+mod read_state;
 pub mod scripts;
 
 use std::sync::Arc;
@@ -21,12 +22,17 @@ use fred::types::{Expiration, SetOptions, Value};
 use serde_json::value::RawValue;
 
 use chat_shared::keys::{room_channel, user_channel};
-use chat_shared::protocol::{dm_prefix, message_prefix, ClientId, RoomName, StoredMessage, UserId};
+use chat_shared::protocol::{
+    dm_prefix, event_prefix, ClientId, RoomEventKind, RoomName, StoredMessage, Thread, UserId,
+};
 use chat_shared::settings::{DmSettings, HistorySettings};
 use chat_shared::wire::Envelope;
 use chat_shared::{BackendError, BackendResult};
 
-use crate::{keys, new_epoch, Appended, DmDraft, HistoryStore, Page, RoomDraft, Window};
+use crate::{
+    keys, new_epoch, Appended, Cursor, CursorMove, DmDraft, HistoryStore, Outcome, Page, RoomDraft, Summary, Window,
+    MAX_EMOJI_PER_MESSAGE,
+};
 use scripts::Scripts;
 
 /// How long the epoch given to a room read before its first message lives
@@ -80,13 +86,22 @@ fn millis(duration: Duration) -> String {
     duration.as_millis().max(1).to_string()
 }
 
-/// "seq:ts" from the append script.
-fn parse_appended(reply: &str) -> BackendResult<Appended> {
-    let mut parts = reply.split(':');
-    match (parts.next().and_then(|s| s.parse().ok()), parts.next().and_then(|s| s.parse().ok())) {
-        (Some(seq), Some(ts)) => Ok(Appended { seq, ts, delivered: true }),
-        _ => Err(BackendError::BadData(format!("append: {reply}"))),
+/// The append script's reply: "seq:ts", "unchanged:ts" or a refusal.
+fn parse_outcome(reply: &str) -> BackendResult<Outcome> {
+    match reply {
+        "not_found" => return Ok(Outcome::NotFound),
+        "not_author" => return Ok(Outcome::NotAuthor),
+        "too_many" => return Ok(Outcome::TooManyEmoji),
+        _ => {}
     }
+    let bad = || BackendError::BadData(format!("append: {reply}"));
+    let (head, ts) = reply.split_once(':').ok_or_else(bad)?;
+    let ts = ts.parse().map_err(|_| bad())?;
+    if head == "unchanged" {
+        return Ok(Outcome::Unchanged { ts });
+    }
+    let seq = head.parse().map_err(|_| bad())?;
+    Ok(Outcome::Stored(Appended { seq, ts, delivered: true }))
 }
 
 impl RedisStore {
@@ -160,28 +175,47 @@ impl RedisStore {
 
 #[async_trait]
 impl HistoryStore for RedisStore {
-    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Appended> {
-        let RoomDraft { room, from, text, client_id } = draft;
+    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Outcome> {
+        let RoomDraft { room, from, event, client_id } = draft;
         let client_id_key = match &client_id {
             Some(cid) => keys::room_client_id(&room, &from.id, cid.as_str()),
             None => keys::room_seq(&room),
         };
+        let (emoji, op) = match &event {
+            RoomEventKind::Reaction { emoji, op, .. } => (emoji.as_str().to_owned(), op.as_str()),
+            _ => (String::new(), ""),
+        };
         let reply = self
             .eval(
                 &self.scripts.append_room,
-                vec![keys::room_seq(&room), keys::room_history(&room), keys::room_epoch(&room), client_id_key],
                 vec![
-                    message_prefix(&room, &from, &text, client_id.as_ref()),
+                    keys::room_seq(&room),
+                    keys::room_history(&room),
+                    keys::room_epoch(&room),
+                    client_id_key,
+                    keys::room_messages(&room),
+                    keys::room_authored(&room, &from.id),
+                    keys::room_reactions(&room),
+                    keys::room_last_message(&room),
+                ],
+                vec![
+                    event.name().to_owned(),
+                    event_prefix(&room, &from, &event, client_id.as_ref()),
                     self.history.size.to_string(),
                     self.client_id_ttl(client_id.as_ref()),
                     self.publish_command().to_owned(),
                     room_channel(&room),
                     new_epoch(),
                     millis(self.history.retention()),
+                    from.id.to_string(),
+                    event.target().map(|seq| seq.to_string()).unwrap_or_default(),
+                    emoji,
+                    op.to_owned(),
+                    MAX_EMOJI_PER_MESSAGE.to_string(),
                 ],
             )
             .await?;
-        parse_appended(&as_string(reply)?)
+        parse_outcome(&as_string(reply)?)
     }
 
     async fn read_room(&self, room: &RoomName, window: Window) -> BackendResult<Page> {
@@ -203,6 +237,7 @@ impl HistoryStore for RedisStore {
                     keys::conversation_seq(sender, &to),
                     keys::conversation_history(sender, &to),
                     client_id_key.clone(),
+                    keys::conversation_authored(sender, &to, sender),
                 ],
                 vec![
                     dm_prefix(&from, &to, &text, client_id.as_ref()),
@@ -222,6 +257,7 @@ impl HistoryStore for RedisStore {
         if as_u64(&repeated)? == 1 {
             return Ok(Appended { seq, ts, delivered: as_u64(&delivered)? == 1 });
         }
+        self.create_dm_cursors(sender, &to).await?;
         let json = as_string(json)?;
         let payload =
             Envelope { kind: "dm", seq: Some(seq), skip_user: None, skip_session: Some(&origin), body: &json }.encode();
@@ -280,6 +316,24 @@ impl HistoryStore for RedisStore {
         let reply = self.eval(&self.scripts.ack_offline, vec![keys::user_offline(user)], args).await?;
         as_u64(&reply)
     }
+
+    async fn summaries(&self, reader: &UserId, threads: &[(Thread, Cursor)]) -> BackendResult<Vec<Summary>> {
+        self.summaries_pipelined(reader, threads).await
+    }
+
+    async fn set_cursor(
+        &self,
+        user: &UserId,
+        thread: &Thread,
+        to: Cursor,
+        how: CursorMove,
+    ) -> BackendResult<(Cursor, bool)> {
+        self.set_cursor_script(user, thread, to, how).await
+    }
+
+    async fn cursors(&self, user: &UserId) -> BackendResult<Vec<(Thread, Cursor)>> {
+        self.cursors_script(user).await
+    }
 }
 
 #[cfg(test)]
@@ -289,10 +343,15 @@ mod tests {
     #[test]
     fn append_replies_parse() {
         assert_eq!(
-            parse_appended("12:1700000000000").unwrap(),
-            Appended { seq: 12, ts: 1_700_000_000_000, delivered: true }
+            parse_outcome("12:1700000000000").unwrap(),
+            Outcome::Stored(Appended { seq: 12, ts: 1_700_000_000_000, delivered: true })
         );
-        assert!(matches!(parse_appended("12"), Err(BackendError::BadData(_))));
-        assert!(parse_appended("x:1").is_err());
+        assert_eq!(parse_outcome("unchanged:5").unwrap(), Outcome::Unchanged { ts: 5 });
+        assert_eq!(parse_outcome("not_found").unwrap(), Outcome::NotFound);
+        assert_eq!(parse_outcome("not_author").unwrap(), Outcome::NotAuthor);
+        assert_eq!(parse_outcome("too_many").unwrap(), Outcome::TooManyEmoji);
+        assert!(matches!(parse_outcome("12"), Err(BackendError::BadData(_))));
+        assert!(parse_outcome("x:1").is_err());
+        assert!(parse_outcome("1:x").is_err());
     }
 }

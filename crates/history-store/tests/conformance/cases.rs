@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use chat_shared::protocol::{ClientId, DisplayName, StoredMessage, UserRef};
 use chat_shared::settings::{DmSettings, HistorySettings};
-use history_store::{DmDraft, RoomDraft, Window};
+use history_store::{Appended, DmDraft, HistoryStore, Outcome, RoomDraft, Window};
 
 use crate::{room, texts, user, Fixture, Published};
 
@@ -45,6 +45,13 @@ pub const ALL: &[(&str, Case)] = &[
     ("DMs share one conversation seq and reach both users", |f| Box::pin(dms_share_a_conversation(f))),
     ("DMs without a session are queued until acknowledged", |f| Box::pin(dms_are_queued(f))),
     ("queued DMs expire", |f| Box::pin(queued_dms_expire(f))),
+    ("edits and deletes are the author's, and a delete scrubs", |f| Box::pin(crate::events::edits_and_deletes(f))),
+    ("targets must be live messages of the history", |f| Box::pin(crate::events::targets_must_be_live(f))),
+    ("reactions are held once per user and emoji", |f| Box::pin(crate::events::reactions_are_held_once(f))),
+    ("a client_id covers every kind of event", |f| Box::pin(crate::events::client_ids_cover_every_kind(f))),
+    ("cursors never move backwards", |f| Box::pin(crate::read_state::cursors_never_move_backwards(f))),
+    ("unread counts others' live messages", |f| Box::pin(crate::read_state::unread_counts_others_live_messages(f))),
+    ("DM cursors start at 0 for both users", |f| Box::pin(crate::read_state::dm_cursors_start_at_zero(f))),
 ];
 
 /// Runs every case against the fixture, naming the one that fails.
@@ -57,16 +64,20 @@ pub async fn run_all(fixture: &mut dyn Fixture) {
     }
 }
 
-fn someone(id: &str) -> UserRef {
+pub fn someone(id: &str) -> UserRef {
     UserRef { id: user(id), name: DisplayName::parse(id).expect("a valid name") }
 }
 
-fn draft(room_name: &str, from: &str, text: &str, client_id: Option<&str>) -> RoomDraft {
-    RoomDraft {
-        room: room(room_name),
-        from: someone(from),
-        text: text.to_owned(),
-        client_id: client_id.map(|c| ClientId::parse(c).expect("a valid client id")),
+pub fn draft(room_name: &str, from: &str, text: &str, client_id: Option<&str>) -> RoomDraft {
+    let client_id = client_id.map(|c| ClientId::parse(c).expect("a valid client id"));
+    RoomDraft::message(room(room_name), someone(from), text, client_id)
+}
+
+/// Appends a draft that must be stored.
+pub async fn stored(store: &dyn HistoryStore, draft: RoomDraft) -> Appended {
+    match store.append_room(draft).await.expect("append") {
+        Outcome::Stored(appended) => appended,
+        other => panic!("not stored: {other:?}"),
     }
 }
 
@@ -80,11 +91,11 @@ fn dm(from: &str, to: &str, text: &str, client_id: Option<&str>) -> DmDraft {
     }
 }
 
-fn seqs(messages: &[StoredMessage]) -> Vec<u64> {
+pub fn seqs(messages: &[StoredMessage]) -> Vec<u64> {
     messages.iter().map(|m| m.seq).collect()
 }
 
-fn parse(json: &str) -> Value {
+pub fn parse(json: &str) -> Value {
     serde_json::from_str(json).expect("stored JSON")
 }
 
@@ -99,7 +110,7 @@ async fn appends_publish_what_they_store(f: &mut dyn Fixture) {
     f.listen_room(&r).await;
     let mut appended = Vec::new();
     for text in ["one", "two", "three"] {
-        appended.push(f.store().append_room(draft("c-publish", "alice", text, None)).await.expect("append"));
+        appended.push(stored(f.store(), draft("c-publish", "alice", text, None)).await);
     }
     assert_eq!(appended.iter().map(|a| a.seq).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(appended.windows(2).all(|w| w[0].ts <= w[1].ts && w[0].ts > 1_600_000_000_000));
@@ -177,16 +188,16 @@ async fn empty_room_keeps_its_epoch(f: &mut dyn Fixture) {
 async fn client_ids_are_idempotent(f: &mut dyn Fixture) {
     let r = room("c-idem");
     f.listen_room(&r).await;
-    let first = f.store().append_room(draft("c-idem", "alice", "once", Some("k1"))).await.expect("append");
+    let first = stored(f.store(), draft("c-idem", "alice", "once", Some("k1"))).await;
     f.published(1).await;
-    let again = f.store().append_room(draft("c-idem", "alice", "once", Some("k1"))).await.expect("append");
+    let again = stored(f.store(), draft("c-idem", "alice", "once", Some("k1"))).await;
     assert_eq!(again, first, "a repeat gets the first one's result");
     f.nothing_published().await;
-    let other = f.store().append_room(draft("c-idem", "bob", "mine", Some("k1"))).await.expect("append");
+    let other = stored(f.store(), draft("c-idem", "bob", "mine", Some("k1"))).await;
     assert_eq!(other.seq, 2, "another user's client_id is another key");
     f.published(1).await;
     f.pass(IDEMPOTENCY_WINDOW + Duration::from_millis(300)).await;
-    let later = f.store().append_room(draft("c-idem", "alice", "once more", Some("k1"))).await.expect("append");
+    let later = stored(f.store(), draft("c-idem", "alice", "once more", Some("k1"))).await;
     assert_eq!(later.seq, 3, "after the window the key is forgotten");
     f.published(1).await;
     let page = f.store().read_room(&r, Window::latest(10)).await.expect("read");
@@ -202,7 +213,7 @@ async fn idle_history_expires(f: &mut dyn Fixture) {
     let after = f.store().read_room(&r, Window::latest(10)).await.expect("read");
     assert_eq!((after.seq, after.messages.len()), (0, 0), "expired");
     assert_ne!(after.epoch, before.epoch, "a new history, a new epoch");
-    let fresh = f.store().append_room(draft("c-expire", "alice", "new", None)).await.expect("append");
+    let fresh = stored(f.store(), draft("c-expire", "alice", "new", None)).await;
     assert_eq!(fresh.seq, 1);
     let now = f.store().read_room(&r, Window::latest(10)).await.expect("read");
     assert_eq!(now.epoch, after.epoch);

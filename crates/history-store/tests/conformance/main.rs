@@ -5,7 +5,9 @@
 //! (paused tokio time for memory, real time for Redis).
 
 mod cases;
+mod events;
 mod memory;
+mod read_state;
 mod redis;
 
 use std::time::Duration;

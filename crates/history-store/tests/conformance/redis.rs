@@ -1,12 +1,13 @@
 //! The suite against [`RedisStore`] on a real standalone `redis-server` and
 //! on a real 3-master Redis Cluster (sharded pub/sub), in real time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use chat_shared::keys::{self, Channel};
 use chat_shared::protocol::{RoomName, UserId};
@@ -28,7 +29,14 @@ struct RedisFixture {
     subscriber: SubscriberClient,
     sharded: bool,
     published: mpsc::Receiver<Published>,
+    /// Publishes probes (the subscriber cannot).
+    pool: fred::clients::Pool,
+    /// Told when a probe comes back.
+    probed: Arc<Notify>,
 }
+
+/// A payload that only shows that a subscription is in place.
+const PROBE: &str = "probe";
 
 impl RedisFixture {
     async fn connect(name: &'static str, url: &str) -> RedisFixture {
@@ -40,9 +48,15 @@ impl RedisFixture {
         subscriber.init().await.expect("the subscriber connects");
         let (tx, published) = mpsc::channel(1_024);
         let mut messages = subscriber.message_rx();
+        let probed = Arc::new(Notify::new());
+        let seen = probed.clone();
         tokio::spawn(async move {
             while let Ok(message) = messages.recv().await {
                 let payload = message.value.as_string().expect("a text payload");
+                if payload == PROBE {
+                    seen.notify_one();
+                    continue;
+                }
                 let envelope = Envelope::decode(&payload).expect("a payload with a header");
                 let (seq, json) = (envelope.seq.expect("a seq"), envelope.body.to_owned());
                 let event = match keys::parse_channel(&message.channel).expect("a channel of ours") {
@@ -63,15 +77,30 @@ impl RedisFixture {
             }
         });
         let (history, dm) = cases::settings();
-        RedisFixture { name, store: RedisStore::new(pool, sharded, history, dm), subscriber, sharded, published }
+        let store = RedisStore::new(pool.clone(), sharded, history, dm);
+        RedisFixture { name, store, subscriber, sharded, published, pool, probed }
     }
 
+    /// Subscribes to `channel` and returns once a probe published to it
+    /// came back: the subscription is in place, so no publication is missed.
     async fn subscribe(&self, channel: String) {
         if self.sharded {
-            self.subscriber.ssubscribe(channel).await.expect("ssubscribe");
+            self.subscriber.ssubscribe(channel.clone()).await.expect("ssubscribe");
         } else {
-            self.subscriber.subscribe(channel).await.expect("subscribe");
+            self.subscriber.subscribe(channel.clone()).await.expect("subscribe");
         }
+        for _ in 0..50 {
+            let client = self.pool.next();
+            let _: i64 = if self.sharded {
+                client.spublish(channel.clone(), PROBE).await.expect("spublish")
+            } else {
+                client.publish(channel.clone(), PROBE).await.expect("publish")
+            };
+            if tokio::time::timeout(Duration::from_millis(100), self.probed.notified()).await.is_ok() {
+                return;
+            }
+        }
+        panic!("the subscription to {channel} never took effect");
     }
 }
 

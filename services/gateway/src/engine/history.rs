@@ -7,7 +7,9 @@
 //!   an `ack` always means this node's own sessions get the event too;
 //! - reads (join replays, resumes, catch-ups, `history` pages) go to the
 //!   history service when `gateway.history_service.url` is set
-//!   ([`ServiceClient`]), else to the store.
+//!   ([`ServiceClient`]), else to the store;
+//! - read state (cursors, summaries for unread counts and `inbox`) goes to
+//!   the store: it is small, per user, and written as often as read.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,10 +17,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytestring::ByteString;
 
-use chat_shared::protocol::{RoomName, UserId};
+use chat_shared::protocol::{RoomName, Thread, UserId};
 use history_store::api::window_query;
 
-use super::{Appended, BackendError, BackendResult, Bus, DmDraft, HistoryStore, Page, RoomDraft, Window};
+use super::{
+    Appended, BackendError, BackendResult, Bus, Cursor, CursorMove, DmDraft, HistoryStore, Outcome, Page, RoomDraft,
+    Summary, Window,
+};
 use crate::metrics::Metrics;
 
 /// See the module documentation.
@@ -60,7 +65,7 @@ impl NodeHistory {
 
 #[async_trait]
 impl HistoryStore for NodeHistory {
-    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Appended> {
+    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Outcome> {
         self.ready()?;
         self.store.append_room(draft).await
     }
@@ -93,6 +98,24 @@ impl HistoryStore for NodeHistory {
 
     async fn ack_offline(&self, user: &UserId, delivered: &[ByteString]) -> BackendResult<u64> {
         self.store.ack_offline(user, delivered).await
+    }
+
+    async fn summaries(&self, reader: &UserId, threads: &[(Thread, Cursor)]) -> BackendResult<Vec<Summary>> {
+        self.store.summaries(reader, threads).await
+    }
+
+    async fn set_cursor(
+        &self,
+        user: &UserId,
+        thread: &Thread,
+        to: Cursor,
+        how: CursorMove,
+    ) -> BackendResult<(Cursor, bool)> {
+        self.store.set_cursor(user, thread, to, how).await
+    }
+
+    async fn cursors(&self, user: &UserId) -> BackendResult<Vec<(Thread, Cursor)>> {
+        self.store.cursors(user).await
     }
 }
 

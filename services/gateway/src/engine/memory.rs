@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytestring::ByteString;
 use futures_util::future::{self, BoxFuture, FutureExt};
 
-use chat_shared::protocol::{DisplayName, PresenceState, RoomName, ServerFrame, UserId, UserRef};
+use chat_shared::protocol::{DisplayName, Member, PresenceState, RoomName, ServerFrame, UserId, UserRef, UserStatus};
 use chat_shared::settings::{DmSettings, HistorySettings};
 use history_store::{MemoryStore, Publisher};
 
@@ -102,6 +102,8 @@ struct PresenceInner {
     connections_per_ip: HashMap<IpAddr, u32>,
     /// room → user → (display name, the user's sessions in the room)
     rooms: HashMap<RoomName, BTreeMap<UserId, (DisplayName, HashSet<SessionId>)>>,
+    /// The statuses users set, while they are connected.
+    statuses: HashMap<UserId, UserStatus>,
 }
 
 struct MemoryPresence {
@@ -110,8 +112,8 @@ struct MemoryPresence {
 }
 
 impl MemoryPresence {
-    fn announce(&self, room: &RoomName, user: &UserRef, state: PresenceState) {
-        let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state };
+    fn announce(&self, room: &RoomName, user: &UserRef, state: PresenceState, status: Option<&UserStatus>) {
+        let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state, status: status.cloned() };
         self.bus.deliver(&Topic::Room(room.clone()), &BusMessage::for_others(&frame, &user.id));
     }
 }
@@ -149,6 +151,7 @@ impl PresenceStore for MemoryPresence {
         decrement(&mut state.connections_per_user, &session.user.id);
         if !state.connections_per_user.contains_key(&session.user.id) {
             state.user_rate.remove(&session.user.id);
+            state.statuses.remove(&session.user.id);
         }
         if let Some(ip) = session.ip {
             decrement(&mut state.connections_per_ip, &ip);
@@ -156,7 +159,7 @@ impl PresenceStore for MemoryPresence {
         Ok(())
     }
 
-    async fn join(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()> {
+    async fn join(&self, room: &RoomName, session: &SessionInfo, status: Option<&UserStatus>) -> BackendResult<()> {
         let mut state = lock(&self.state);
         let users = state.rooms.entry(room.clone()).or_default();
         let entry = users.entry(session.user.id.clone()).or_insert_with(|| (session.user.name.clone(), HashSet::new()));
@@ -164,7 +167,7 @@ impl PresenceStore for MemoryPresence {
         entry.0 = session.user.name.clone();
         entry.1.insert(session.session.clone());
         if first {
-            self.announce(room, &session.user, PresenceState::Online);
+            self.announce(room, &session.user, PresenceState::Online, status);
         }
         Ok(())
     }
@@ -185,21 +188,50 @@ impl PresenceStore for MemoryPresence {
             if users.is_empty() {
                 state.rooms.remove(room);
             }
-            self.announce(room, &session.user, PresenceState::Offline);
+            self.announce(room, &session.user, PresenceState::Offline, None);
         }
         Ok(())
     }
 
-    async fn members(&self, room: &RoomName) -> BackendResult<Vec<UserRef>> {
+    async fn members(&self, room: &RoomName) -> BackendResult<Vec<Member>> {
         let state = lock(&self.state);
+        let member = |id: &UserId, name: &DisplayName| Member {
+            user: UserRef { id: id.clone(), name: name.clone() },
+            status: state.statuses.get(id).cloned(),
+        };
         Ok(state
             .rooms
             .get(room)
-            .map(|users| users.iter().map(|(id, (name, _))| UserRef { id: id.clone(), name: name.clone() }).collect())
+            .map(|users| users.iter().map(|(id, (name, _))| member(id, name)).collect())
             .unwrap_or_default())
     }
 
+    async fn set_status(&self, user: &UserId, status: Option<&UserStatus>) -> BackendResult<()> {
+        let mut state = lock(&self.state);
+        match status {
+            Some(status) => state.statuses.insert(user.clone(), status.clone()),
+            None => state.statuses.remove(user),
+        };
+        Ok(())
+    }
+
+    async fn status(&self, user: &UserId) -> BackendResult<Option<UserStatus>> {
+        Ok(lock(&self.state).statuses.get(user).cloned())
+    }
+
+    async fn rooms_of(&self, user: &UserId) -> BackendResult<Vec<RoomName>> {
+        let state = lock(&self.state);
+        Ok(state.rooms.iter().filter(|(_, users)| users.contains_key(user)).map(|(room, _)| room.clone()).collect())
+    }
+
     async fn forget(&self, session: &SessionInfo, rooms: &[RoomName]) {
+        {
+            // The user's last connection: the status goes before `offline` does.
+            let mut state = lock(&self.state);
+            if state.connections_per_user.get(&session.user.id).copied().unwrap_or(0) <= 1 {
+                state.statuses.remove(&session.user.id);
+            }
+        }
         for room in rooms {
             let _ = self.leave(room, session).await;
         }

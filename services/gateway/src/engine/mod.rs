@@ -23,9 +23,11 @@ use async_trait::async_trait;
 use bytestring::ByteString;
 use futures_util::future::BoxFuture;
 
-use chat_shared::protocol::{RoomName, ServerFrame, UserId, UserRef};
+use chat_shared::protocol::{Member, RoomName, ServerFrame, UserId, UserRef, UserStatus};
 pub use chat_shared::{BackendError, BackendResult};
-pub use history_store::{Appended, DmDraft, HistoryStore, Page, RoomDraft, Window};
+pub use history_store::{
+    Appended, Cursor, CursorMove, DmDraft, HistoryStore, Outcome, Page, RoomDraft, Summary, Window,
+};
 
 /// A node's id for one WebSocket connection, unique cluster-wide.
 pub type SessionId = Arc<str>;
@@ -180,13 +182,22 @@ pub trait PresenceStore: Send + Sync {
     /// Forgets a connection counted by `admit`.
     async fn release(&self, session: &SessionInfo) -> BackendResult<()>;
     /// Records that the session is in the room; publishes `presence online`
-    /// to the room when it is the user's first session there.
-    async fn join(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()>;
+    /// (with the user's `status`) to the room when it is the user's first
+    /// session there.
+    async fn join(&self, room: &RoomName, session: &SessionInfo, status: Option<&UserStatus>) -> BackendResult<()>;
     /// Records that the session left the room; publishes `presence offline`
     /// when it was the user's last session there.
     async fn leave(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()>;
-    /// The room's online users, sorted by id.
-    async fn members(&self, room: &RoomName) -> BackendResult<Vec<UserRef>>;
+    /// The room's online users, sorted by id, with the status each set.
+    async fn members(&self, room: &RoomName) -> BackendResult<Vec<Member>>;
+    /// Sets the user's status (cluster-wide; `None` clears it). It is
+    /// cleared by itself when the user's last connection closes, before
+    /// the `offline` presence goes out.
+    async fn set_status(&self, user: &UserId, status: Option<&UserStatus>) -> BackendResult<()>;
+    /// The user's status, if one is set.
+    async fn status(&self, user: &UserId) -> BackendResult<Option<UserStatus>>;
+    /// The rooms where the user is online (has a session), cluster-wide.
+    async fn rooms_of(&self, user: &UserId) -> BackendResult<Vec<RoomName>>;
     /// Removes a closed session from `rooms` (announcing `offline` where it
     /// was its user's last) and from its user's connection count. Unlike
     /// `leave`, it cannot be refused: when the backend is away the engine

@@ -85,9 +85,10 @@ impl WsSession {
                     re,
                     room: None,
                     to: Some(to),
-                    seq: appended.seq,
+                    seq: Some(appended.seq),
                     ts: appended.ts,
                     delivered: Some(appended.delivered),
+                    changed: None,
                 });
             }
             Err(err) => act.reply_backend_error(re, "dm", &err),

@@ -6,7 +6,8 @@ use std::time::Instant;
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 
 use chat_shared::protocol::{
-    parse_client_frame, ClientFrame, HistoryOf, RequestId, RoomName, ServerFrame, UserId, DEFAULT_HISTORY_LIMIT,
+    parse_client_frame, ClientFrame, RequestId, RoomEventKind, RoomName, ServerFrame, Thread, UserId,
+    DEFAULT_HISTORY_LIMIT,
 };
 use chat_shared::{CloseCode, ErrorCode};
 
@@ -84,6 +85,19 @@ impl WsSession {
         allowed
     }
 
+    /// Replies `forbidden` or `not_joined` (and returns false) unless this
+    /// session joined `room`; `doing` names the request (`sending to`).
+    fn check_joined(&self, re: &Option<RequestId>, room: &RoomName, doing: &str) -> bool {
+        if !self.check_grant(re, room) {
+            return false;
+        }
+        let joined = self.in_room(room);
+        if !joined {
+            self.reply_error(re.clone(), ErrorCode::NotJoined, format!("join {room} before {doing} it"));
+        }
+        joined
+    }
+
     fn check_text(&self, re: &Option<RequestId>, text: &str) -> bool {
         if text.is_empty() {
             self.reply_error(re.clone(), ErrorCode::BadRequest, "text must not be empty");
@@ -121,33 +135,62 @@ impl WsSession {
                     self.reply(&ServerFrame::Left { re, room });
                 }
             }
-            ClientFrame::Send { room, text, client_id } => {
-                if !self.check_text(&re, &text) {
-                    return;
+            ClientFrame::Send { room, text, client_id, reply_to } => {
+                if self.check_text(&re, &text) && self.check_joined(&re, &room, "sending to") {
+                    let event = RoomEventKind::Message { text, reply_to };
+                    self.append_event(re, room, event, client_id, ctx);
                 }
-                if !self.in_room(&room) {
-                    return self.reply_error(re, ErrorCode::NotJoined, format!("join {room} before sending to it"));
+            }
+            ClientFrame::Edit { room, target, text, client_id } => {
+                if self.check_text(&re, &text) && self.check_joined(&re, &room, "editing in") {
+                    self.append_event(re, room, RoomEventKind::Edit { target, text }, client_id, ctx);
                 }
-                self.send(re, room, text, client_id, ctx);
+            }
+            ClientFrame::Delete { room, target, client_id } => {
+                if self.check_joined(&re, &room, "deleting in") {
+                    self.append_event(re, room, RoomEventKind::Delete { target }, client_id, ctx);
+                }
+            }
+            ClientFrame::React { room, target, emoji, op, client_id } => {
+                if self.check_joined(&re, &room, "reacting in") {
+                    self.append_event(re, room, RoomEventKind::Reaction { target, emoji, op }, client_id, ctx);
+                }
             }
             ClientFrame::Typing { room, state } => {
+                if !self.check_grant(&re, &room) {
+                    return;
+                }
                 if !self.in_room(&room) {
                     return self.reply_error(re, ErrorCode::NotJoined, format!("join {room} before typing in it"));
                 }
                 self.typing(re, room, state, ctx);
             }
-            ClientFrame::Dm { to, text, client_id } => {
+            ClientFrame::Dm { to, text, client_id, reply_to, attachments } => {
+                if reply_to.is_some() || attachments.is_some() {
+                    let message = "DMs take no `reply_to` or `attachments`";
+                    return self.reply_error(re, ErrorCode::BadRequest, message);
+                }
                 if self.check_text(&re, &text) {
                     self.dm(re, to, text, client_id, ctx);
                 }
             }
+            ClientFrame::Read(request) => {
+                if let Thread::Room(room) = &request.of {
+                    if !self.check_grant(&re, room) {
+                        return;
+                    }
+                }
+                self.read(re, request, ctx);
+            }
+            ClientFrame::Inbox => self.inbox(re, ctx),
+            ClientFrame::Status { state, text } => self.status(re, state, text, ctx),
             ClientFrame::Members { room } => {
                 if self.check_grant(&re, &room) {
                     self.members(re, room, ctx);
                 }
             }
             ClientFrame::History(request) => {
-                if let HistoryOf::Room(room) = &request.of {
+                if let Thread::Room(room) = &request.of {
                     if !self.check_grant(&re, room) {
                         return;
                     }

@@ -18,13 +18,19 @@
 //! - this file: the actor's state, start and stop, the socket stream,
 //!   heartbeats and replies;
 //! - `dispatch`: parsing, rate limits and the checks every frame passes;
-//! - `rooms`: `join`, `leave`, `send`, `members`, `history`;
+//! - `rooms`: `join`, `leave`, `members`, `history`;
+//! - `events`: `send`, `edit`, `delete`, `react` (room events the store checks);
+//! - `read_state`: `read` (cursors and receipts) and `inbox`;
+//! - `status`: the user's presence status;
 //! - `direct`: `dm`, and the offline DMs delivered after `welcome`;
 //! - `typing`: relaying `typing` and its automatic stop.
 
 mod direct;
 mod dispatch;
+mod events;
+mod read_state;
 mod rooms;
+mod status;
 mod typing;
 
 use std::sync::Arc;
@@ -35,7 +41,7 @@ use actix_ws::{AggregatedMessage, ProtocolError};
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use chat_shared::protocol::{RequestId, ServerFrame, TypingState, WelcomeLimits};
+use chat_shared::protocol::{RequestId, ServerFrame, TypingState, WelcomeLimits, PROTOCOL_VERSION};
 use chat_shared::{CloseCode, ErrorCode};
 
 use crate::auth::RoomGrant;
@@ -168,6 +174,7 @@ impl WsSession {
     fn welcome(&self) -> ByteString {
         let limits = &self.node.settings.gateway.limits;
         ServerFrame::Welcome {
+            protocol: PROTOCOL_VERSION,
             session: self.id().to_string(),
             user: self.info.user.clone(),
             node: self.node.settings.gateway.node_id.clone(),

@@ -1,23 +1,19 @@
-//! Room requests: `join` (with `since` resumes), `leave`, `send`, `members`,
-//! and `history` (of a room, or of one of the user's DM conversations).
+//! Room requests: `join` (with `since` resumes), `leave`, `members`, and
+//! `history` (of a room, or of one of the user's DM conversations).
 //!
 //! A join is gapless: the hub starts holding the room's frames for the
 //! session before anything is read, the node's subscription to the room is
 //! awaited, then the history is read ([`crate::engine::catch_up`], the same
-//! read that repairs gaps), presence recorded and members listed; `joined`
-//! goes out with the frames held meanwhile that are newer than its history.
-
-use std::time::Instant;
+//! read that repairs gaps), the user's read cursor created or read,
+//! presence recorded and members listed; `joined` goes out with the frames
+//! held meanwhile that are newer than its history.
 
 use actix::Context;
 
-use chat_shared::protocol::{
-    ClientId, HistoryOf, RequestId, RoomName, ServerFrame, TypingState, UserRef, DEFAULT_HISTORY_LIMIT,
-};
+use chat_shared::protocol::{Member, RequestId, RoomName, ServerFrame, Thread, TypingState, DEFAULT_HISTORY_LIMIT};
 
-use super::dispatch::user_rate_gate;
 use super::WsSession;
-use crate::engine::{catch_up, BackendError, Engine, Page, RoomDraft, SessionInfo, Window};
+use crate::engine::{catch_up, BackendError, Cursor, CursorMove, Engine, Page, SessionInfo, Summary, Window};
 
 impl WsSession {
     pub(super) fn join(
@@ -46,7 +42,7 @@ impl WsSession {
             result
         };
         self.wait_for(ctx, request, move |result, act, _| match result {
-            Ok((members, replay)) => {
+            Ok(JoinState { members, replay, read }) => {
                 let recovered = is_recovered(since, epoch.as_deref(), &replay);
                 let seq = replay.seq;
                 let frame = ServerFrame::Joined {
@@ -57,6 +53,8 @@ impl WsSession {
                     members,
                     history: replay.messages,
                     recovered,
+                    read_seq: read.read_seq,
+                    unread: read.unread,
                 };
                 hub.complete_join(&room, act.id(), frame.to_json(), seq);
             }
@@ -81,42 +79,6 @@ impl WsSession {
         });
     }
 
-    pub(super) fn send(
-        &mut self,
-        re: Option<RequestId>,
-        room: RoomName,
-        text: String,
-        client_id: Option<ClientId>,
-        ctx: &mut Context<Self>,
-    ) {
-        let engine = self.engine().clone();
-        let draft = RoomDraft { room: room.clone(), from: self.info.user.clone(), text, client_id };
-        let started = Instant::now();
-        let user_rate = self.node.settings.gateway.limits.user_messages_per_second;
-        let request = async move {
-            if let Some(wait) = user_rate_gate(&engine, &draft.from.id, user_rate).await? {
-                return Ok(Err(wait));
-            }
-            engine.history.append_room(draft).await.map(Ok)
-        };
-        self.wait_for(ctx, request, move |result, act, _| match result {
-            Ok(Err(wait)) => act.reply_user_rate_limited(re, wait),
-            Ok(Ok(appended)) => {
-                act.node.metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
-                act.node.metrics.messages_published.inc();
-                act.reply(&ServerFrame::Ack {
-                    re,
-                    room: Some(room),
-                    to: None,
-                    seq: appended.seq,
-                    ts: appended.ts,
-                    delivered: None,
-                });
-            }
-            Err(err) => act.reply_backend_error(re, "send", &err),
-        });
-    }
-
     pub(super) fn members(&mut self, re: Option<RequestId>, room: RoomName, ctx: &mut Context<Self>) {
         let presence = self.engine().presence.clone();
         let request = async move {
@@ -131,20 +93,20 @@ impl WsSession {
 
     /// A page of a room's events or of a DM conversation; the conversation is
     /// always one of this session's user (with `dm`, the other user).
-    pub(super) fn history(&mut self, re: Option<RequestId>, of: HistoryOf, window: Window, ctx: &mut Context<Self>) {
+    pub(super) fn history(&mut self, re: Option<RequestId>, of: Thread, window: Window, ctx: &mut Context<Self>) {
         let (history, me) = (self.engine().history.clone(), self.info.user.id.clone());
         let request = async move {
             let page = match &of {
-                HistoryOf::Room(room) => history.read_room(room, window).await,
-                HistoryOf::Dm(other) => history.read_conversation(&me, other, window).await,
+                Thread::Room(room) => history.read_room(room, window).await,
+                Thread::Dm(other) => history.read_conversation(&me, other, window).await,
             };
             (of, page.map(|page| page.messages))
         };
         self.wait_for(ctx, request, move |(of, result), act, _| match result {
             Ok(messages) => {
                 let (room, dm) = match of {
-                    HistoryOf::Room(room) => (Some(room), None),
-                    HistoryOf::Dm(other) => (None, Some(other)),
+                    Thread::Room(room) => (Some(room), None),
+                    Thread::Dm(other) => (None, Some(other)),
                 };
                 act.reply(&ServerFrame::History { re, room, dm, messages });
             }
@@ -153,9 +115,19 @@ impl WsSession {
     }
 }
 
+/// What a join found.
+struct JoinState {
+    members: Vec<Member>,
+    replay: Page,
+    /// The user's read state in the room.
+    read: Summary,
+}
+
 /// The engine side of a join, after the subscription: history first (the
 /// step most likely to be refused, so a refusal announces nothing), then
-/// presence and members. `size` is `history.size`, the most a resume replays.
+/// the read cursor (created at the room's seq by a user's first join),
+/// presence (announced with the user's status) and members. `size` is
+/// `history.size`, the most a resume replays.
 async fn join_steps(
     engine: &Engine,
     room: &RoomName,
@@ -164,16 +136,22 @@ async fn join_steps(
     epoch: Option<String>,
     limit: usize,
     size: usize,
-) -> Result<(Vec<UserRef>, Page), BackendError> {
+) -> Result<JoinState, BackendError> {
     let window = since.map_or(Window::latest(limit), |since| Window::after(since, size));
     let mut replay = catch_up(engine.history.as_ref(), room, window, size).await?;
     if since.is_some() && epoch.as_ref().is_some_and(|e| *e != replay.epoch) {
         // The client's seqs name a lost history: start it afresh.
         replay = engine.history.read_room(room, Window::latest(limit)).await?;
     }
-    engine.presence.join(room, info).await?;
+    let me = &info.user.id;
+    let thread = Thread::Room(room.clone());
+    let here = Cursor { seq: replay.seq, epoch: replay.epoch.clone() };
+    let (cursor, _) = engine.history.set_cursor(me, &thread, here, CursorMove::Create).await?;
+    let read = engine.history.summaries(me, &[(thread, cursor)]).await?.pop().unwrap_or_default();
+    let status = engine.presence.status(me).await?;
+    engine.presence.join(room, info, status.as_ref()).await?;
     let members = engine.presence.members(room).await?;
-    Ok((members, replay))
+    Ok(JoinState { members, replay, read })
 }
 
 /// `joined.recovered`: a resume that replayed everything after `since` in the

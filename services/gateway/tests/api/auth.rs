@@ -153,8 +153,11 @@ async fn rooms_claim_limits_join_members_and_history() {
         let err = c.request(frame.clone()).await;
         assert_eq!(err["code"], "forbidden", "{frame}");
     }
+    // The rooms claim is checked before membership (protocol 1.1's order).
     let err = c.request(json!({"type": "send", "room": "secret", "text": "x"})).await;
-    assert_eq!(err["code"], "not_joined");
+    assert_eq!(err["code"], "forbidden");
+    let err = c.request(json!({"type": "send", "room": "team-red", "text": "x"})).await;
+    assert_eq!(err["code"], "not_joined", "allowed but not joined");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod chat;
 mod cluster;
 mod environment;
 mod history;

@@ -10,12 +10,13 @@ use async_trait::async_trait;
 use bytestring::ByteString;
 use serde_json::json;
 
-use chat_shared::protocol::{RoomName, UserId, UserRef};
+use chat_shared::protocol::{Member, RoomName, Thread, UserId, UserStatus};
 use chat_shared::settings::{DmSettings, HistorySettings};
 use futures_util::future::BoxFuture;
 use gateway::engine::{
-    memory, Admission, Appended, BackendError, BackendResult, Bus, BusMessage, ConnectionLimits, Deliver, DmDraft,
-    Engine, HistoryStore, Page, PresenceStore, RoomDraft, SessionInfo, Topic, Window,
+    memory, Admission, Appended, BackendError, BackendResult, Bus, BusMessage, ConnectionLimits, Cursor, CursorMove,
+    Deliver, DmDraft, Engine, HistoryStore, Outcome, Page, PresenceStore, RoomDraft, SessionInfo, Summary, Topic,
+    Window,
 };
 
 use crate::helpers::{spawn_app_with, Client};
@@ -65,15 +66,27 @@ impl PresenceStore for Switch {
     async fn release(&self, session: &SessionInfo) -> BackendResult<()> {
         self.inner.presence.release(session).await
     }
-    async fn join(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()> {
+    async fn join(&self, room: &RoomName, session: &SessionInfo, status: Option<&UserStatus>) -> BackendResult<()> {
         self.check()?;
-        self.inner.presence.join(room, session).await
+        self.inner.presence.join(room, session, status).await
+    }
+    async fn set_status(&self, user: &UserId, status: Option<&UserStatus>) -> BackendResult<()> {
+        self.check()?;
+        self.inner.presence.set_status(user, status).await
+    }
+    async fn status(&self, user: &UserId) -> BackendResult<Option<UserStatus>> {
+        self.check()?;
+        self.inner.presence.status(user).await
+    }
+    async fn rooms_of(&self, user: &UserId) -> BackendResult<Vec<RoomName>> {
+        self.check()?;
+        self.inner.presence.rooms_of(user).await
     }
     async fn leave(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()> {
         self.check()?;
         self.inner.presence.leave(room, session).await
     }
-    async fn members(&self, room: &RoomName) -> BackendResult<Vec<UserRef>> {
+    async fn members(&self, room: &RoomName) -> BackendResult<Vec<Member>> {
         self.check()?;
         self.inner.presence.members(room).await
     }
@@ -88,7 +101,7 @@ impl PresenceStore for Switch {
 
 #[async_trait]
 impl HistoryStore for Switch {
-    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Appended> {
+    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Outcome> {
         self.check()?;
         self.inner.history.append_room(draft).await
     }
@@ -111,6 +124,24 @@ impl HistoryStore for Switch {
     async fn ack_offline(&self, user: &UserId, delivered: &[ByteString]) -> BackendResult<u64> {
         self.check()?;
         self.inner.history.ack_offline(user, delivered).await
+    }
+    async fn summaries(&self, reader: &UserId, threads: &[(Thread, Cursor)]) -> BackendResult<Vec<Summary>> {
+        self.check()?;
+        self.inner.history.summaries(reader, threads).await
+    }
+    async fn set_cursor(
+        &self,
+        user: &UserId,
+        thread: &Thread,
+        to: Cursor,
+        how: CursorMove,
+    ) -> BackendResult<(Cursor, bool)> {
+        self.check()?;
+        self.inner.history.set_cursor(user, thread, to, how).await
+    }
+    async fn cursors(&self, user: &UserId) -> BackendResult<Vec<(Thread, Cursor)>> {
+        self.check()?;
+        self.inner.history.cursors(user).await
     }
 }
 

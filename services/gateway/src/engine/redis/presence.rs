@@ -15,7 +15,7 @@ use fred::interfaces::{HashesInterface, KeysInterface, SetsInterface, SortedSets
 use fred::types::{Expiration, Value};
 
 use chat_shared::keys;
-use chat_shared::protocol::{PresenceState, RoomName, UserId, UserRef};
+use chat_shared::protocol::{Member, PresenceState, RoomName, UserId, UserStatus};
 use chat_shared::scripts::{presence_payload, LAST_SEEN_TTL_MS, PRESENCE_STATE_TTL_MS};
 
 use super::scripts::Scripts;
@@ -185,6 +185,7 @@ impl PresenceStore for RedisPresence {
             .hdel(keys::user_connections(&session.user.id), session.session.to_string())
             .await
             .map_err(BackendError::from)?;
+        self.clear_status_if_last(&session.user.id, 0).await?;
         let _: i64 = self
             .conn
             .pool
@@ -206,7 +207,7 @@ impl PresenceStore for RedisPresence {
         Ok(())
     }
 
-    async fn join(&self, room: &RoomName, session: &SessionInfo) -> BackendResult<()> {
+    async fn join(&self, room: &RoomName, session: &SessionInfo, status: Option<&UserStatus>) -> BackendResult<()> {
         self.conn.check()?;
         let _: i64 = self
             .conn
@@ -223,7 +224,7 @@ impl PresenceStore for RedisPresence {
                 session.user.name.to_string(),
                 self.conn.publish_command().to_owned(),
                 keys::room_channel(room),
-                presence_payload(room, &session.user, PresenceState::Online),
+                presence_payload(room, &session.user, PresenceState::Online, status.cloned()),
                 PRESENCE_STATE_TTL_MS.to_string(),
             ],
         )
@@ -246,7 +247,7 @@ impl PresenceStore for RedisPresence {
                     session.user.id.to_string(),
                     self.conn.publish_command().to_owned(),
                     keys::room_channel(room),
-                    presence_payload(room, &session.user, PresenceState::Offline),
+                    presence_payload(room, &session.user, PresenceState::Offline, None),
                 ],
             )
             .await?;
@@ -262,12 +263,48 @@ impl PresenceStore for RedisPresence {
         Ok(())
     }
 
-    async fn members(&self, room: &RoomName) -> BackendResult<Vec<UserRef>> {
+    async fn members(&self, room: &RoomName) -> BackendResult<Vec<Member>> {
         self.conn.check()?;
         let names: HashMap<String, String> =
             self.conn.pool.hgetall(keys::room_presence_names(room)).await.map_err(BackendError::from)?;
-        let members = keys::members_from_names(names);
-        Ok(members)
+        let users = keys::members_from_names(names);
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = users.iter().map(|user| user.id.to_string()).collect();
+        let statuses: Vec<Option<String>> = self.conn.pool.hmget(keys::STATUSES, ids).await?;
+        Ok(users
+            .into_iter()
+            .zip(statuses)
+            // A value this code did not write reads as no status.
+            .map(|(user, json)| Member { user, status: json.and_then(|json| serde_json::from_str(&json).ok()) })
+            .collect())
+    }
+
+    async fn set_status(&self, user: &UserId, status: Option<&UserStatus>) -> BackendResult<()> {
+        self.conn.check()?;
+        match status {
+            Some(status) => {
+                let json = serde_json::to_string(status).map_err(|err| BackendError::serialisation(&err))?;
+                let _: i64 = self.conn.pool.hset(keys::STATUSES, (user.as_str(), json)).await?;
+            }
+            None => {
+                let _: i64 = self.conn.pool.hdel(keys::STATUSES, user.as_str()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn rooms_of(&self, user: &UserId) -> BackendResult<Vec<RoomName>> {
+        self.conn.check()?;
+        let rooms: Vec<String> = self.conn.pool.hkeys(keys::user_rooms(user)).await?;
+        Ok(rooms.iter().filter_map(|room| RoomName::parse(room).ok()).collect())
+    }
+
+    async fn status(&self, user: &UserId) -> BackendResult<Option<UserStatus>> {
+        let json: Option<String> = self.conn.pool.hget(keys::STATUSES, user.as_str()).await?;
+        // A value this code did not write reads as no status.
+        Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
     }
 
     async fn forget(&self, session: &SessionInfo, rooms: &[RoomName]) {
@@ -304,7 +341,19 @@ impl PresenceStore for RedisPresence {
 }
 
 impl RedisPresence {
+    /// Clears the user's status when at most `others` connections (this
+    /// one, before it is released) are left.
+    async fn clear_status_if_last(&self, user: &UserId, others: u64) -> BackendResult<()> {
+        let left: u64 = self.conn.pool.hlen(keys::user_connections(user)).await?;
+        if left <= others {
+            let _: i64 = self.conn.pool.hdel(keys::STATUSES, user.as_str()).await?;
+        }
+        Ok(())
+    }
+
     async fn forget_now(&self, session: &SessionInfo, rooms: &[RoomName]) -> BackendResult<()> {
+        // The user's last connection: the status goes before `offline` does.
+        self.clear_status_if_last(&session.user.id, 1).await?;
         for room in rooms {
             self.leave(room, session).await?;
         }

@@ -13,23 +13,27 @@
 //!
 //! Time is `tokio::time::Instant`, so tests can pause and advance it.
 
+mod log;
+mod read_state;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytestring::ByteString;
-use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use chat_shared::protocol::{ClientId, DirectMessage, RoomMessage, RoomName, ServerFrame, StoredMessage, UserId};
+use chat_shared::protocol::{dm_prefix, event_prefix, RoomEventKind, RoomName, Thread, UserId};
 use chat_shared::settings::{DmSettings, HistorySettings};
-use chat_shared::{BackendError, BackendResult};
+use chat_shared::BackendResult;
 
-use crate::{new_epoch, Appended, DmDraft, HistoryStore, Page, Publisher, RoomDraft, Window};
-
-/// Most `client_id`s remembered per room or conversation; the oldest go first.
-pub const MAX_IDEMPOTENCY_KEYS_PER_LOG: usize = 10_000;
+use crate::{
+    new_epoch, Appended, Cursor, CursorMove, DmDraft, HistoryStore, Outcome, Page, Publisher, RoomDraft, Summary,
+    Window,
+};
+use log::Log;
+pub use log::MAX_IDEMPOTENCY_KEYS_PER_LOG;
+use read_state::Cursors;
 
 /// How many appends pass between two sweeps of expired logs and queues.
 pub const SWEEP_EVERY_APPENDS: u64 = 1_024;
@@ -43,105 +47,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Milliseconds since the Unix epoch (the events' `ts`).
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Remembers recent `client_id`s of one room or conversation.
-#[derive(Default)]
-struct Idempotency {
-    results: HashMap<(UserId, ClientId), Appended>,
-    /// Insertion order, for expiry.
-    order: VecDeque<(Instant, (UserId, ClientId))>,
-}
-
-impl Idempotency {
-    fn get(&mut self, key: &(UserId, ClientId), now: Instant, window: Duration) -> Option<Appended> {
-        while let Some((at, _)) = self.order.front() {
-            if now.saturating_duration_since(*at) < window && self.order.len() <= MAX_IDEMPOTENCY_KEYS_PER_LOG {
-                break;
-            }
-            if let Some((_, old)) = self.order.pop_front() {
-                self.results.remove(&old);
-            }
-        }
-        self.results.get(key).copied()
-    }
-
-    fn insert(&mut self, key: (UserId, ClientId), appended: Appended, now: Instant) {
-        self.order.push_back((now, key.clone()));
-        self.results.insert(key, appended);
-    }
-}
-
-/// One room's or conversation's capped log.
-struct Log {
-    seq: u64,
-    /// Oldest first; consecutive seqs ending at `seq`.
-    events: VecDeque<StoredMessage>,
-    recent: Idempotency,
-    /// Names this log; a new log (after expiry) gets a new one. Empty for
-    /// conversations.
-    epoch: String,
-    /// The last append, or the creation.
-    touched: Instant,
-}
-
-impl Log {
-    fn new(epoch: String, now: Instant) -> Log {
-        Log { seq: 0, events: VecDeque::new(), recent: Idempotency::default(), epoch, touched: now }
-    }
-
-    fn expired(&self, now: Instant, retention: Duration) -> bool {
-        now.saturating_duration_since(self.touched) > retention
-    }
-
-    /// The result of an earlier event with the same `(user, client_id)`.
-    fn seen(&mut self, key: &Option<(UserId, ClientId)>, now: Instant, window: Duration) -> Option<Appended> {
-        key.as_ref().and_then(|key| self.recent.get(key, now, window))
-    }
-
-    /// Stores `frame` (carrying the log's next seq) in the capped log and
-    /// returns its JSON, serialised once for history and live delivery.
-    fn store(&mut self, frame: &ServerFrame, cap: usize, now: Instant) -> BackendResult<ByteString> {
-        let raw: Arc<RawValue> =
-            Arc::from(serde_json::value::to_raw_value(frame).map_err(|err| BackendError::serialisation(&err))?);
-        let json = ByteString::from(raw.get().to_owned());
-        self.seq += 1;
-        self.touched = now;
-        self.events.push_back(StoredMessage { seq: self.seq, json: raw });
-        while self.events.len() > cap {
-            self.events.pop_front();
-        }
-        Ok(json)
-    }
-
-    fn remember(&mut self, key: Option<(UserId, ClientId)>, appended: Appended, now: Instant) {
-        if let Some(key) = key {
-            self.recent.insert(key, appended, now);
-        }
-    }
-
-    /// The events of `window` (at most `cap`), as the Redis `READ` script
-    /// picks them.
-    fn read(&self, window: Window, cap: usize) -> Vec<StoredMessage> {
-        let limit = window.limit.min(cap);
-        let first = self.seq + 1 - self.events.len() as u64;
-        let low = window.after.map_or(first, |after| first.max(after.saturating_add(1)));
-        let high = window.before.map_or(self.seq, |before| self.seq.min(before.saturating_sub(1)));
-        if limit == 0 || high < low {
-            return Vec::new();
-        }
-        let (from, to) = if window.after.is_some() {
-            (low, high.min(low + limit as u64 - 1))
-        } else {
-            (low.max(high.saturating_sub(limit as u64 - 1)), high)
-        };
-        let skip = (from - first) as usize;
-        self.events.iter().skip(skip).take((to - from + 1) as usize).cloned().collect()
-    }
-
-    fn page(&self, window: Window, cap: usize) -> Page {
-        Page { seq: self.seq, epoch: self.epoch.clone(), messages: self.read(window, cap) }
-    }
 }
 
 #[derive(Default)]
@@ -172,6 +77,7 @@ pub struct MemoryStore {
     fresh_epoch: Mutex<String>,
     rooms: Mutex<HashMap<RoomName, Arc<Mutex<Log>>>>,
     dms: Mutex<Dms>,
+    cursors: Mutex<Cursors>,
     history: HistorySettings,
     dm: DmSettings,
 }
@@ -185,6 +91,7 @@ impl MemoryStore {
             fresh_epoch: Mutex::new(new_epoch()),
             rooms: Mutex::default(),
             dms: Mutex::default(),
+            cursors: Mutex::default(),
             history,
             dm,
         }
@@ -240,30 +147,29 @@ impl MemoryStore {
 
 #[async_trait]
 impl HistoryStore for MemoryStore {
-    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Appended> {
+    async fn append_room(&self, draft: RoomDraft) -> BackendResult<Outcome> {
         let now = Instant::now();
         self.maybe_sweep(now);
         let log = self.append_log(&draft.room, now);
         let mut log = lock(&log);
         let key = draft.client_id.clone().map(|c| (draft.from.id.clone(), c));
         if let Some(appended) = log.seen(&key, now, self.history.idempotency_window()) {
-            return Ok(appended);
+            return Ok(Outcome::Stored(appended));
         }
         let ts = now_ms();
-        let room = draft.room.clone();
-        let frame = ServerFrame::Message(RoomMessage {
-            room: draft.room,
-            seq: log.seq + 1,
-            from: draft.from,
-            text: draft.text,
-            ts,
-            client_id: draft.client_id,
-        });
-        let json = log.store(&frame, self.history.size, now)?;
+        if let Some(refused) = log.check(&draft.event, &draft.from.id, ts) {
+            return Ok(refused);
+        }
+        if let RoomEventKind::Delete { target } = draft.event {
+            log.scrub(target)?;
+        }
+        let prefix = event_prefix(&draft.room, &draft.from, &draft.event, draft.client_id.as_ref());
+        let author = matches!(draft.event, RoomEventKind::Message { .. }).then_some(&draft.from.id);
+        let json = log.store(&prefix, author, ts, self.history.size, now)?;
         let appended = Appended { seq: log.seq, ts, delivered: true };
         log.remember(key, appended, now);
-        self.publisher.room_event(&room, "message", appended.seq, &json);
-        Ok(appended)
+        self.publisher.room_event(&draft.room, draft.event.name(), appended.seq, &ByteString::from(json.get()));
+        Ok(Outcome::Stored(appended))
     }
 
     async fn read_room(&self, room: &RoomName, window: Window) -> BackendResult<Page> {
@@ -289,26 +195,24 @@ impl HistoryStore for MemoryStore {
         }
         let ts = now_ms();
         let (from, to) = (draft.from.id.clone(), draft.to.clone());
-        let frame = ServerFrame::Dm(DirectMessage {
-            from: draft.from,
-            to: draft.to,
-            text: draft.text,
-            ts,
-            seq: log.seq + 1,
-            client_id: draft.client_id,
-        });
-        let json = log.store(&frame, self.history.size, now)?;
+        let prefix = dm_prefix(&draft.from, &draft.to, &draft.text, draft.client_id.as_ref());
+        let json = ByteString::from(log.store(&prefix, Some(&from), ts, self.history.size, now)?.get());
         let seq = log.seq;
         let delivered = self.publisher.dm(&from, &to, seq, &json, &draft.origin);
         let appended = Appended { seq, ts, delivered };
         log.remember(key, appended, now);
         if !delivered {
-            let queue = dms.offline.entry(to).or_default();
+            let queue = dms.offline.entry(to.clone()).or_default();
             queue.push_back((now, json));
             while queue.len() > self.dm.offline_queue_max_messages {
                 queue.pop_front();
             }
         }
+        drop(dms);
+        let mut cursors = lock(&self.cursors);
+        let retention = self.history.retention();
+        cursors.set(&from, &Thread::Dm(to.clone()), Cursor::default(), CursorMove::Create, now, retention);
+        cursors.set(&to, &Thread::Dm(from), Cursor::default(), CursorMove::Create, now, retention);
         Ok(appended)
     }
 
@@ -353,4 +257,49 @@ impl HistoryStore for MemoryStore {
         }
         Ok(removed)
     }
+
+    async fn summaries(&self, reader: &UserId, threads: &[(Thread, Cursor)]) -> BackendResult<Vec<Summary>> {
+        let now = Instant::now();
+        let retention = self.history.retention();
+        let mut summaries = Vec::with_capacity(threads.len());
+        for (thread, cursor) in threads {
+            let summary = match thread {
+                Thread::Room(room) => match self.read_log(room, now) {
+                    Some(log) => summarise(&lock(&log), reader, cursor, true),
+                    None => Summary { epoch: lock(&self.fresh_epoch).clone(), ..Summary::default() },
+                },
+                Thread::Dm(other) => {
+                    let dms = lock(&self.dms);
+                    match dms.conversations.get(&pair(reader, other)).filter(|log| !log.expired(now, retention)) {
+                        Some(log) => summarise(log, reader, cursor, false),
+                        None => Summary::default(),
+                    }
+                }
+            };
+            summaries.push(summary);
+        }
+        Ok(summaries)
+    }
+
+    async fn set_cursor(
+        &self,
+        user: &UserId,
+        thread: &Thread,
+        to: Cursor,
+        how: CursorMove,
+    ) -> BackendResult<(Cursor, bool)> {
+        Ok(lock(&self.cursors).set(user, thread, to, how, Instant::now(), self.history.retention()))
+    }
+
+    async fn cursors(&self, user: &UserId) -> BackendResult<Vec<(Thread, Cursor)>> {
+        Ok(lock(&self.cursors).of(user, Instant::now(), self.history.retention()))
+    }
+}
+
+/// A log as `reader` sees it with `cursor` (rooms: a cursor of another
+/// epoch counts as 0).
+fn summarise(log: &Log, reader: &UserId, cursor: &Cursor, room: bool) -> Summary {
+    let read_seq = if room && cursor.epoch != log.epoch { 0 } else { cursor.seq.min(log.seq) };
+    let (unread, last_ts, last) = log.unread(reader, read_seq);
+    Summary { seq: log.seq, epoch: log.epoch.clone(), read_seq, unread, last_ts, last }
 }
