@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 
 use fred::interfaces::ClientLike;
 
-use chat_shared::protocol::{DisplayName, RoomName, UserId, UserRef};
+use chat_shared::protocol::{DisplayName, RoomEventKind, RoomName, UserId, UserRef};
 use chat_shared::redis::RedisSettings;
 use chat_shared::settings::{DmSettings, HistorySettings};
 use history_store::{DmDraft, HistoryStore, RedisStore, RoomDraft};
 use test_support::{free_port, RedisServer, ServiceProcess};
 
-fn history(redis: &RedisServer, extra: &[(&str, &str)]) -> ServiceProcess {
+async fn history(redis: &RedisServer, extra: &[(&str, &str)]) -> ServiceProcess {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let url = redis.url();
@@ -25,7 +25,14 @@ fn history(redis: &RedisServer, extra: &[(&str, &str)]) -> ServiceProcess {
         ("CHAT_LOG__LEVEL", "warn"),
     ];
     env.extend_from_slice(extra);
-    ServiceProcess::start(env!("CARGO_BIN_EXE_history").into(), port, &env)
+    let service = ServiceProcess::start(env!("CARGO_BIN_EXE_history").into(), port, &env);
+    // Listening comes before its Redis pool connects: wait until it is ready.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reqwest::get(format!("{}/readyz", service.url())).await.map_or(true, |r| !r.status().is_success()) {
+        assert!(Instant::now() < deadline, "the history service never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    service
 }
 
 async fn get(service: &ServiceProcess, path: &str) -> (u16, Value) {
@@ -53,7 +60,7 @@ fn seqs(page: &Value) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_page_back_and_forth_over_what_gateways_stored() {
     let redis = RedisServer::start();
-    let service = history(&redis, &[("CHAT_HISTORY__SIZE", "20")]);
+    let service = history(&redis, &[("CHAT_HISTORY__SIZE", "20")]).await;
     let store = store(&redis, 20).await;
     let room = RoomName::parse("lobby").unwrap();
     for i in 1..=25 {
@@ -79,9 +86,33 @@ async fn rooms_page_back_and_forth_over_what_gateways_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_message_pages_scrubbed_with_its_edits() {
+    let redis = RedisServer::start();
+    let service = history(&redis, &[]).await;
+    let store = store(&redis, 1_000).await;
+    let room = RoomName::parse("edits").unwrap();
+    let draft = |event| RoomDraft { room: room.clone(), from: someone("alice"), event, client_id: None };
+    store.append_room(RoomDraft::message(room.clone(), someone("alice"), "secret", None)).await.unwrap();
+    store.append_room(draft(RoomEventKind::Edit { target: 1, text: "still secret".into() })).await.unwrap();
+    let (_, before) = get(&service, "/v1/rooms/edits/messages").await;
+    assert_eq!(before["messages"][1]["text"], "still secret");
+    store.append_room(draft(RoomEventKind::Delete { target: 1 })).await.unwrap();
+    let (status, page) = get(&service, "/v1/rooms/edits/messages").await;
+    assert_eq!(status, 200);
+    assert_eq!(seqs(&page), [1, 2, 3]);
+    assert!(!page.to_string().contains("secret"), "no text of a deleted message is served: {page}");
+    assert_eq!((&page["messages"][0]["deleted"], &page["messages"][1]["deleted"]), (&json!(true), &json!(true)));
+    assert_eq!(
+        page["messages"][2],
+        json!({"type": "delete", "room": "edits", "target": 1,
+        "from": {"id": "alice", "name": "alice"}, "seq": 3, "ts": page["messages"][2]["ts"]})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_reads_the_same_from_either_side() {
     let redis = RedisServer::start();
-    let service = history(&redis, &[]);
+    let service = history(&redis, &[]).await;
     let store = store(&redis, 1_000).await;
     for (from, to, text) in [("alice", "bob", "hi"), ("bob", "alice", "hey"), ("alice", "bob", "bye")] {
         let draft = DmDraft {
@@ -112,7 +143,7 @@ async fn a_conversation_reads_the_same_from_either_side() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_refuses_bad_input_and_reports_health_and_metrics() {
     let mut redis = RedisServer::start();
-    let service = history(&redis, &[]);
+    let service = history(&redis, &[]).await;
     for path in [
         "/v1/rooms/no%20spaces/messages",
         "/v1/rooms/r/messages?limit=-1",
