@@ -35,6 +35,9 @@ const ASSETS: &[Asset] = &[
     asset!("/app.js", JS),
     asset!("/app/views.js", JS),
     asset!("/app/render.js", JS),
+    asset!("/app/message.js", JS),
+    asset!("/app/outbox.js", JS),
+    asset!("/app/reads.js", JS),
     asset!("/chat.js", JS),
     asset!("/chat/client.js", JS),
     asset!("/chat/clock.js", JS),
@@ -42,6 +45,8 @@ const ASSETS: &[Asset] = &[
     asset!("/chat/dms.js", JS),
     asset!("/chat/emitter.js", JS),
     asset!("/chat/errors.js", JS),
+    asset!("/chat/messages.js", JS),
+    asset!("/chat/reads.js", JS),
     asset!("/chat/requests.js", JS),
     asset!("/chat/room.js", JS),
 ];

@@ -1,19 +1,19 @@
 // The chat page served by every gateway at `/`, built on the client library
-// at `/chat.js`: signing in, rooms and DMs, sends shown until confirmed.
-// The view model is in app/views.js, the drawing in app/render.js.
+// at `/chat.js`: signing in, rooms and DMs, messages in. Messages out
+// (sends, replies, edits, deletes, reactions, typing) are in app/outbox.js,
+// read state and status in app/reads.js, the view model in app/views.js,
+// the drawing in app/render.js and app/message.js.
 
-import { ChatClient, newClientId } from "/chat.js";
+import { ChatClient } from "/chat.js";
+import { Outbox } from "/app/outbox.js";
+import { Reads } from "/app/reads.js";
 import {
-  $, renderAll, renderNewest, renderPending, renderRoster, renderSidebar, renderState, renderTyping,
+  $, renderAll, renderMessage, renderNewest, renderPending, renderRoster, renderSeen, renderSidebar, renderState, renderTyping,
 } from "/app/render.js";
 import { View } from "/app/views.js";
 
-/** Messages fetched per "Load older" page, and when a conversation opens. */
+/** Events fetched per "Load older" page, and messages when a conversation opens. */
 const HISTORY_PAGE_MESSAGES = 50;
-/** A `typing start` goes out at most this often while the user types. */
-const TYPING_REPEAT_MS = 2000;
-/** Silence after the last keystroke that sends `typing stop`. */
-const TYPING_IDLE_MS = 3000;
 /** A remote `typing start` shown without a `stop` disappears after this. */
 const TYPING_SHOWN_MS = 6000;
 /** Direct conversations kept; the least recently active one goes first. */
@@ -24,7 +24,6 @@ const DEFAULT_ROOMS = ["lobby"];
 
 /** @type {ChatClient | null} the signed-in client; every handler checks it is still this one */
 let client = null;
-let typingStopTimer = /** @type {any} */ (null);
 
 /** @type {import("/app/render.js").Page} */
 const page = {
@@ -32,14 +31,23 @@ const page = {
   current: null,
   me: undefined,
   online: () => client?.state === "open",
+  visible: () => document.visibilityState === "visible",
+  status: () => client?.status ?? null,
   select,
   openDm: (id, name) => select(dmView(id, name).key),
-  retry: (view, pending) => send(view, pending.text, pending.clientId),
+  retry: (view, pending) => outbox.send(view, pending.text, pending.clientId, pending.replyTo),
   discard: (view, pending) => {
     view.discard(pending.clientId);
     if (view.key === page.current) renderPending(page, view);
   },
+  reply: (view, message) => outbox.start("reply", view, message),
+  edit: (view, message) => outbox.start("edit", view, message),
+  remove: (view, message) => outbox.remove(view, message),
+  react: (view, message, emoji, op) => outbox.react(view, message, emoji, op),
+  pick: (view, seq, options) => outbox.pick(view, seq, options),
 };
+const outbox = new Outbox({ page, client: () => client, showError });
+const reads = new Reads({ page, client: () => client, showError, dmView });
 
 // ---- signing in and out ---------------------------------------------------
 
@@ -56,11 +64,15 @@ async function start() {
   $("name").required = !jwt;
   $("token-field").hidden = !jwt;
   $("token").required = jwt;
-  $("name").value = localStorage.getItem("chat.name") ?? "";
+  // (Not over what was typed while the configuration was read.)
+  $("name").value ||= localStorage.getItem("chat.name") ?? "";
   $("sign-in-form").addEventListener("submit", (/** @type {Event} */ event) => {
     event.preventDefault();
     signIn(jwt ? { token: $("token").value.trim() } : { name: $("name").value.trim() });
   });
+  // Enabled once it does something: before, a click would only try the
+  // form's own submission, which the page's policy blocks.
+  $("sign-in-form").querySelector("button[type=submit]").disabled = false;
   $("sign-out").addEventListener("click", () => signOut());
   $("join-form").addEventListener("submit", (/** @type {Event} */ event) => {
     event.preventDefault();
@@ -75,14 +87,16 @@ async function start() {
   });
   $("composer").addEventListener("submit", (/** @type {Event} */ event) => {
     event.preventDefault();
-    const view = currentView();
-    const text = $("text").value;
-    if (!view || !client || !text.trim()) return;
-    $("text").value = "";
-    stopTyping(view);
-    send(view, text, newClientId());
+    outbox.submit();
   });
-  $("text").addEventListener("input", onTyping);
+  $("text").addEventListener("input", () => outbox.typed());
+  $("text").addEventListener("keydown", (/** @type {KeyboardEvent} */ event) => {
+    if (event.key === "Escape" && outbox.mode) outbox.setMode(null);
+  });
+  $("composing-cancel").addEventListener("click", () => {
+    outbox.setMode(null);
+    $("text").focus();
+  });
   $("leave").addEventListener("click", () => leave(currentView()));
   $("older").addEventListener("click", loadOlder);
   $("scroller").addEventListener("scroll", () => {
@@ -146,6 +160,7 @@ async function signIn(credentials) {
   page.me = welcome.user.id;
   $("me").textContent = `${welcome.user.name} (${welcome.user.id})`;
   if (credentials.name) localStorage.setItem("chat.user", welcome.user.id);
+  reads.openUnread();
   for (const room of savedRooms()) {
     if (client !== me) return; // signed out meanwhile
     await joinRoom(room, { userAction: false });
@@ -170,7 +185,8 @@ function signOut(why = "") {
   client?.close();
   client = null;
   for (const view of page.views.values()) clearTyping(view);
-  clearTimeout(typingStopTimer);
+  outbox.clear();
+  reads.clear();
   page.views.clear();
   page.current = null;
   page.me = undefined;
@@ -210,20 +226,29 @@ async function joinRoom(room, { userAction = true } = {}) {
   const subscription = me.room(room);
   const view = new View("room", room, room);
   const unsubscribe = [
-    subscription.on("reset", ({ history, reason }) => {
-      view.reset(history, page.me ?? "");
+    subscription.on("reset", ({ history, messages, reason }) => {
+      view.reset(messages, page.me ?? "");
+      view.complete = history.length === 0 || history[0].seq <= 1;
       view.notice = reason === "not_recovered"
         ? "Some messages from while you were away could not be recovered; this is the room as it is now."
         : "";
       clearTyping(view);
       if (view.key === page.current) renderAll(page);
       else renderSidebar(page);
+      reads.markSeen(view);
     }),
-    subscription.on("event", (event) => event.type === "message" && show(view, event)),
+    subscription.on("message", ({ message, change }) => {
+      if (change === "added") show(view, message);
+      else renderMessage(page, view, message);
+    }),
     subscription.on("roster", (members) => {
       view.members = members;
-      if (view.key === page.current) renderRoster(page);
+      if (view.key === page.current) {
+        renderRoster(page);
+        renderSeen(page, view); // shown only in small rooms
+      }
     }),
+    ...reads.follow(view, subscription),
     subscription.on("typing", (frame) => onTypingFrame(view, frame)),
     subscription.on("state", ({ state, error }) => {
       if (state === "failed" && page.views.get(key) === view) {
@@ -243,7 +268,10 @@ async function joinRoom(room, { userAction = true } = {}) {
   }
   if (client !== me || page.views.get(key) !== view) return;
   saveRooms();
-  select(key, { userAction });
+  // The page's own joins (at sign-in) show the first room only: the others
+  // are not seen, so not marked read.
+  if (userAction || !page.current) select(key, { userAction });
+  else renderSidebar(page);
 }
 
 /**
@@ -262,6 +290,10 @@ function dmView(id, name) {
   if (dms.length >= MAX_DM_VIEWS) dropView(dms.sort((a, b) => a.active - b.active)[0]);
   const view = new View("dm", id, name);
   page.views.set(key, view);
+  if (client) {
+    const unsubscribe = reads.follow(view, client.conversation(id));
+    view.close = () => unsubscribe.forEach((off) => off());
+  }
   loadHistory(view);
   return view;
 }
@@ -280,9 +312,13 @@ async function loadHistory(view, { before } = {}) {
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   try {
     const options = { before, limit: HISTORY_PAGE_MESSAGES };
-    const older = view.kind === "room" ? await me.room(view.id).history(options) : await me.dmHistory(view.id, options);
+    const room = view.kind === "room" ? me.room(view.id) : null;
+    const older = room ? await room.history(options) : await me.dmHistory(view.id, options);
     if (client !== me || view.generation !== generation) return; // it started over meanwhile
-    view.merge(older);
+    // A room's page is folded into its messages by the library (edits,
+    // deletes and reactions included, of messages older than the page too).
+    if (room) view.sync(room.messages);
+    else view.merge(older);
     if (older.length < HISTORY_PAGE_MESSAGES || older[0].seq <= 1) view.complete = true;
     const named = older.find((m) => m.from.id === view.id);
     if (named && view.kind === "dm") view.name = named.from.name;
@@ -301,14 +337,17 @@ async function loadHistory(view, { before } = {}) {
 
 function loadOlder() {
   const view = currentView();
-  if (view && !view.complete) loadHistory(view, { before: view.messages[0]?.seq });
+  if (!view || view.complete || !client) return;
+  // A room's history holds events of every kind: page back from the oldest loaded.
+  const before = view.kind === "room" ? client.room(view.id).oldestSeq || undefined : view.messages[0]?.seq;
+  loadHistory(view, { before });
 }
 
 /** @param {View | undefined} view */
 async function leave(view) {
   if (!view || !client) return;
   if (view.kind === "room") {
-    stopTyping(view);
+    outbox.stopTyping(view);
     try {
       await client.room(view.id).leave();
     } catch (err) {
@@ -321,7 +360,8 @@ async function leave(view) {
 
 /** @param {View} view */
 function dropView(view) {
-  if (view.key === page.current) clearTimeout(typingStopTimer);
+  if (view.key === page.current) outbox.stopTyping(view);
+  if (outbox.mode?.view === view.key) outbox.setMode(null);
   view.typingSentAt = 0;
   clearTyping(view);
   view.close?.();
@@ -343,11 +383,14 @@ function saveRooms() {
  */
 function select(key, { userAction = true } = {}) {
   const previous = currentView();
-  if (previous && previous.key !== key) stopTyping(previous);
+  if (previous && previous.key !== key) {
+    outbox.stopTyping(previous);
+    if (outbox.mode) outbox.setMode(null);
+  }
   page.current = key;
   const view = page.views.get(key);
-  if (view) view.unread = 0;
   renderAll(page);
+  if (view) reads.markSeen(view);
   // Into the message box; a room joined by the page itself (at sign-in)
   // does not take the focus from a box the user is typing in.
   const typingElsewhere = ["INPUT", "TEXTAREA"].includes(document.activeElement?.tagName ?? "");
@@ -367,9 +410,7 @@ function show(view, message) {
   if (view.key === page.current) {
     renderNewest(page, view, message);
     renderTyping(page);
-  } else if (message.from.id !== page.me) {
-    view.unread += 1;
-    renderSidebar(page);
+    reads.markSeen(view);
   }
 }
 
@@ -406,78 +447,10 @@ function clearTyping(view) {
   view.typing.clear();
 }
 
-// ---- messages out -------------------------------------------------------------
-
-/**
- * Sends `text` under `clientId`, shown as pending until the server has it.
- * The library holds it while the connection or the room is not ready; a
- * failed one stays, with Retry (the same key: stored once) and Discard.
- * @param {View} view
- * @param {string} text
- * @param {string} clientId
- */
-async function send(view, text, clientId) {
-  const me = client;
-  if (!me) return;
-  if (!view.pend(text, clientId)) {
-    showError("Too many messages are waiting to be sent: retry or discard some first.");
-    $("text").value ||= text;
-    return;
-  }
-  if (view.key === page.current) {
-    renderPending(page, view);
-    $("scroller").scrollTop = $("scroller").scrollHeight; // your own send: show it
-  }
-  try {
-    const ack = view.kind === "room"
-      ? await me.room(view.id).send(text, { clientId })
-      : await me.dm(view.id, text, { clientId });
-    view.acked(clientId, ack.seq);
-  } catch (err) {
-    const error = /** @type {import("/chat.js").ChatError} */ (err);
-    view.failed(clientId, failureText(error));
-  }
-  if (client === me && view.key === page.current) renderPending(page, view);
-}
-
-/** @param {import("/chat.js").ChatError} error */
-function failureText(error) {
-  switch (error.code) {
-    case "timeout":
-    case "expired":
-      return "no reply from the server; it may have been stored. Retry sends it once at most.";
-    case "rate_limited":
-      return "too fast; wait a moment and retry.";
-    case "too_large":
-      return "the message is too long.";
-    default:
-      return error.message;
-  }
-}
-
 /** The connection changed: pending bubbles say so. */
 function refreshPending() {
   const view = currentView();
   if (view) renderPending(page, view);
-}
-
-function onTyping() {
-  const view = currentView();
-  if (!view || view.kind !== "room" || !client) return;
-  const now = Date.now();
-  if (now - view.typingSentAt > TYPING_REPEAT_MS && $("text").value) {
-    if (client.room(view.id).typing("start")) view.typingSentAt = now;
-  }
-  clearTimeout(typingStopTimer);
-  typingStopTimer = setTimeout(() => stopTyping(view), TYPING_IDLE_MS);
-}
-
-/** @param {View} view */
-function stopTyping(view) {
-  clearTimeout(typingStopTimer);
-  // Only to a room still joined, and only after a start went out.
-  if (view.typingSentAt && page.views.get(view.key) === view) client?.room(view.id).typing("stop");
-  view.typingSentAt = 0;
 }
 
 start();

@@ -1,6 +1,7 @@
 // Drawing the page from its state. Every text that comes from a user is set
 // with `textContent` (or `append` of a string), never parsed as HTML.
 
+import { el, messageItem, pendingItem, redrawMessage, spoken } from "./message.js";
 import { MAX_MESSAGES_PER_VIEW } from "./views.js";
 
 /** @typedef {import("./views.js").View} View */
@@ -9,26 +10,6 @@ import { MAX_MESSAGES_PER_VIEW } from "./views.js";
 
 /** @param {string} id */
 export const $ = (id) => /** @type {any} */ (document.getElementById(id));
-
-/**
- * Creates an element. Strings among `children` become text nodes.
- * @param {string} tag
- * @param {Record<string, any>} [props] `class`, `data-*`/`aria-*` attributes, or DOM properties
- * @param {...(Node | string)} children
- */
-export function el(tag, props = {}, ...children) {
-  const node = /** @type {any} */ (document.createElement(tag));
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-") || key.startsWith("aria-")) node.setAttribute(key, String(value));
-    else node[key] = value;
-  }
-  node.append(...children);
-  return node;
-}
-
-/** Text only screen readers read (e.g. " unread" after a count). */
-const spoken = (text) => el("span", { class: "visually-hidden" }, text);
 
 /**
  * What the page draws from, and what its controls do.
@@ -41,56 +22,14 @@ const spoken = (text) => el("span", { class: "visually-hidden" }, text);
  * @property {(id: string, name: string) => void} openDm
  * @property {(view: View, pending: Pending) => void} retry
  * @property {(view: View, pending: Pending) => void} discard
+ * @property {(view: View, message: Shown) => void} reply sets the message the next send replies to
+ * @property {(view: View, message: Shown) => void} edit puts one of this user's messages in the composer
+ * @property {(view: View, message: Shown) => void} remove deletes one of this user's messages
+ * @property {(view: View, message: Shown, emoji: string, op: "add" | "remove") => void} react
+ * @property {(view: View, seq: number | null, options?: {focusBack?: number}) => void} pick opens (or closes) a message's reaction picker
+ * @property {() => boolean} visible whether the user can see the page
+ * @property {() => {state: string, text: string} | null} status this user's status
  */
-
-/**
- * @param {Page} page
- * @param {Shown} message
- */
-function messageItem(page, message) {
-  const time = new Date(message.ts);
-  return el(
-    "div",
-    { class: message.from.id === page.me ? "message mine" : "message", "data-seq": message.seq },
-    el("time", { dateTime: time.toISOString(), textContent: time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) }),
-    el("span", { class: "from", title: message.from.id, textContent: message.from.name }),
-    el("span", { class: "text", textContent: message.text }),
-  );
-}
-
-/**
- * A send not confirmed yet: sending, or failed with Retry and Discard.
- * @param {Page} page
- * @param {View} view
- * @param {Pending} pending
- */
-function pendingItem(page, view, pending) {
-  const failed = pending.status === "failed";
-  const status = pending.status === "sending" && !page.online() ? "queued" : pending.status;
-  const label = {
-    queued: "Waiting for the connection…",
-    sending: "Sending…",
-    sent: "Sent",
-    failed: `Not sent: ${pending.error}`,
-  }[status];
-  const item = el(
-    "div",
-    { class: "message mine pending", "data-status": status, "data-client-id": pending.clientId },
-    el("span", { class: "from", textContent: "You" }),
-    el("span", { class: "text", textContent: pending.text }),
-    el("span", { class: "state", textContent: label }),
-  );
-  if (failed) {
-    const retry = el("button", { type: "button", class: "retry", textContent: "Retry" });
-    retry.setAttribute("aria-label", `Retry sending “${pending.text.slice(0, 40)}”`);
-    retry.addEventListener("click", () => page.retry(view, pending));
-    const discard = el("button", { type: "button", class: "discard", textContent: "Discard" });
-    discard.setAttribute("aria-label", `Discard “${pending.text.slice(0, 40)}”`);
-    discard.addEventListener("click", () => page.discard(view, pending));
-    item.append(retry, discard);
-  }
-  return item;
-}
 
 /** @param {Page} page */
 export function renderAll(page) {
@@ -107,7 +46,8 @@ export function renderSidebar(page) {
     const selected = view.key === page.current;
     const button = el("button", { type: "button", class: "view", "data-key": view.key }, view.name);
     if (selected) button.setAttribute("aria-current", "true");
-    if (view.unread) {
+    // The view on screen is marked read as it is seen.
+    if (view.unread && !(selected && page.visible())) {
       button.append(el("span", { class: "unread" }, String(view.unread), spoken(" unread")));
     }
     button.addEventListener("click", () => page.select(view.key));
@@ -133,11 +73,40 @@ export function renderMessages(page) {
   $("older").hidden = !canLoadOlder(view);
   $("view-notice").textContent = view?.notice ?? "";
   $("messages").setAttribute("aria-label", view ? `Messages in ${view.kind === "room" ? view.name : `your conversation with ${view.name}`}` : "Messages");
+  const seen = view && page.me ? view.seenBy(page.me) : null;
   $("messages").replaceChildren(
-    ...(view ? view.messages.map((m) => messageItem(page, m)) : []),
+    ...(view ? view.messages.map((m) => messageItem(page, view, m, seen?.seq === m.seq ? seen.names : null)) : []),
     ...(view ? view.pending.map((p) => pendingItem(page, view, p)) : []),
   );
   $("scroller").scrollTop = $("scroller").scrollHeight;
+}
+
+/**
+ * Draws one message of the view on screen again (it changed).
+ * @param {Page} page
+ * @param {View} view
+ * @param {Shown} message
+ */
+export function renderMessage(page, view, message) {
+  if (view.key !== page.current) return;
+  const seen = page.me ? view.seenBy(page.me) : null;
+  redrawMessage(page, view, message, seen?.seq === message.seq ? seen.names : null);
+}
+
+/**
+ * Moves "Seen by …" to where it belongs now (a receipt came, or a message).
+ * @param {Page} page
+ * @param {View} view
+ */
+export function renderSeen(page, view) {
+  if (view.key !== page.current || !page.me) return;
+  const seen = view.seenBy(page.me);
+  const list = $("messages");
+  for (const line of list.querySelectorAll(".message .seen")) {
+    if (line.closest(".message").dataset.seq !== String(seen?.seq)) line.remove();
+  }
+  const message = seen && view.messages.find((m) => m.seq === seen.seq);
+  if (message) redrawMessage(page, view, message, seen.names);
 }
 
 /**
@@ -159,8 +128,8 @@ export function renderNewest(page, view, message) {
   }
   renderPending(page, view);
   const firstPending = list.querySelector(".pending");
-  if (firstPending) firstPending.before(messageItem(page, message));
-  else list.append(messageItem(page, message));
+  if (firstPending) firstPending.before(messageItem(page, view, message));
+  else list.append(messageItem(page, view, message));
   const shown = list.querySelectorAll(".message:not(.pending)");
   for (let i = 0; i < shown.length - view.messages.length; i++) shown[i].remove();
   $("older").hidden = !canLoadOlder(view);
@@ -184,12 +153,18 @@ export function renderRoster(page) {
   const members = view?.kind === "room" ? view.members : [];
   $("members").replaceChildren(
     ...members.map((member) => {
+      const status = member.id === page.me ? page.status() ?? member.status : member.status;
+      const state = status?.state ?? "online";
+      // The state in words (the dot's colour alone says nothing to some), and the text they set.
+      const text = status?.text ?? "";
+      const words = state === "online" ? text : text ? `${state}: ${text}` : state;
+      const said = el("span", { class: "status-text", textContent: words });
       if (member.id === page.me) {
-        return el("li", { "data-user": member.id, class: "me", title: member.id }, member.name, spoken(" (you)"));
+        return el("li", { "data-user": member.id, "data-status": state, class: "me", title: member.id }, member.name, spoken(" (you)"), said);
       }
       const button = el("button", { type: "button", title: `Message ${member.name} (${member.id})` }, member.name);
       button.addEventListener("click", () => page.openDm(member.id, member.name));
-      return el("li", { "data-user": member.id }, button);
+      return el("li", { "data-user": member.id, "data-status": state }, button, said);
     }),
   );
 }

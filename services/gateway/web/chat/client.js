@@ -2,13 +2,15 @@
  * {@link ChatClient}: one user's view of the chat cluster, composed of a
  * {@link Connection} (states, reconnects, liveness), {@link Requests}
  * (replies, timeouts, replay, pacing), one {@link Room} per room followed,
- * and the user's DM {@link Conversations}.
+ * and the user's DM {@link Conversations} (with each one's read state, a
+ * {@link Conversation}). Protocol 1.1 adds `inbox()` (every room's and
+ * conversation's read state) and `setStatus()`.
  * @module chat/client
  */
 
 import { realClock } from "./clock.js";
 import { Connection } from "./connection.js";
-import { Conversations } from "./dms.js";
+import { Conversation, Conversations } from "./dms.js";
 import { Emitter } from "./emitter.js";
 import { ChatError } from "./errors.js";
 import { Requests } from "./requests.js";
@@ -18,23 +20,11 @@ import { Room } from "./room.js";
 /** @typedef {import("./connection.js").ConnectionState} ConnectionState */
 /** @typedef {import("./connection.js").StateEvent} StateEvent */
 /** @typedef {import("./dms.js").DirectMessage} DirectMessage */
-/** @typedef {{id: string, name: string}} User */
-/**
- * @typedef {Object} Welcome
- * @property {string} session
- * @property {User} user
- * @property {string} node
- * @property {number} heartbeat_ms
- * @property {Record<string, number>} limits
- */
-/**
- * @typedef {Object} Ack the reply to a `send` or `dm`
- * @property {number} seq
- * @property {number} ts
- * @property {string} [room]
- * @property {string} [to]
- * @property {boolean} [delivered] with a DM: false when the recipient had no session
- */
+/** @typedef {import("./frames.js").User} User */
+/** @typedef {import("./frames.js").Welcome} Welcome */
+/** @typedef {import("./frames.js").Ack} Ack */
+/** @typedef {import("./frames.js").Status} Status */
+/** @typedef {import("./frames.js").Inbox} Inbox */
 /**
  * @typedef {Object} ClientEvents
  * @property {StateEvent} state every move of the connection
@@ -67,6 +57,9 @@ import { Room } from "./room.js";
  * @property {EventTarget & {visibilityState?: string}} [document] `visibilitychange` (default: the browser's `document`)
  */
 
+/** How long after a receipt `inbox` is asked for a count only the server knows (its lag is at most 2 s). */
+const INBOX_REFRESH_DELAY_MS = 2500;
+
 const DEFAULTS = {
   requestTimeoutMs: 10000,
   reconnectInitialMs: 500,
@@ -76,9 +69,6 @@ const DEFAULTS = {
   dmSeqsPerConversation: 1000,
   maxDmConversations: 1000,
 };
-
-/** The most DMs one catch-up read asks for (the server's page limit). */
-const CATCH_UP_PAGE = 1000;
 
 /** A new idempotency key. */
 export function newClientId() {
@@ -160,8 +150,24 @@ export class ChatClient {
     this.conversations = new Conversations({
       seqsPerConversation: this.options.dmSeqsPerConversation,
       maxConversations: this.options.maxDmConversations,
-      emit: (dm) => this.events.emit("dm", dm),
+      emit: (dm) => {
+        const me = this.welcome?.user.id ?? "";
+        this.conversation(Conversations.other(dm, me)).received(dm);
+        this.events.emit("dm", dm);
+      },
     });
+    /**
+     * @type {Map<string, Conversation>} read state by the other user's id, least recently used first
+     * @private
+     */
+    this.readStates = new Map();
+    /** @type {Status | null} the status this user set (`setStatus`), set again after a reconnect */
+    this.status = null;
+    /**
+     * @type {unknown} an `inbox` to ask soon
+     * @private
+     */
+    this.inboxTimer = null;
     /** @type {Welcome | null} the latest `welcome` */
     this.welcome = null;
     /** @type {{resolve: (w: Welcome) => void, reject: (e: ChatError) => void, promise: Promise<Welcome>} | null} */
@@ -228,10 +234,74 @@ export class ChatClient {
         reconnectInitialMs: this.options.reconnectInitialMs,
         newClientId,
         me: () => this.welcome?.user.id,
+        refreshInbox: () => this.refreshInbox(),
       });
       this.rooms.set(name, room);
     }
     return room;
+  }
+
+  /**
+   * The read state of this user's conversation with `user` (the same object
+   * every time, while among the `maxDmConversations` used most recently).
+   * @param {string} user the other user's id
+   * @returns {Conversation}
+   */
+  conversation(user) {
+    let conversation = this.readStates.get(user);
+    if (conversation) this.readStates.delete(user);
+    conversation ??= new Conversation(user, {
+      requests: this.requests,
+      me: () => this.welcome?.user.id,
+      refreshInbox: () => this.refreshInbox(),
+    });
+    this.readStates.set(user, conversation);
+    if (this.readStates.size > this.options.maxDmConversations) {
+      const oldest = this.readStates.keys().next().value;
+      if (oldest !== undefined) this.readStates.delete(oldest);
+    }
+    return conversation;
+  }
+
+  /**
+   * Every room and DM conversation in which this user has a read cursor,
+   * newest activity first (protocol 1.1); the rooms followed and the
+   * conversations take their read state from it.
+   * @returns {Promise<Inbox>}
+   */
+  async inbox() {
+    const reply = await this.requests.request({ type: "inbox" });
+    const inbox = { rooms: reply.rooms ?? [], dms: reply.dms ?? [] };
+    for (const entry of inbox.rooms) this.rooms.get(entry.room)?.onInbox(entry);
+    for (const entry of inbox.dms) this.conversation(entry.dm).onInbox(entry);
+    return inbox;
+  }
+
+  /**
+   * Sets this user's presence status, for all their sessions (protocol
+   * 1.1); it is set again after a reconnect.
+   * @param {Status["state"]} state
+   * @param {string} [text] at most 128 bytes
+   * @returns {Promise<Status>}
+   */
+  async setStatus(state, text = "") {
+    this.status = { state, text };
+    const reply = await this.requests.request({ type: "status", state, text });
+    this.status = { state: reply.state, text: reply.text ?? "" };
+    return this.status;
+  }
+
+  /**
+   * Asks `inbox` soon (once, however often called meanwhile): for a count
+   * only the server knows, after this user read elsewhere.
+   * @private
+   */
+  refreshInbox() {
+    if (this.inboxTimer !== null) return;
+    this.inboxTimer = this.clock.setTimeout(() => {
+      this.inboxTimer = null;
+      if (this.state === "open") this.inbox().catch(() => {});
+    }, INBOX_REFRESH_DELAY_MS);
   }
 
   /**
@@ -329,33 +399,17 @@ export class ChatClient {
     // Rooms first: their re-joins go before the sends that wait for them.
     for (const room of this.rooms.values()) room.connectionOpened();
     this.requests.opened(welcome);
-    if (!first) for (const [other, after] of this.conversations.startCatchUp()) this.catchUp(other, after);
+    if (!first) {
+      for (const [other, after] of this.conversations.startCatchUp()) {
+        this.conversations.catchUp(other, after, (options) => this.dmHistory(other, options));
+      }
+      // A status ends with the user's last session: this may have been it.
+      const status = this.status;
+      if (status && (status.state !== "online" || status.text)) this.setStatus(status.state, status.text).catch(() => {});
+    }
     this.events.emit("welcome", welcome);
     this.firstWelcome?.resolve(welcome);
     this.firstWelcome = null;
-  }
-
-  /**
-   * Reads what a conversation got after `after` while this client was away.
-   * @param {string} other
-   * @param {number} after
-   * @private
-   */
-  async catchUp(other, after) {
-    /** @type {DirectMessage[]} */
-    const missed = [];
-    try {
-      for (;;) {
-        const page = await this.dmHistory(other, { after, limit: CATCH_UP_PAGE });
-        missed.push(...page);
-        if (page.length < CATCH_UP_PAGE) break;
-        after = page[page.length - 1].seq;
-      }
-    } catch (err) {
-      // What was read goes out; the rest comes with the next reconnect.
-      console.warn(`chat: catching up on the conversation with ${other} failed`, err);
-    }
-    this.conversations.caughtUp(other, missed);
   }
 
   /**
@@ -377,6 +431,11 @@ export class ChatClient {
       }
       case "notice":
         this.events.emit("notice", frame);
+        break;
+      case "receipt":
+        // A conversation's (`dm`: the other user), or a room's: see the default.
+        if (typeof frame.dm === "string") this.conversation(frame.dm).onReceipt(frame);
+        else if (typeof frame.room === "string") this.rooms.get(frame.room)?.receive(frame);
         break;
       case "error":
         this.events.emit("error", new ChatError(frame.code, frame.message, frame.retry_after_ms));

@@ -10,16 +10,21 @@
  * ```
  *
  * - It keeps the room's `seq` and `epoch`, from every event of the room's
- *   stream (messages now; edits, deletes and reactions in protocol 1.1), and
+ *   stream (messages; edits, deletes and reactions in protocol 1.1), and
  *   emits each once, in seq order, as `event`.
+ * - It folds them into `messages` (`chat/messages`), emitting each live
+ *   change as `message` (pages of `history()` are folded in silently), and
+ *   keeps the read state (`chat/reads`), emitting `read` and `receipt`.
  * - After a reconnect it re-joins with `since`: what was missed comes as
  *   `event`s. A live event whose seq skips ahead means events were missed on
  *   the way: it re-joins the same way. When the server cannot replay
  *   everything (`recovered: false`: more was missed than it keeps, or the
  *   history was lost and a new epoch began), it joins afresh and emits
  *   `reset` with the new history, which replaces what the view held.
- * - `send` waits while the room is not joined (joining, rejoining), and
- *   fails with `closed` once the room is left or failed.
+ * - `send`, `edit`, `delete` and `react` wait while the room is not joined
+ *   (joining, rejoining), and fail with `closed` once the room is left or
+ *   failed; each has a `client_id`, and is sent again after a lost reply
+ *   under the same rules as `send`.
  * - A `joined` for this room that comes after its request gave up (a
  *   timeout) is taken, not dropped; one for a room left meanwhile is
  *   answered with a `leave`, so the server does not keep the session there.
@@ -28,41 +33,23 @@
 
 import { Emitter } from "./emitter.js";
 import { ChatError } from "./errors.js";
+import { RoomMessages } from "./messages.js";
+import { ReadState } from "./reads.js";
 
 /** @typedef {import("./requests.js").Requests} Requests */
 /** @typedef {"idle" | "joining" | "joined" | "rejoining" | "failed" | "left"} RoomState */
-/** @typedef {{id: string, name: string}} User */
-/**
- * A frame of the room's stream: `message` (and, with protocol 1.1, `edit`,
- * `delete`, `reaction`), with the room's `seq`.
- * @typedef {{type: string, room: string, seq: number, [field: string]: any}} RoomEvent
- */
-/**
- * @typedef {Object} Joined the server's `joined` reply
- * @property {string} room
- * @property {number} seq
- * @property {string} epoch
- * @property {User[]} members
- * @property {RoomEvent[]} history
- * @property {boolean} recovered
- */
-/**
- * @typedef {Object} Reset the room starts over: what the view held is replaced
- * @property {RoomEvent[]} history oldest first
- * @property {number} seq
- * @property {string} epoch
- * @property {"joined" | "not_recovered"} reason a first join, or a reconnect
- *   (or a gap) after which the server could not replay everything missed
- */
-/**
- * @typedef {Object} RoomEvents
- * @property {{state: RoomState, error?: ChatError}} state
- * @property {RoomEvent} event each event of the stream once, in seq order
- * @property {Reset} reset
- * @property {User[]} roster the room's online users, after any change
- * @property {{room: string, user: User, state: "start" | "stop"}} typing
- * @property {{room: string, user: User, state: "online" | "offline"}} presence
- */
+/** @typedef {import("./messages.js").Message} Message */
+/** @typedef {import("./reads.js").ReadCursor} ReadCursor */
+/** @typedef {import("./reads.js").Receipt} Receipt */
+/** @typedef {import("./frames.js").InboxEntry} InboxEntry */
+/** @typedef {import("./frames.js").User} User */
+/** @typedef {import("./frames.js").Member} Member */
+/** @typedef {import("./frames.js").RoomEvent} RoomEvent */
+/** @typedef {import("./frames.js").Joined} Joined */
+/** @typedef {import("./frames.js").Ack} Ack */
+/** @typedef {import("./frames.js").ReactionAck} ReactionAck */
+/** @typedef {import("./frames.js").Reset} Reset */
+/** @typedef {import("./frames.js").RoomEvents} RoomEvents */
 
 /** Failures of a re-join worth trying again while connected. */
 const TRANSIENT_CODES = new Set(["rate_limited", "unavailable", "timeout"]);
@@ -76,6 +63,7 @@ const TRANSIENT_CODES = new Set(["rate_limited", "unavailable", "timeout"]);
  * @property {number} reconnectInitialMs the wait before a transient re-join failure is tried again
  * @property {() => string} newClientId
  * @property {() => string | undefined} me this user's id, once welcomed
+ * @property {() => void} refreshInbox asks `inbox` soon, for counts only the server knows
  */
 
 /** See the module documentation. */
@@ -97,12 +85,19 @@ export class Room {
     this.epoch = null;
     /** @type {number | undefined} the history the first join asked for */
     this.limit = undefined;
-    /** @type {Map<string, User>} */
+    /** @type {Map<string, Member>} */
     this.members = new Map();
     /** Join requests waiting or in flight. */
     this.joinsInFlight = 0;
     /** How many times the room started over (a first join is the first). */
     this.resets = 0;
+    /** @private */
+    this.fold = new RoomMessages(name, context.me);
+    /** @private */
+    this.reads = new ReadState(
+      { me: context.me, count: (readSeq) => this.fold.unreadAbove(readSeq, this.seq), refresh: context.refreshInbox },
+      () => this.events.emit("read", { room: this.name, ...this.reads.cursor }),
+    );
   }
 
   /**
@@ -115,9 +110,42 @@ export class Room {
     return this.events.on(type, handler);
   }
 
-  /** @returns {User[]} the room's online users as last known */
+  /** @returns {Member[]} the room's online users as last known */
   get roster() {
     return [...this.members.values()];
+  }
+
+  /** @returns {Message[]} the messages loaded, oldest first (at most 1000), in a new array */
+  get messages() {
+    return this.fold.list().slice();
+  }
+
+  /**
+   * @param {number} seq
+   * @returns {Message | undefined} the message `seq`, if loaded
+   */
+  message(seq) {
+    return this.fold.get(seq);
+  }
+
+  /** The lowest seq of the events loaded (0 when none): older history is before it. */
+  get oldestSeq() {
+    return Number.isFinite(this.fold.oldest) ? this.fold.oldest : 0;
+  }
+
+  /** This user's cursor: read up to this seq. */
+  get readSeq() {
+    return this.reads.readSeq;
+  }
+
+  /** Messages from others above the cursor, not deleted. */
+  get unread() {
+    return this.reads.unread;
+  }
+
+  /** @returns {Receipt[]} the readers' cursors as last known */
+  get receipts() {
+    return [...this.reads.receipts.values()];
   }
 
   /**
@@ -187,6 +215,7 @@ export class Room {
       for (const event of joined.history) this.accept(event);
       this.seq = Math.max(this.seq, joined.seq);
       this.epoch = joined.epoch;
+      this.takeCursor(joined, false);
       this.moveTo("joined");
       return;
     }
@@ -196,15 +225,32 @@ export class Room {
       this.rejoin(false);
       return;
     }
+    if (joined.epoch !== this.epoch) this.reads.receipts.clear();
     this.seq = joined.seq;
     this.epoch = joined.epoch;
+    this.fold.clear();
+    this.fold.apply(joined.history);
     this.moveTo("joined");
     this.events.emit("reset", {
       history: joined.history,
+      messages: this.messages,
       seq: joined.seq,
       epoch: joined.epoch,
       reason: this.resets++ === 0 ? "joined" : "not_recovered",
     });
+    this.takeCursor(joined, true);
+  }
+
+  /**
+   * The read state a `joined` brings (protocol 1.1).
+   * @param {Joined} joined
+   * @param {boolean} fresh a fresh join: the cursor may be lower (a new epoch)
+   * @private
+   */
+  takeCursor(joined, fresh) {
+    if (typeof joined.read_seq !== "number") return;
+    if (fresh) this.reads.reset(joined.read_seq, joined.unread ?? 0);
+    else this.reads.update(joined.read_seq, joined.unread ?? 0);
   }
 
   /**
@@ -251,13 +297,16 @@ export class Room {
    */
   receive(frame) {
     if (frame.type === "presence") {
-      if (frame.state === "online") this.members.set(frame.user.id, frame.user);
+      if (frame.state === "online") this.members.set(frame.user.id, frame.status ? { ...frame.user, status: frame.status } : frame.user);
       else this.members.delete(frame.user.id);
       this.events.emit("presence", frame);
       this.events.emit("roster", this.roster);
     } else if (frame.type === "typing") {
       this.events.emit("typing", frame);
-    } else if (typeof frame.seq === "number") {
+    } else if (frame.type === "receipt") {
+      this.onReceipt(frame);
+    } else if (typeof frame.seq === "number" && frame.re === undefined) {
+      // (A reply that came after its request gave up has `re`: not of the stream.)
       if (this.state !== "joined") return; // a re-join will bring it
       if (frame.seq > this.seq + 1 || (frame.seq === 1 && this.seq > 1)) {
         // Missed on the way here, or the room's history started over (a
@@ -277,11 +326,47 @@ export class Room {
   accept(event) {
     if (event.seq <= this.seq) return;
     this.seq = event.seq;
-    if (event.type === "message" && event.client_id && event.from?.id === this.context.me()) {
+    const me = this.context.me();
+    if (event.client_id && event.from?.id === me) {
       // One of ours, sent before a connection was lost: stored after all.
       this.context.requests.stored(event.client_id, { room: this.name, seq: event.seq, ts: event.ts });
     }
+    const updates = this.fold.apply([event]);
     this.events.emit("event", event);
+    for (const update of updates) this.events.emit("message", update);
+    // Unread: a new message from someone else, or one deleted.
+    if (event.type === "message" && !event.deleted && event.from?.id !== me) this.reads.counted(event.seq);
+    for (const { message, change } of updates) {
+      if (change === "deleted" && message.from?.id !== me) this.reads.uncounted(message.seq);
+    }
+  }
+
+  /**
+   * A reader's `receipt`; one of this user's (another session read) moves the cursor.
+   * @param {{user: User | string, seq: number}} frame
+   * @private
+   */
+  onReceipt(frame) {
+    const receipt = this.reads.onReceipt(frame);
+    if (receipt) this.events.emit("receipt", { room: this.name, ...receipt });
+  }
+
+  /**
+   * The room's entry of an `inbox` reply (which may lag behind the stream).
+   * @param {InboxEntry} entry
+   */
+  onInbox(entry) {
+    this.reads.onInbox(entry, this.state !== "joined" || entry.seq === this.seq);
+  }
+
+  /**
+   * Moves this user's read cursor to `seq` (default: the newest event), for
+   * every session of the user; resolves with the read state after it.
+   * @param {number} [seq]
+   * @returns {Promise<ReadCursor>}
+   */
+  markRead(seq = this.seq) {
+    return this.reads.markRead(seq, (at) => this.context.requests.request({ type: "read", room: this.name, seq: at }));
   }
 
   /** Leaves the room; waiting sends fail with `closed`. */
@@ -295,19 +380,65 @@ export class Room {
    * Sends a message; waits while the room is joining or rejoining, and
    * resolves with its `ack` once stored.
    * @param {string} text
-   * @param {{clientId?: string}} [options] idempotency key (one is made up)
-   * @returns {Promise<any>}
+   * @param {{clientId?: string, replyTo?: number}} [options] idempotency key
+   *   (one is made up); the seq of the message this one replies to
+   * @returns {Promise<Ack>}
    */
-  send(text, { clientId = this.context.newClientId() } = {}) {
+  send(text, { clientId = this.context.newClientId(), replyTo } = {}) {
+    /** @type {Record<string, any>} */
+    const frame = { type: "send", room: this.name, text, client_id: clientId };
+    if (replyTo !== undefined) frame.reply_to = replyTo;
+    return this.store(frame);
+  }
+
+  /**
+   * Replaces the text of one of this user's messages `target` (its seq).
+   * @param {number} target
+   * @param {string} text
+   * @param {{clientId?: string}} [options]
+   * @returns {Promise<Ack>}
+   */
+  edit(target, text, { clientId = this.context.newClientId() } = {}) {
+    return this.store({ type: "edit", room: this.name, target, text, client_id: clientId });
+  }
+
+  /**
+   * Deletes one of this user's messages `target` (its seq).
+   * @param {number} target
+   * @param {{clientId?: string}} [options]
+   * @returns {Promise<Ack>}
+   */
+  delete(target, { clientId = this.context.newClientId() } = {}) {
+    return this.store({ type: "delete", room: this.name, target, client_id: clientId });
+  }
+
+  /**
+   * Adds or removes this user's `emoji` on the message `target` (its seq); the
+   * `ack` has `changed: false` when the user already held it (or did not).
+   * @param {number} target
+   * @param {string} emoji
+   * @param {"add" | "remove"} [op]
+   * @param {{clientId?: string}} [options]
+   * @returns {Promise<ReactionAck>}
+   */
+  react(target, emoji, op = "add", { clientId = this.context.newClientId() } = {}) {
+    return this.store({ type: "react", room: this.name, target, emoji, op, client_id: clientId });
+  }
+
+  /**
+   * A request that stores an event: held while the room (re-)joins, sent
+   * again after a lost reply within the `client_id` window.
+   * @param {Record<string, any>} frame with its `client_id`
+   * @returns {Promise<any>}
+   * @private
+   */
+  store(frame) {
     if (this.state === "idle" || this.state === "left" || this.state === "failed") {
       const error = new ChatError(this.state === "idle" ? "not_joined" : "closed", `room ${this.name} is not joined`);
-      error.clientId = clientId;
+      error.clientId = frame.client_id;
       return Promise.reject(error);
     }
-    return this.context.requests.request(
-      { type: "send", room: this.name, text, client_id: clientId },
-      { replay: "idempotent", gate: () => this.state === "joined", owner: this.name },
-    );
+    return this.context.requests.request(frame, { replay: "idempotent", gate: () => this.state === "joined", owner: this.name });
   }
 
   /**
@@ -317,11 +448,16 @@ export class Room {
    * @returns {Promise<RoomEvent[]>}
    */
   async history({ before, after, limit } = {}) {
+    const resets = this.resets;
     // Options left undefined are not sent (JSON has no undefined).
-    return (await this.context.requests.request({ type: "history", room: this.name, before, after, limit })).messages;
+    const page = (await this.context.requests.request({ type: "history", room: this.name, before, after, limit })).messages;
+    // Folded in as far as the stream has come (what is newer comes live),
+    // unless the room started over meanwhile.
+    if (resets === this.resets) this.fold.apply(page.filter((/** @type {RoomEvent} */ e) => e.seq <= this.seq));
+    return page;
   }
 
-  /** @returns {Promise<User[]>} the room's online users, cluster-wide, asked now */
+  /** @returns {Promise<Member[]>} the room's online users, cluster-wide, asked now */
   async fetchMembers() {
     return (await this.context.requests.request({ type: "members", room: this.name })).members;
   }

@@ -1,8 +1,10 @@
 export { Requests } from "./chat/requests.js";
 export { Room } from "./chat/room.js";
+export { ReadState } from "./chat/reads.js";
 export { ChatError } from "./chat/errors.js";
 export { Emitter } from "./chat/emitter.js";
 export { ChatClient, newClientId } from "./chat/client.js";
 export { Connection, TRANSITIONS, FINAL_CLOSE_CODES, BACKOFF_KEEPING_CLOSE_CODES } from "./chat/connection.js";
-export { Conversations, SeenSeqs } from "./chat/dms.js";
+export { Conversation, Conversations, SeenSeqs } from "./chat/dms.js";
+export { RoomMessages, MAX_WAITING_EVENTS, MAX_MESSAGES_PER_ROOM, QUOTE_CHARS } from "./chat/messages.js";
 export { backoffDelay, realClock } from "./chat/clock.js";

@@ -2,7 +2,7 @@
 // type-check (npm test runs tsc on it), and each @ts-expect-error line must
 // be an error, or tsc fails.
 
-import { ChatClient, ChatError, type Room } from "chat-client";
+import { ChatClient, ChatError, type Conversation, type Room } from "chat-client";
 
 async function use(): Promise<void> {
   const client = new ChatClient("wss://chat.example.com/ws", { token: "jwt", requestTimeoutMs: 5000 });
@@ -32,6 +32,33 @@ async function use(): Promise<void> {
   const dms = await client.dmHistory("bob", { after: 3 });
   void me, epoch, older, dms;
 
+  // Protocol 1.1: messages folded from their events, read state, status.
+  room.on("message", ({ message, change }) => {
+    const text: string = message.text;
+    const flags: boolean[] = [message.edited, message.deleted];
+    const counts = message.reactions.map((r) => [r.emoji, r.count, r.mine, r.users.length] as const);
+    const quoted: string | undefined = message.replyTo?.from?.name;
+    void text, flags, counts, quoted, (change === "edited");
+  });
+  room.on("read", ({ readSeq, unread }) => void (readSeq + unread));
+  room.on("receipt", ({ user, seq }) => void [user.name, seq]);
+  room.on("roster", (members) => void members.map((m) => m.status?.state));
+  const reply = await room.send("me too", { replyTo: stored });
+  await room.edit(reply.seq, "me too!");
+  const reaction = await room.react(reply.seq, "👍", "remove");
+  const changed: boolean | undefined = reaction.changed;
+  await room.delete(reply.seq, { clientId: "k-2" });
+  const { readSeq, unread } = await room.markRead();
+  const shown: number[] = room.messages.map((m) => m.seq);
+  const bob: Conversation = client.conversation("bob");
+  bob.on("read", ({ dm, unread: n }) => void [dm, n]);
+  await bob.markRead(bob.latest);
+  const seenUpTo: number = bob.peerReadSeq;
+  const inbox = await client.inbox();
+  const rooms: string[] = inbox.rooms.map((entry) => `${entry.room}: ${entry.unread}`);
+  const status = await client.setStatus("busy", "in a call");
+  void changed, readSeq, unread, shown, seenUpTo, rooms, status.text;
+
   try {
     await client.dm("bob", "hi");
   } catch (err) {
@@ -40,10 +67,14 @@ async function use(): Promise<void> {
 
   // @ts-expect-error: no such event
   client.on("message", () => {});
-  // @ts-expect-error: rooms emit `event`, not `message`
-  room.on("message", () => {});
+  // @ts-expect-error: rooms emit `event` and `message`, not `messages`
+  room.on("messages", () => {});
   // @ts-expect-error: a room's send takes the text only
   await room.send("lobby", "hello");
+  // @ts-expect-error: an op is "add" or "remove"
+  await room.react(1, "👍", "toggle");
+  // @ts-expect-error: no such status
+  await client.setStatus("asleep");
   // @ts-expect-error: internal
   client.onFrame({});
   client.close();

@@ -98,6 +98,18 @@ export class ChatClient {
     /** @type {Map<string, Room>} */
     rooms: Map<string, Room>;
     conversations: Conversations;
+    /**
+     * @type {Map<string, Conversation>} read state by the other user's id, least recently used first
+     * @private
+     */
+    private readStates;
+    /** @type {Status | null} the status this user set (`setStatus`), set again after a reconnect */
+    status: Status | null;
+    /**
+     * @type {unknown} an `inbox` to ask soon
+     * @private
+     */
+    private inboxTimer;
     /** @type {Welcome | null} the latest `welcome` */
     welcome: Welcome | null;
     /** @type {{resolve: (w: Welcome) => void, reject: (e: ChatError) => void, promise: Promise<Welcome>} | null} */
@@ -132,6 +144,34 @@ export class ChatClient {
      * @returns {Room}
      */
     room(name: string): Room;
+    /**
+     * The read state of this user's conversation with `user` (the same object
+     * every time, while among the `maxDmConversations` used most recently).
+     * @param {string} user the other user's id
+     * @returns {Conversation}
+     */
+    conversation(user: string): Conversation;
+    /**
+     * Every room and DM conversation in which this user has a read cursor,
+     * newest activity first (protocol 1.1); the rooms followed and the
+     * conversations take their read state from it.
+     * @returns {Promise<Inbox>}
+     */
+    inbox(): Promise<Inbox>;
+    /**
+     * Sets this user's presence status, for all their sessions (protocol
+     * 1.1); it is set again after a reconnect.
+     * @param {Status["state"]} state
+     * @param {string} [text] at most 128 bytes
+     * @returns {Promise<Status>}
+     */
+    setStatus(state: Status["state"], text?: string): Promise<Status>;
+    /**
+     * Asks `inbox` soon (once, however often called meanwhile): for a count
+     * only the server knows, after this user read elsewhere.
+     * @private
+     */
+    private refreshInbox;
     /**
      * Sends a direct message; resolves with its `ack` (`delivered: false`
      * when the recipient had no session: it is kept for their next one). The
@@ -176,13 +216,6 @@ export class ChatClient {
      */
     private onWelcome;
     /**
-     * Reads what a conversation got after `after` while this client was away.
-     * @param {string} other
-     * @param {number} after
-     * @private
-     */
-    private catchUp;
-    /**
      * @param {any} frame
      * @private
      */
@@ -192,30 +225,11 @@ export type Clock = import("./clock.js").Clock;
 export type ConnectionState = import("./connection.js").ConnectionState;
 export type StateEvent = import("./connection.js").StateEvent;
 export type DirectMessage = import("./dms.js").DirectMessage;
-export type User = {
-    id: string;
-    name: string;
-};
-export type Welcome = {
-    session: string;
-    user: User;
-    node: string;
-    heartbeat_ms: number;
-    limits: Record<string, number>;
-};
-/**
- * the reply to a `send` or `dm`
- */
-export type Ack = {
-    seq: number;
-    ts: number;
-    room?: string | undefined;
-    to?: string | undefined;
-    /**
-     * with a DM: false when the recipient had no session
-     */
-    delivered?: boolean | undefined;
-};
+export type User = import("./frames.js").User;
+export type Welcome = import("./frames.js").Welcome;
+export type Ack = import("./frames.js").Ack;
+export type Status = import("./frames.js").Status;
+export type Inbox = import("./frames.js").Inbox;
 export type ClientEvents = {
     /**
      * every move of the connection
@@ -322,3 +336,4 @@ import { Requests } from "./requests.js";
 import { Room } from "./room.js";
 import { Conversations } from "./dms.js";
 import { ChatError } from "./errors.js";
+import { Conversation } from "./dms.js";

@@ -1,27 +1,4 @@
 /**
- * Direct-message conversations as the client follows them: each DM once,
- * each conversation in seq order, and catch-up after a reconnect.
- *
- * DMs reach a client live, from the queue of DMs kept while the user had no
- * session (right after `welcome`, at least once), and from catch-up: after
- * every reconnect, each conversation this client knows is read with
- * `history` `{dm, after}` from the newest seq it has, which brings what went
- * to the user's other sessions (or anywhere) while this one was away. While
- * a conversation catches up, its live DMs wait, so that it stays in order.
- * @module chat/dms
- */
-/** @typedef {{id: string, name: string}} User */
-/**
- * @typedef {Object} DirectMessage
- * @property {"dm"} type
- * @property {User} from
- * @property {string} to
- * @property {string} text
- * @property {number} ts
- * @property {number} seq the conversation's seq
- * @property {string} [client_id]
- */
-/**
  * The seqs of one conversation seen lately, to drop repeats; at most
  * `capacity` are kept (the smallest go first: repeats come from the recent
  * past).
@@ -80,12 +57,78 @@ export class Conversations {
      */
     startCatchUp(): Array<[string, number]>;
     /**
+     * Reads what a conversation got after `after` while this client was away,
+     * page by page with `read`, then lets it go out ({@link Conversations#caughtUp}).
+     * @param {string} other
+     * @param {number} after
+     * @param {(options: {after: number, limit: number}) => Promise<DirectMessage[]>} read `history` `{dm, after, limit}`
+     */
+    catchUp(other: string, after: number, read: (options: {
+        after: number;
+        limit: number;
+    }) => Promise<DirectMessage[]>): Promise<void>;
+    /**
      * A conversation's catch-up is done (`missed` may be empty, for one that
      * failed): what it brought and what waited meanwhile, in seq order, once.
      * @param {string} other
      * @param {DirectMessage[]} missed
      */
     caughtUp(other: string, missed: DirectMessage[]): void;
+}
+/** One conversation's read state: see the module documentation. */
+export class Conversation {
+    /**
+     * @param {string} id the other user's id
+     * @param {ConversationContext} context
+     */
+    constructor(id: string, context: ConversationContext);
+    id: string;
+    context: ConversationContext;
+    /** @type {Emitter<ConversationEvents>} */
+    events: Emitter<ConversationEvents>;
+    /** The newest DM seq known (received, or named by `inbox`). */
+    latest: number;
+    /** @private */
+    private reads;
+    /**
+     * Subscribes to one of the conversation's events; returns a function that unsubscribes.
+     * @template {keyof ConversationEvents} K
+     * @param {K} type
+     * @param {(event: ConversationEvents[K]) => void} handler
+     */
+    on<K extends keyof ConversationEvents>(type: K, handler: (event: ConversationEvents[K]) => void): () => void;
+    /** This user's cursor: read up to this seq. */
+    get readSeq(): number;
+    /** DMs from the other user above the cursor. */
+    get unread(): number;
+    /** @returns {Receipt[]} the readers' cursors as last known */
+    get receipts(): Receipt[];
+    /** How far the other user has read (0: not known). */
+    get peerReadSeq(): number;
+    /**
+     * Moves this user's cursor to `seq` (default: the newest DM known).
+     * @param {number} [seq]
+     * @returns {Promise<ReadCursor>}
+     */
+    markRead(seq?: number): Promise<ReadCursor>;
+    /**
+     * A new DM of the conversation (each once).
+     * @param {DirectMessage} dm
+     */
+    received(dm: DirectMessage): void;
+    /**
+     * A `receipt` of this conversation.
+     * @param {{user: User | string, seq: number}} frame
+     */
+    onReceipt(frame: {
+        user: User | string;
+        seq: number;
+    }): void;
+    /**
+     * The conversation's entry of an `inbox` reply.
+     * @param {InboxEntry} entry
+     */
+    onInbox(entry: InboxEntry): void;
 }
 export type User = {
     id: string;
@@ -103,6 +146,38 @@ export type DirectMessage = {
     seq: number;
     client_id?: string | undefined;
 };
+export type Requests = import("./requests.js").Requests;
+export type ReadCursor = import("./reads.js").ReadCursor;
+export type Receipt = import("./reads.js").Receipt;
+export type InboxEntry = import("./frames.js").InboxEntry;
+export type ConversationEvents = {
+    /**
+     * the cursor or the unread count changed
+     */
+    read: ReadCursor & {
+        dm: string;
+    };
+    /**
+     * a reader's cursor moved (the other user's, or this user's elsewhere)
+     */
+    receipt: Receipt & {
+        dm: string;
+    };
+};
+/**
+ * what a conversation needs from its client
+ */
+export type ConversationContext = {
+    requests: Requests;
+    /**
+     * this user's id, once welcomed
+     */
+    me: () => string | undefined;
+    /**
+     * asks `inbox` soon, for counts only the server knows
+     */
+    refreshInbox: () => void;
+};
 export type ConversationsOptions = {
     seqsPerConversation: number;
     /**
@@ -114,3 +189,4 @@ export type ConversationsOptions = {
      */
     emit: (dm: DirectMessage) => void;
 };
+import { Emitter } from "./emitter.js";

@@ -7,6 +7,7 @@
  * @property {number} reconnectInitialMs the wait before a transient re-join failure is tried again
  * @property {() => string} newClientId
  * @property {() => string | undefined} me this user's id, once welcomed
+ * @property {() => void} refreshInbox asks `inbox` soon, for counts only the server knows
  */
 /** See the module documentation. */
 export class Room {
@@ -27,12 +28,16 @@ export class Room {
     epoch: string | null;
     /** @type {number | undefined} the history the first join asked for */
     limit: number | undefined;
-    /** @type {Map<string, User>} */
-    members: Map<string, User>;
+    /** @type {Map<string, Member>} */
+    members: Map<string, Member>;
     /** Join requests waiting or in flight. */
     joinsInFlight: number;
     /** How many times the room started over (a first join is the first). */
     resets: number;
+    /** @private */
+    private fold;
+    /** @private */
+    private reads;
     /**
      * Subscribes to one of the room's events; returns a function that unsubscribes.
      * @template {keyof RoomEvents} K
@@ -40,8 +45,23 @@ export class Room {
      * @param {(event: RoomEvents[K]) => void} handler
      */
     on<K extends keyof RoomEvents>(type: K, handler: (event: RoomEvents[K]) => void): () => void;
-    /** @returns {User[]} the room's online users as last known */
-    get roster(): User[];
+    /** @returns {Member[]} the room's online users as last known */
+    get roster(): Member[];
+    /** @returns {Message[]} the messages loaded, oldest first (at most 1000), in a new array */
+    get messages(): Message[];
+    /**
+     * @param {number} seq
+     * @returns {Message | undefined} the message `seq`, if loaded
+     */
+    message(seq: number): Message | undefined;
+    /** The lowest seq of the events loaded (0 when none): older history is before it. */
+    get oldestSeq(): number;
+    /** This user's cursor: read up to this seq. */
+    get readSeq(): number;
+    /** Messages from others above the cursor, not deleted. */
+    get unread(): number;
+    /** @returns {Receipt[]} the readers' cursors as last known */
+    get receipts(): Receipt[];
     /**
      * @param {RoomState} state
      * @param {ChatError} [error]
@@ -69,6 +89,13 @@ export class Room {
      */
     onJoined(joined: Joined, since?: number): void;
     /**
+     * The read state a `joined` brings (protocol 1.1).
+     * @param {Joined} joined
+     * @param {boolean} fresh a fresh join: the cursor may be lower (a new epoch)
+     * @private
+     */
+    private takeCursor;
+    /**
      * Joins again after a reconnect or a gap: with `since` (a resume), or
      * afresh when a resume could not recover everything.
      * @param {boolean} [resume]
@@ -89,18 +116,77 @@ export class Room {
      * @private
      */
     private accept;
+    /**
+     * A reader's `receipt`; one of this user's (another session read) moves the cursor.
+     * @param {{user: User | string, seq: number}} frame
+     * @private
+     */
+    private onReceipt;
+    /**
+     * The room's entry of an `inbox` reply (which may lag behind the stream).
+     * @param {InboxEntry} entry
+     */
+    onInbox(entry: InboxEntry): void;
+    /**
+     * Moves this user's read cursor to `seq` (default: the newest event), for
+     * every session of the user; resolves with the read state after it.
+     * @param {number} [seq]
+     * @returns {Promise<ReadCursor>}
+     */
+    markRead(seq?: number): Promise<ReadCursor>;
     /** Leaves the room; waiting sends fail with `closed`. */
     leave(): Promise<void>;
     /**
      * Sends a message; waits while the room is joining or rejoining, and
      * resolves with its `ack` once stored.
      * @param {string} text
-     * @param {{clientId?: string}} [options] idempotency key (one is made up)
-     * @returns {Promise<any>}
+     * @param {{clientId?: string, replyTo?: number}} [options] idempotency key
+     *   (one is made up); the seq of the message this one replies to
+     * @returns {Promise<Ack>}
      */
-    send(text: string, { clientId }?: {
+    send(text: string, { clientId, replyTo }?: {
         clientId?: string;
-    }): Promise<any>;
+        replyTo?: number;
+    }): Promise<Ack>;
+    /**
+     * Replaces the text of one of this user's messages `target` (its seq).
+     * @param {number} target
+     * @param {string} text
+     * @param {{clientId?: string}} [options]
+     * @returns {Promise<Ack>}
+     */
+    edit(target: number, text: string, { clientId }?: {
+        clientId?: string;
+    }): Promise<Ack>;
+    /**
+     * Deletes one of this user's messages `target` (its seq).
+     * @param {number} target
+     * @param {{clientId?: string}} [options]
+     * @returns {Promise<Ack>}
+     */
+    delete(target: number, { clientId }?: {
+        clientId?: string;
+    }): Promise<Ack>;
+    /**
+     * Adds or removes this user's `emoji` on the message `target` (its seq); the
+     * `ack` has `changed: false` when the user already held it (or did not).
+     * @param {number} target
+     * @param {string} emoji
+     * @param {"add" | "remove"} [op]
+     * @param {{clientId?: string}} [options]
+     * @returns {Promise<ReactionAck>}
+     */
+    react(target: number, emoji: string, op?: "add" | "remove", { clientId }?: {
+        clientId?: string;
+    }): Promise<ReactionAck>;
+    /**
+     * A request that stores an event: held while the room (re-)joins, sent
+     * again after a lost reply within the `client_id` window.
+     * @param {Record<string, any>} frame with its `client_id`
+     * @returns {Promise<any>}
+     * @private
+     */
+    private store;
     /**
      * A page of the room's history, oldest first: the newest `limit` events
      * before `before`, or the oldest `limit` after `after`.
@@ -112,8 +198,8 @@ export class Room {
         after?: number;
         limit?: number;
     }): Promise<RoomEvent[]>;
-    /** @returns {Promise<User[]>} the room's online users, cluster-wide, asked now */
-    fetchMembers(): Promise<User[]>;
+    /** @returns {Promise<Member[]>} the room's online users, cluster-wide, asked now */
+    fetchMembers(): Promise<Member[]>;
     /**
      * Tells the room's other users that this user is typing, or stopped. Only
      * worth sending live: not queued, and false when not sent.
@@ -124,72 +210,18 @@ export class Room {
 }
 export type Requests = import("./requests.js").Requests;
 export type RoomState = "idle" | "joining" | "joined" | "rejoining" | "failed" | "left";
-export type User = {
-    id: string;
-    name: string;
-};
-/**
- * A frame of the room's stream: `message` (and, with protocol 1.1, `edit`,
- * `delete`, `reaction`), with the room's `seq`.
- */
-export type RoomEvent = {
-    type: string;
-    room: string;
-    seq: number;
-    [field: string]: any;
-};
-/**
- * the server's `joined` reply
- */
-export type Joined = {
-    room: string;
-    seq: number;
-    epoch: string;
-    members: User[];
-    history: RoomEvent[];
-    recovered: boolean;
-};
-/**
- * the room starts over: what the view held is replaced
- */
-export type Reset = {
-    /**
-     * oldest first
-     */
-    history: RoomEvent[];
-    seq: number;
-    epoch: string;
-    /**
-     * a first join, or a reconnect
-     * (or a gap) after which the server could not replay everything missed
-     */
-    reason: "joined" | "not_recovered";
-};
-export type RoomEvents = {
-    state: {
-        state: RoomState;
-        error?: ChatError;
-    };
-    /**
-     * each event of the stream once, in seq order
-     */
-    event: RoomEvent;
-    reset: Reset;
-    /**
-     * the room's online users, after any change
-     */
-    roster: User[];
-    typing: {
-        room: string;
-        user: User;
-        state: "start" | "stop";
-    };
-    presence: {
-        room: string;
-        user: User;
-        state: "online" | "offline";
-    };
-};
+export type Message = import("./messages.js").Message;
+export type ReadCursor = import("./reads.js").ReadCursor;
+export type Receipt = import("./reads.js").Receipt;
+export type InboxEntry = import("./frames.js").InboxEntry;
+export type User = import("./frames.js").User;
+export type Member = import("./frames.js").Member;
+export type RoomEvent = import("./frames.js").RoomEvent;
+export type Joined = import("./frames.js").Joined;
+export type Ack = import("./frames.js").Ack;
+export type ReactionAck = import("./frames.js").ReactionAck;
+export type Reset = import("./frames.js").Reset;
+export type RoomEvents = import("./frames.js").RoomEvents;
 /**
  * what a room needs from its client
  */
@@ -213,6 +245,10 @@ export type RoomContext = {
      * this user's id, once welcomed
      */
     me: () => string | undefined;
+    /**
+     * asks `inbox` soon, for counts only the server knows
+     */
+    refreshInbox: () => void;
 };
 import { Emitter } from "./emitter.js";
 import { ChatError } from "./errors.js";
