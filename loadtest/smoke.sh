@@ -27,18 +27,19 @@ run() { # script, env...
     grep -E '✓|✗|[a-z_]+\.*:' "$work/$script.log" | grep -E 'ms|checks|count' | head -8 >&2 || true
 }
 run connect VUS=50 RAMP_S=5 HOLD_S=5
-run fanout ROOMS=3 ROOM_SIZE=10 RATE=5 DURATION_S=8
+run fanout ROOMS=3 ROOM_SIZE=10 RATE=5 DURATION_S=8 EDIT_PCT=20 REACT_PCT=20
 run presence ROOMS=3 CHURNERS=20 DURATION_S=8
 run replay HISTORY=100 LIMIT=50 VUS=5 DURATION_S=8
 run dm PAIRS=10 RATE=2 DURATION_S=8
 
-log "loadgen: 500 connections, 10 rooms, 100 messages/s"
+log "loadgen: 500 connections, 10 rooms, 100 messages/s, each reading its room every 2 s"
 cargo run --quiet --locked -p loadgen -- --url "$urls" --connections 500 --rooms 10 --senders 10 \
-    --rate 100 --duration-secs 5 --report "$work/loadgen.json"
+    --rate 100 --duration-secs 5 --reads-per-connection-per-sec 0.5 --report "$work/loadgen.json"
 python3 - "$work/loadgen.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["connections"] == 500 and r["joined"] == 500, r
 assert r["deliveries"] > 0 and not r["errors"], r
+assert r["reads"] > 0 and r["read_ms"]["count"] > 0 and r["receipts"] > 0, r
 PY
 log "ok"

@@ -70,6 +70,11 @@ struct Args {
     /// Prefix of user ids and room names, so concurrent runs do not mix.
     #[arg(long, default_value = "lg")]
     prefix: String,
+    /// Read-cursor storm: every connection sends a `read` (up to the last
+    /// seq it saw in its room) this many times per second while the senders
+    /// send; 0: none.
+    #[arg(long, default_value_t = 0.0)]
+    reads_per_connection_per_sec: f64,
     /// Write the JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -84,6 +89,8 @@ struct Frame<'a> {
     text: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, borrow)]
     code: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
 /// Where a connection goes.
@@ -192,12 +199,27 @@ async fn connection(
         let _ = sink.close().await;
     });
     let mut send_task = None;
+    let mut read_task = None;
+    // The last seq seen in the room, for the read storm; when the last `read` went out.
+    let last_seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let read_sent = Arc::new(std::sync::Mutex::new(None::<Instant>));
     loop {
         let Some(Ok(message)) = stream.next().await else { break };
         let Message::Text(text) = message else { continue };
         let Ok(frame) = serde_json::from_str::<Frame>(&text) else { continue };
         match frame.kind.as_ref() {
+            "cursor" => {
+                if let Some(at) = read_sent.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    stats.read.record(i, at.elapsed());
+                }
+            }
+            "receipt" => {
+                stats.receipts.fetch_add(1, Ordering::Relaxed);
+            }
             "message" => {
+                if let Some(seq) = frame.seq {
+                    last_seq.fetch_max(seq, Ordering::Relaxed);
+                }
                 if let Some(sent) =
                     frame.text.as_deref().and_then(|t| t.strip_prefix("lg:")).and_then(|t| t.parse::<u64>().ok())
                 {
@@ -213,6 +235,36 @@ async fn connection(
                 joined = true;
                 stats.join.record(i, join_sent.elapsed());
                 stats.joined.fetch_add(1, Ordering::Relaxed);
+                if args.reads_per_connection_per_sec > 0.0 {
+                    let interval = Duration::from_secs_f64(1.0 / args.reads_per_connection_per_sec);
+                    let (room, stats, stop, to_sink) = (room.clone(), stats.clone(), stop.clone(), to_sink.clone());
+                    let (last_seq, read_sent, mut go) = (last_seq.clone(), read_sent.clone(), go.clone());
+                    read_task = Some(tokio::spawn(async move {
+                        if go.wait_for(|go| *go).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(interval.mul_f64((i as f64 * 0.618_033_988_7).fract())).await;
+                        let mut ticker = tokio::time::interval(interval);
+                        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        while !stop.load(Ordering::Relaxed) {
+                            ticker.tick().await;
+                            let seq = last_seq.load(Ordering::Relaxed);
+                            {
+                                // One read in flight at a time, as a client would.
+                                let mut pending = read_sent.lock().unwrap_or_else(|p| p.into_inner());
+                                if seq == 0 || pending.is_some() {
+                                    continue;
+                                }
+                                *pending = Some(Instant::now());
+                            }
+                            let frame = json!({"type": "read", "room": room, "seq": seq}).to_string();
+                            if to_sink.send(Message::Text(frame.into())).await.is_err() {
+                                break;
+                            }
+                            stats.reads.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }));
+                }
                 if sender {
                     let interval = Duration::from_secs_f64(args.senders as f64 / args.rate);
                     let room = room.clone();
@@ -246,7 +298,7 @@ async fn connection(
             _ => {}
         }
     }
-    if let Some(task) = send_task {
+    for task in [send_task, read_task].into_iter().flatten() {
         task.abort();
     }
     drop(to_sink);
@@ -316,6 +368,7 @@ async fn main() -> anyhow::Result<()> {
         config: json!({
             "urls": args.url, "connections": args.connections, "rooms": args.rooms, "senders": args.senders,
             "rate": args.rate, "duration_secs": args.duration_secs, "join_limit": args.join_limit,
+            "reads_per_connection_per_sec": args.reads_per_connection_per_sec,
         }),
         connections: Stats::count(&stats.connected),
         connect_failures: Stats::count(&stats.connect_failures),
@@ -328,6 +381,9 @@ async fn main() -> anyhow::Result<()> {
         deliveries,
         send_seconds,
         deliveries_per_second: deliveries as f64 / send_seconds,
+        reads: Stats::count(&stats.reads),
+        read_ms: Summary::of(&stats.read.merged()),
+        receipts: Stats::count(&stats.receipts),
         errors: stats.errors.lock().unwrap_or_else(|p| p.into_inner()).clone(),
     };
     println!("{}", report.human());

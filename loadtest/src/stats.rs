@@ -49,12 +49,16 @@ pub struct Stats {
     pub connect: Sharded,
     pub join: Sharded,
     pub e2e: Sharded,
+    /// `read` to its `cursor` reply.
+    pub read: Sharded,
     pub connected: AtomicU64,
     pub joined: AtomicU64,
     pub connect_failures: AtomicU64,
     pub sent: AtomicU64,
     pub acked: AtomicU64,
     pub deliveries: AtomicU64,
+    pub reads: AtomicU64,
+    pub receipts: AtomicU64,
     pub errors: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -64,12 +68,15 @@ impl Stats {
             connect: Sharded::new(16),
             join: Sharded::new(16),
             e2e: Sharded::new(64),
+            read: Sharded::new(64),
             connected: AtomicU64::new(0),
             joined: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+            receipts: AtomicU64::new(0),
             errors: Mutex::default(),
         }
     }
@@ -135,6 +142,10 @@ pub struct Report {
     pub deliveries: u64,
     pub send_seconds: f64,
     pub deliveries_per_second: f64,
+    /// `read` requests sent, their `cursor` round trips, and receipts received.
+    pub reads: u64,
+    pub read_ms: Summary,
+    pub receipts: u64,
     pub errors: BTreeMap<String, u64>,
 }
 
@@ -156,6 +167,11 @@ impl Report {
             "     {:.<24}: {} sent, {} acked, {} delivered in {:.1}s = {:.0} deliveries/s\n",
             "messages", self.sent, self.acked, self.deliveries, self.send_seconds, self.deliveries_per_second
         ));
+        if self.reads > 0 {
+            out.push_str(&self.read_ms.line("read (to cursor)"));
+            out.push('\n');
+            out.push_str(&format!("     {:.<24}: {} sent, {} receipts received\n", "reads", self.reads, self.receipts));
+        }
         let errors = if self.errors.is_empty() {
             "none".to_owned()
         } else {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod bench;
 mod chat;
 mod cluster;
 mod environment;
