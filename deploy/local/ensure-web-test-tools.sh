@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the browser and client-library tests can run: Node.js 20 or
 # newer with npm, headless Chromium (Debian's package; the tests drive it with
-# playwright-core, never a downloaded browser) and haproxy (the local load
-# balancer in front of two gateways). Installs Chromium and haproxy with
+# playwright-core, never a downloaded browser), a colour emoji font (for
+# reactions) and haproxy (the local load balancer in front of two gateways). Installs Chromium and haproxy with
 # apt-get when run as root on Debian or Ubuntu (as CI does); otherwise says
 # what to install. Then installs the tests' npm packages from the lock file
 # when they are missing or older than it.
@@ -12,6 +12,9 @@ cd "$(dirname "$0")/../.."
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+# Emoji reactions render as boxes without a colour emoji font.
+[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || ! command -v apt-get >/dev/null 2>&1 \
+    || missing+=(fonts-noto-color-emoji)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing ${missing[*]} with apt-get" >&2

@@ -11,7 +11,7 @@ const gw = await startGateway({ nodeId: "gw-1" });
 const browser = await launchBrowser();
 try {
   const open = async (name) => {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 560 }, deviceScaleFactor: 1 });
+    const context = await browser.newContext({ viewport: { width: 1100, height: 640 }, deviceScaleFactor: 1 });
     const page = await context.newPage();
     await page.goto(`${gw.httpUrl}/`);
     await page.locator("#name").fill(name);
@@ -30,18 +30,38 @@ try {
   await carol.connect();
   const carolLobby = carol.room("lobby");
   await carolLobby.join();
+  const message = (page, text) =>
+    page.locator("#messages .message:not(.pending)").filter({ has: page.locator(".text", { hasText: text }) });
   await say(alice, "Morning! Is the deploy still on for 10:00?");
   await say(bob, "Yes. Gateways drain first, so nobody loses a message.");
-  await carolLobby.send("I'll watch the dashboard. <b>Tags</b> show as text, by the way.");
+  const oops = await carolLobby.send("I'll watch the dashbord.");
+  await carolLobby.edit(oops.seq, "I'll watch the dashboard. <b>Tags</b> show as text, by the way.");
+  const wrong = await carolLobby.send("(wrong room, sorry)");
+  await carolLobby.delete(wrong.seq);
+  // Alice replies to Bob; Bob and Carol react to it.
+  await message(alice, "Gateways drain first").locator(".reply").click();
   await say(alice, "Great, thanks both!");
+  const thanks = Number(await message(bob, "Great, thanks both!").getAttribute("data-seq"));
+  await message(bob, "Great, thanks both!").locator(".react").click();
+  await message(bob, "Great, thanks both!").locator(".picker .pick", { hasText: "🎉" }).click();
+  await carolLobby.react(thanks, "🎉");
+  await carolLobby.react(thanks, "👍");
+  await carol.setStatus("busy", "in a call");
+  await alice.locator("#presence-state").selectOption("away");
+  await alice.locator("#presence-text").fill("deploying");
+  await alice.locator("#presence-form button[type=submit]").click();
   await bob.locator("#join-room").fill("deploys");
   await bob.locator("#join-room").press("Enter");
   await alice.locator("#join-room").fill("deploys");
   await alice.locator("#join-room").press("Enter");
+  await alice.locator("#rooms li", { hasText: "deploys" }).waitFor();
   await alice.locator("#rooms li", { hasText: "lobby" }).click();
+  await say(bob, "Draining gw-2 now.");
   await carol.dm((await alice.locator("#me").textContent()).match(/\((.+)\)$/)[1], "Coffee after?");
   await alice.locator("#dms li .unread").waitFor();
+  await alice.locator("#rooms li .unread").waitFor();
   await bob.locator("#rooms li", { hasText: "lobby" }).click();
+  await alice.locator("#messages .seen").waitFor();
   await bob.locator("#text").pressSequentially("On my way, just grabbing my laptop", { delay: 90 });
   await alice.locator("#typing", { hasText: "Bob is typing…" }).waitFor();
   const file = path.join(repoRoot, "docs/images/chat-page.png");
