@@ -138,6 +138,12 @@ pub struct Cursor {
     pub epoch: String,
 }
 
+impl Cursor {
+    /// An epoch that matches whatever epoch the room has: a summary at
+    /// `seq` of the room's current history (what a `read` asks first).
+    pub const ANY_EPOCH: &'static str = "*";
+}
+
 /// How [`HistoryStore::set_cursor`] moves a cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CursorMove {

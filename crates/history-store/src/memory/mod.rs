@@ -299,7 +299,8 @@ impl HistoryStore for MemoryStore {
 /// A log as `reader` sees it with `cursor` (rooms: a cursor of another
 /// epoch counts as 0).
 fn summarise(log: &Log, reader: &UserId, cursor: &Cursor, room: bool) -> Summary {
-    let read_seq = if room && cursor.epoch != log.epoch { 0 } else { cursor.seq.min(log.seq) };
+    let other_epoch = cursor.epoch != Cursor::ANY_EPOCH && cursor.epoch != log.epoch;
+    let read_seq = if room && other_epoch { 0 } else { cursor.seq.min(log.seq) };
     let (unread, last_ts, last) = log.unread(reader, read_seq);
     Summary { seq: log.seq, epoch: log.epoch.clone(), read_seq, unread, last_ts, last }
 }

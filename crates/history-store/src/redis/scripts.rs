@@ -223,7 +223,8 @@ return removed
 /// KEYS: 1 seq, 2 history, 3 epoch, 4 messages index, 5 the reader's
 ///       messages, 6 last message (a conversation passes its seq key for
 ///       3, 4 and 6: every DM is a message and none is deleted)
-/// ARGV: 1 cursor seq, 2 cursor epoch, 3 'room' or 'dm'
+/// ARGV: 1 cursor seq, 2 cursor epoch ('*': the room's, whatever it is),
+///       3 'room' or 'dm'
 /// Returns {seq, epoch, read seq, unread, latest ts (-1: none), last message or nil}.
 pub const SUMMARY: &str = r#"
 local room = ARGV[3] == 'room'
@@ -233,7 +234,7 @@ if room then epoch = redis.call('GET', KEYS[3]) or '' end
 local len = redis.call('LLEN', KEYS[2])
 local first = seq - len + 1
 local cursor = tonumber(ARGV[1])
-if room and ARGV[2] ~= epoch then cursor = 0 end
+if room and ARGV[2] ~= '*' and ARGV[2] ~= epoch then cursor = 0 end
 if cursor > seq then cursor = seq end
 local from = '(' .. math.max(cursor, first - 1)
 local unread

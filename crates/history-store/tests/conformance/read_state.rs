@@ -73,6 +73,8 @@ pub async fn unread_counts_others_live_messages(f: &mut dyn Fixture) {
     assert_eq!((clamped.read_seq, clamped.unread), (5, 0), "a cursor is never above the latest");
     let stale = summary(&*f, "alice", thread.clone(), cursor(5, "another-epoch")).await;
     assert_eq!((stale.read_seq, stale.unread), (0, 1), "another epoch's cursor counts from 0");
+    let any = summary(&*f, "alice", thread.clone(), cursor(2, Cursor::ANY_EPOCH)).await;
+    assert_eq!((any.read_seq, any.unread, any.epoch), (2, 0, epoch.clone()), "ANY_EPOCH: the room's own");
 
     for text in ["6", "7", "8"] {
         stored(f.store(), draft(name, "alice", text, None)).await;

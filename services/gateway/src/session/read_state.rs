@@ -1,9 +1,10 @@
 //! Read state: `read` (moving the user's cursor, replying `cursor`, relaying
 //! a `receipt`) and `inbox`.
 //!
-//! A `read` is three store calls: the room's latest seq and epoch (a seq
-//! above the latest is taken as the latest), the cursor raised in the
-//! user's hash, and the unread count after it. Receipts go through the
+//! A `read` is two store calls: the room's latest seq and epoch with the
+//! unread count after the asked seq (a seq above the latest is taken as the
+//! latest), then the cursor raised in the user's hash. Only when the cursor
+//! was already further is the unread count read again, after it. Receipts go through the
 //! node's [`crate::relay::Relay`] (one per user and room or conversation
 //! per second, the last one always), as two publishes: to the room's (or
 //! the other party's) sessions, and to the reader's other sessions, which
@@ -28,10 +29,13 @@ impl WsSession {
         let (engine, me) = (self.engine().clone(), self.info.user.id.clone());
         let ReadRequest { of: thread, seq } = request;
         let request = async move {
-            let asked = Cursor { seq, epoch: String::new() };
+            let asked = Cursor { seq, epoch: Cursor::ANY_EPOCH.to_owned() };
             let now = engine.history.summaries(&me, &[(thread.clone(), asked)]).await?.pop().unwrap_or_default();
-            let to = Cursor { seq: seq.min(now.seq), epoch: now.epoch.clone() };
+            let to = Cursor { seq: now.read_seq, epoch: now.epoch.clone() };
             let (cursor, moved) = engine.history.set_cursor(&me, &thread, to, CursorMove::Raise).await?;
+            if cursor.seq == now.read_seq {
+                return BackendResult::Ok((thread, now, moved));
+            }
             let after = engine.history.summaries(&me, &[(thread.clone(), cursor)]).await?.pop().unwrap_or_default();
             BackendResult::Ok((thread, after, moved))
         };
