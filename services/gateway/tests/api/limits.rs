@@ -143,7 +143,13 @@ async fn per_user_connection_limit_gives_429() {
     let _other = app.client("someone-else").await;
     drop(b);
     app.wait_sessions(2).await;
-    let _again = app.client("u").await; // a slot came free
+    // A slot comes free once the closed session's cleanup reached the
+    // engine (on Redis, a few round trips after the session is gone).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Client::try_connect(&app.ws_url("user=u")).await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "the closed connection's slot never came free");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
