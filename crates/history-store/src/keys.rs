@@ -44,6 +44,13 @@ pub fn room_reactions(room: &RoomName) -> String {
     room_key(room, "reactions")
 }
 
+/// Every field of [`room_reactions`] with its message's seq as its score,
+/// so that the fields of messages trimmed from the history are dropped with
+/// them (at most 1000 fields per append).
+pub fn room_reaction_index(room: &RoomName) -> String {
+    room_key(room, "reactions_by_seq")
+}
+
 /// The seq of a room's newest `message` event.
 pub fn room_last_message(room: &RoomName) -> String {
     room_key(room, "last")

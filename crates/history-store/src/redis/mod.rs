@@ -197,6 +197,7 @@ impl HistoryStore for RedisStore {
                     keys::room_authored(&room, &from.id),
                     keys::room_reactions(&room),
                     keys::room_last_message(&room),
+                    keys::room_reaction_index(&room),
                 ],
                 vec![
                     event.name().to_owned(),

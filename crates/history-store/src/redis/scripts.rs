@@ -16,7 +16,7 @@ use fred::types::scripts::Script;
 ///
 /// KEYS: 1 seq, 2 history, 3 epoch, 4 client-id key (any key of the room
 ///       when unused), 5 messages index, 6 the sender's messages, 7 reactions,
-///       8 last message
+///       8 last message, 9 the reaction fields by message seq
 /// ARGV: 1 kind (message|edit|delete|reaction), 2 event prefix, 3 history
 ///       size, 4 client-id TTL in ms (0: no client id), 5 publish command,
 ///       6 channel, 7 epoch to create if missing, 8 retention in ms,
@@ -48,15 +48,26 @@ if kind == 'reaction' then
     return 'too_many'
   end
   if held == (ARGV[12] == 'add') then return 'unchanged:' .. ts end
+  -- Every field is also in KEYS[9] under its message's seq, so that the
+  -- fields of messages trimmed from the history can be dropped below.
   if held then
     redis.call('HDEL', KEYS[7], emoji .. '\31' .. user)
+    redis.call('ZREM', KEYS[9], emoji .. '\31' .. user)
     if redis.call('HINCRBY', KEYS[7], emoji, -1) <= 0 then
       redis.call('HDEL', KEYS[7], emoji)
-      if redis.call('HINCRBY', KEYS[7], target, -1) <= 0 then redis.call('HDEL', KEYS[7], target) end
+      redis.call('ZREM', KEYS[9], emoji)
+      if redis.call('HINCRBY', KEYS[7], target, -1) <= 0 then
+        redis.call('HDEL', KEYS[7], target)
+        redis.call('ZREM', KEYS[9], target)
+      end
     end
   else
     redis.call('HSET', KEYS[7], emoji .. '\31' .. user, 1)
-    if redis.call('HINCRBY', KEYS[7], emoji, 1) == 1 then redis.call('HINCRBY', KEYS[7], target, 1) end
+    redis.call('ZADD', KEYS[9], target, emoji .. '\31' .. user)
+    if redis.call('HINCRBY', KEYS[7], emoji, 1) == 1 then
+      redis.call('ZADD', KEYS[9], target, emoji)
+      if redis.call('HINCRBY', KEYS[7], target, 1) == 1 then redis.call('ZADD', KEYS[9], target, target) end
+    end
   end
 end
 if kind == 'delete' then
@@ -105,7 +116,13 @@ if kind == 'message' then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', oldest)
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', oldest)
-for i = 1, 8 do
+-- Reactions to messages no longer in the history go with them.
+local gone = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', oldest, 'LIMIT', 0, 1000)
+if #gone > 0 then
+  redis.call('HDEL', KEYS[7], unpack(gone))
+  redis.call('ZREM', KEYS[9], unpack(gone))
+end
+for i = 1, 9 do
   if i ~= 4 then redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
 end
 local result = seq .. ':' .. ts

@@ -155,3 +155,33 @@ async fn the_redis_store_conforms_on_a_redis_cluster() {
     let cluster = RedisCluster::start();
     cases::run_all(&mut RedisFixture::connect("redis cluster", &cluster.url()).await).await;
 }
+
+/// Reaction state is bounded by the history: the fields of a message pushed
+/// out of the capped history go with the next appends (not observable
+/// through the store's API, where such a message is `not_found` anyway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaction_state_is_trimmed_with_the_history() {
+    use chat_shared::protocol::{Emoji, ReactionOp, RoomEventKind};
+    use history_store::{Outcome, RoomDraft};
+
+    let redis = RedisServer::start();
+    let fixture = RedisFixture::connect("redis", &redis.url()).await;
+    let room = crate::room("c-trim");
+    let someone = |id: &str| cases::someone(id);
+    let append = |draft: RoomDraft| async { fixture.store().append_room(draft).await.expect("append") };
+    append(RoomDraft::message(room.clone(), someone("alice"), "one", None)).await;
+    for (who, emoji) in [("bob", "👍"), ("carol", "👍"), ("carol", "🎉")] {
+        let event = RoomEventKind::Reaction { target: 1, emoji: Emoji::parse(emoji).unwrap(), op: ReactionOp::Add };
+        let outcome = append(RoomDraft { room: room.clone(), from: someone(who), event, client_id: None }).await;
+        assert!(matches!(outcome, Outcome::Stored(_)), "{outcome:?}");
+    }
+    let held = |key: &str| redis.cli(&["hlen", key]).trim().parse::<u64>().unwrap();
+    // 3 holders, 2 emoji counts, 1 distinct count.
+    assert_eq!(held("chat:{r:c-trim}:reactions"), 6);
+    // history.size is 5 here: two more events push message 1 out.
+    for text in ["two", "three"] {
+        append(RoomDraft::message(room.clone(), someone("alice"), text, None)).await;
+    }
+    assert_eq!(held("chat:{r:c-trim}:reactions"), 0, "message 1's reactions left with it");
+    assert_eq!(redis.cli(&["zcard", "chat:{r:c-trim}:reactions_by_seq"]).trim(), "0");
+}
