@@ -121,7 +121,7 @@ impl MemoryStore {
         rooms.entry(room.clone()).or_insert_with(|| Arc::new(Mutex::new(Log::new(epoch, now)))).clone()
     }
 
-    /// Every [`SWEEP_EVERY_APPENDS`] appends: drops expired logs and queued DMs.
+    /// Every [`SWEEP_EVERY_APPENDS`] appends: drops expired logs, queued DMs and cursors.
     fn maybe_sweep(&self, now: Instant) {
         use std::sync::atomic::Ordering;
         if self.appends.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_APPENDS != SWEEP_EVERY_APPENDS - 1 {
@@ -135,6 +135,7 @@ impl MemoryStore {
             *lock(&self.fresh_epoch) = new_epoch();
         }
         drop(rooms);
+        lock(&self.cursors).sweep(now, retention);
         let mut dms = lock(&self.dms);
         dms.conversations.retain(|_, log| !log.expired(now, retention));
         let ttl = self.dm.offline_ttl();

@@ -76,6 +76,13 @@ impl Cursors {
         (to, how == CursorMove::Raise)
     }
 
+    /// Forgets the cursors of users who wrote none for `retention` (the
+    /// store's periodic sweep).
+    pub(super) fn sweep(&mut self, now: Instant, retention: Duration) {
+        self.users
+            .retain(|_, cursors| cursors.written.is_some_and(|at| now.saturating_duration_since(at) <= retention));
+    }
+
     /// The user's cursors, the most recently set or moved first.
     pub(super) fn of(&mut self, user: &UserId, now: Instant, retention: Duration) -> Vec<(Thread, Cursor)> {
         let Some(cursors) = self.live(user, now, retention) else { return Vec::new() };
