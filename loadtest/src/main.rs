@@ -129,6 +129,37 @@ fn resolve(url: &str) -> anyhow::Result<Target> {
     Ok(Target { url: url.to_owned(), addr })
 }
 
+/// A connection's paced frames (sends, reads): every `interval` from the
+/// `go` signal (so that the ramp does not colour the latencies), the first
+/// one spread over an interval by the connection's index so that
+/// connections are not in step, until `stop`.
+struct Pacing {
+    i: usize,
+    interval: Duration,
+    go: tokio::sync::watch::Receiver<bool>,
+    stop: Arc<AtomicBool>,
+    to_sink: tokio::sync::mpsc::Sender<Message>,
+}
+
+impl Pacing {
+    /// Sends what `next` makes at each tick (`None`: nothing this time).
+    async fn run(mut self, mut next: impl FnMut() -> Option<String>) {
+        if self.go.wait_for(|go| *go).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(self.interval.mul_f64((self.i as f64 * 0.618_033_988_7).fract())).await;
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !self.stop.load(Ordering::Relaxed) {
+            ticker.tick().await;
+            let Some(frame) = next() else { continue };
+            if self.to_sink.send(Message::Text(frame.into())).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
 /// One connection's whole life.
 async fn connection(
     i: usize,
@@ -237,61 +268,30 @@ async fn connection(
                 stats.joined.fetch_add(1, Ordering::Relaxed);
                 if args.reads_per_connection_per_sec > 0.0 {
                     let interval = Duration::from_secs_f64(1.0 / args.reads_per_connection_per_sec);
-                    let (room, stats, stop, to_sink) = (room.clone(), stats.clone(), stop.clone(), to_sink.clone());
-                    let (last_seq, read_sent, mut go) = (last_seq.clone(), read_sent.clone(), go.clone());
-                    read_task = Some(tokio::spawn(async move {
-                        if go.wait_for(|go| *go).await.is_err() {
-                            return;
+                    let (room, stats, last_seq, read_sent) =
+                        (room.clone(), stats.clone(), last_seq.clone(), read_sent.clone());
+                    let pacing = Pacing { i, interval, go: go.clone(), stop: stop.clone(), to_sink: to_sink.clone() };
+                    read_task = Some(tokio::spawn(pacing.run(move || {
+                        let seq = last_seq.load(Ordering::Relaxed);
+                        // One read in flight at a time, as a client would.
+                        let mut pending = read_sent.lock().unwrap_or_else(|p| p.into_inner());
+                        if seq == 0 || pending.is_some() {
+                            return None;
                         }
-                        tokio::time::sleep(interval.mul_f64((i as f64 * 0.618_033_988_7).fract())).await;
-                        let mut ticker = tokio::time::interval(interval);
-                        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                        while !stop.load(Ordering::Relaxed) {
-                            ticker.tick().await;
-                            let seq = last_seq.load(Ordering::Relaxed);
-                            {
-                                // One read in flight at a time, as a client would.
-                                let mut pending = read_sent.lock().unwrap_or_else(|p| p.into_inner());
-                                if seq == 0 || pending.is_some() {
-                                    continue;
-                                }
-                                *pending = Some(Instant::now());
-                            }
-                            let frame = json!({"type": "read", "room": room, "seq": seq}).to_string();
-                            if to_sink.send(Message::Text(frame.into())).await.is_err() {
-                                break;
-                            }
-                            stats.reads.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }));
+                        *pending = Some(Instant::now());
+                        stats.reads.fetch_add(1, Ordering::Relaxed);
+                        Some(json!({"type": "read", "room": room, "seq": seq}).to_string())
+                    })));
                 }
                 if sender {
                     let interval = Duration::from_secs_f64(args.senders as f64 / args.rate);
-                    let room = room.clone();
-                    let stats = stats.clone();
-                    let stop = stop.clone();
-                    let to_sink = to_sink.clone();
-                    let mut go = go.clone();
-                    send_task = Some(tokio::spawn(async move {
-                        // Everyone sends only once every connection is in, so
-                        // the ramp does not colour the latencies.
-                        if go.wait_for(|go| *go).await.is_err() {
-                            return;
-                        }
-                        // Senders start spread over one interval, not in step.
-                        tokio::time::sleep(interval.mul_f64((i as f64 * 0.618_033_988_7).fract())).await;
-                        let mut ticker = tokio::time::interval(interval);
-                        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                        while !stop.load(Ordering::Relaxed) {
-                            ticker.tick().await;
-                            let text = format!("lg:{}", start.elapsed().as_nanos() as u64);
-                            let frame = json!({"type": "send", "room": room, "text": text}).to_string();
-                            if to_sink.send(Message::Text(frame.into())).await.is_err() {
-                                break;
-                            }
-                            stats.sent.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }));
+                    let (room, stats) = (room.clone(), stats.clone());
+                    let pacing = Pacing { i, interval, go: go.clone(), stop: stop.clone(), to_sink: to_sink.clone() };
+                    send_task = Some(tokio::spawn(pacing.run(move || {
+                        let text = format!("lg:{}", start.elapsed().as_nanos() as u64);
+                        stats.sent.fetch_add(1, Ordering::Relaxed);
+                        Some(json!({"type": "send", "room": room, "text": text}).to_string())
+                    })));
                 }
             }
             "error" => stats.error(frame.code.as_deref().unwrap_or("unknown")),
