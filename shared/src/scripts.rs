@@ -3,7 +3,8 @@
 //! crashed gateway). Each touches the keys of one room or one user only, so
 //! it runs on one Redis Cluster shard. The layout is in `docs/redis.md`.
 
-use crate::protocol::{PresenceState, RoomName, ServerFrame, UserRef, UserStatus};
+use crate::keys;
+use crate::protocol::{Member, PresenceState, RoomName, ServerFrame, UserRef, UserStatus};
 use crate::wire::Envelope;
 
 /// How long presence state lives without being touched, in milliseconds: if
@@ -55,6 +56,32 @@ if redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) <= 0 then redis.call('HDEL',
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
+
+/// A room's online users (sorted by id) with the statuses they set: the
+/// names hash and one `HMGET` of [`keys::STATUSES`]. Shared by the gateways'
+/// `members` and the presence service's API.
+///
+/// # Errors
+/// Redis's.
+pub async fn members_with_status(
+    pool: &fred::clients::Pool,
+    room: &RoomName,
+) -> fred::prelude::FredResult<Vec<Member>> {
+    use fred::interfaces::HashesInterface;
+    let names: std::collections::HashMap<String, String> = pool.hgetall(keys::room_presence_names(room)).await?;
+    let users = keys::members_from_names(names);
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = users.iter().map(|user| user.id.to_string()).collect();
+    let statuses: Vec<Option<String>> = pool.hmget(keys::STATUSES, ids).await?;
+    Ok(users
+        .into_iter()
+        .zip(statuses)
+        // A value this code did not write reads as no status.
+        .map(|(user, json)| Member { user, status: json.and_then(|json| serde_json::from_str(&json).ok()) })
+        .collect())
+}
 
 /// The pub/sub payload of a `presence` event, for the room's other users
 /// (`status`: the user's, for `online`).

@@ -1,10 +1,8 @@
 //! The presence HTTP API.
 //!
-//! - `GET /v1/rooms/{room}/members` → `{"room", "members": [{"id","name"}]}` (sorted by id)
+//! - `GET /v1/rooms/{room}/members` → `{"room", "members": [{"id","name","status"?}]}` (sorted by id)
 //! - `GET /v1/users/{id}` → `{"id", "online", "sessions", "rooms", "last_seen"}`
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics`
-
-use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
 use fred::interfaces::{HashesInterface, KeysInterface};
@@ -12,6 +10,7 @@ use fred::interfaces::{HashesInterface, KeysInterface};
 use chat_shared::http::ApiError;
 use chat_shared::keys;
 use chat_shared::protocol::{RoomName, UserId};
+use chat_shared::scripts::members_with_status;
 use chat_shared::service;
 use chat_shared::ErrorCode;
 
@@ -43,9 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn members(state: web::Data<State>, room: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let room = RoomName::parse(&room).map_err(|err| ApiError::new(ErrorCode::BadRequest, err.0))?;
-    let names: HashMap<String, String> =
-        state.pool.hgetall(keys::room_presence_names(&room)).await.map_err(unavailable)?;
-    let members = keys::members_from_names(names);
+    let members = members_with_status(&state.pool, &room).await.map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room, "members": members })))
 }
 

@@ -139,6 +139,14 @@ async fn the_api_serves_members_and_users_and_refuses_bad_input() {
         members,
         json!({"room": "lobby", "members": [{"id": "alice", "name": "alice"}, {"id": "bob", "name": "bob"}]})
     );
+    // A status a gateway stored shows with its user.
+    let _: i64 = pool.hset(keys::STATUSES, ("bob", r#"{"state":"busy","text":"in a call"}"#)).await.unwrap();
+    let (_, members) = get(&service, "/v1/rooms/lobby/members").await;
+    assert_eq!(
+        members["members"][1],
+        json!({"id": "bob", "name": "bob", "status": {"state": "busy", "text": "in a call"}})
+    );
+    assert_eq!(members["members"][0], json!({"id": "alice", "name": "alice"}));
     let (_, alice) = get(&service, "/v1/users/alice").await;
     assert_eq!(alice, json!({"id": "alice", "online": true, "sessions": 2, "rooms": ["lobby"], "last_seen": null}));
     let (_, nobody) = get(&service, "/v1/users/nobody").await;

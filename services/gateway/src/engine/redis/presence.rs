@@ -16,7 +16,7 @@ use fred::types::{Expiration, Value};
 
 use chat_shared::keys;
 use chat_shared::protocol::{Member, PresenceState, RoomName, UserId, UserStatus};
-use chat_shared::scripts::{presence_payload, LAST_SEEN_TTL_MS, PRESENCE_STATE_TTL_MS};
+use chat_shared::scripts::{members_with_status, presence_payload, LAST_SEEN_TTL_MS, PRESENCE_STATE_TTL_MS};
 
 use super::scripts::Scripts;
 use super::Connection;
@@ -265,20 +265,7 @@ impl PresenceStore for RedisPresence {
 
     async fn members(&self, room: &RoomName) -> BackendResult<Vec<Member>> {
         self.conn.check()?;
-        let names: HashMap<String, String> =
-            self.conn.pool.hgetall(keys::room_presence_names(room)).await.map_err(BackendError::from)?;
-        let users = keys::members_from_names(names);
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = users.iter().map(|user| user.id.to_string()).collect();
-        let statuses: Vec<Option<String>> = self.conn.pool.hmget(keys::STATUSES, ids).await?;
-        Ok(users
-            .into_iter()
-            .zip(statuses)
-            // A value this code did not write reads as no status.
-            .map(|(user, json)| Member { user, status: json.and_then(|json| serde_json::from_str(&json).ok()) })
-            .collect())
+        Ok(members_with_status(&self.conn.pool, room).await?)
     }
 
     async fn set_status(&self, user: &UserId, status: Option<&UserStatus>) -> BackendResult<()> {
