@@ -278,6 +278,29 @@ export class ChatClient {
   }
 
   /**
+   * After a reconnect: conversations this client had not seen that got DMs
+   * meanwhile (another device of the user took them live, so the offline
+   * queue did not) are named by `inbox`; each catches up on what is unread,
+   * from its cursor.
+   * @param {Set<string>} known the conversations already catching up
+   * @private
+   */
+  async catchUpNewConversations(known) {
+    let inbox;
+    try {
+      inbox = await this.inbox();
+    } catch {
+      return; // the next reconnect (or opening the conversation) brings them
+    }
+    for (const entry of inbox.dms) {
+      const other = entry.dm;
+      if (!other || known.has(other) || entry.seq <= entry.read_seq) continue;
+      this.conversations.startOne(other);
+      this.conversations.catchUp(other, entry.read_seq, (options) => this.dmHistory(other, options));
+    }
+  }
+
+  /**
    * Sets this user's presence status, for all their sessions (protocol
    * 1.1); it is set again after a reconnect.
    * @param {Status["state"]} state
@@ -400,9 +423,11 @@ export class ChatClient {
     for (const room of this.rooms.values()) room.connectionOpened();
     this.requests.opened(welcome);
     if (!first) {
-      for (const [other, after] of this.conversations.startCatchUp()) {
+      const known = this.conversations.startCatchUp();
+      for (const [other, after] of known) {
         this.conversations.catchUp(other, after, (options) => this.dmHistory(other, options));
       }
+      this.catchUpNewConversations(new Set(known.map(([other]) => other)));
       // A status ends with the user's last session: this may have been it.
       const status = this.status;
       if (status && (status.state !== "online" || status.text)) this.setStatus(status.state, status.text).catch(() => {});

@@ -155,6 +155,15 @@ export class Conversations {
   }
 
   /**
+   * One more conversation to catch up on (one `inbox` named): its live DMs
+   * wait until {@link Conversations#caughtUp}.
+   * @param {string} other
+   */
+  startOne(other) {
+    if (!this.waiting.has(other)) this.waiting.set(other, []);
+  }
+
+  /**
    * Reads what a conversation got after `after` while this client was away,
    * page by page with `read`, then lets it go out ({@link Conversations#caughtUp}).
    * @param {string} other

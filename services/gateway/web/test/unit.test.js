@@ -30,11 +30,13 @@ describe("the request queue", () => {
     assert.equal(sending.done, false, "still waiting, not timed out");
     await clock.advance(states.at(-1).delayMs);
     const socket = await accept();
-    // The re-join first, then the send, once joined.
-    assert.deepEqual(socket.sent.map((f) => f.type), ["join"]);
+    // The re-join first, then the send, once joined (`inbox`, asked after
+    // every reconnect for DM catch-up, goes its own way).
+    const types = () => socket.sent.map((f) => f.type).filter((t) => t !== "inbox");
+    assert.deepEqual(types(), ["join"]);
     reply(socket, "join", joined("r"));
     await settle();
-    assert.deepEqual(socket.sent.map((f) => f.type), ["join", "send"]);
+    assert.deepEqual(types(), ["join", "send"]);
     await clock.advance(9_999);
     assert.equal(sending.done, false);
     await clock.advance(1);
@@ -324,6 +326,40 @@ describe("direct messages", () => {
     socket.deliver({ type: "history", dm: "bob", messages: [dm(3), dm(4), dm(5)], re: history.id });
     await settle();
     assert.deepEqual(got, [1, 2, 3, 4, 5]);
+  });
+
+  test("after a reconnect, a conversation only `inbox` knows catches up on its unread DMs", async () => {
+    const { client, clock, accept } = setup();
+    const got = [];
+    client.on("dm", (d) => got.push(`${d.from.id}:${d.seq}`));
+    track(client.connect());
+    let socket = await accept();
+    socket.deliver(dm(1));
+    socket.drop(1006);
+    await clock.advance(1000);
+    socket = await accept();
+    const bob = socket.sentOf("history")[0];
+    const inbox = socket.sentOf("inbox")[0];
+    assert.ok(inbox, "inbox is asked after a reconnect");
+    const carol = { id: "carol", name: "carol" };
+    const last = dm(3, carol);
+    socket.deliver({
+      type: "inbox",
+      re: inbox.id,
+      rooms: [],
+      dms: [
+        { dm: "bob", seq: 1, read_seq: 1, unread: 0, last: dm(1) },
+        { dm: "carol", seq: 3, read_seq: 1, unread: 2, last },
+        { dm: "dave", seq: 4, read_seq: 4, unread: 0, last: dm(4, { id: "dave", name: "dave" }) },
+      ],
+    });
+    await settle();
+    const histories = socket.sentOf("history");
+    assert.deepEqual(histories.slice(1).map((h) => [h.dm, h.after]), [["carol", 1]], "only the unread, unknown one");
+    socket.deliver({ type: "history", dm: "bob", messages: [], re: bob.id });
+    socket.deliver({ type: "history", dm: "carol", messages: [dm(2, carol), last], re: histories[1].id });
+    await settle();
+    assert.deepEqual(got, ["bob:1", "carol:2", "carol:3"]);
   });
 
   test("a sent DM is a `dm` event too, with this user as sender", async () => {

@@ -159,6 +159,15 @@ export class ChatClient {
      */
     inbox(): Promise<Inbox>;
     /**
+     * After a reconnect: conversations this client had not seen that got DMs
+     * meanwhile (another device of the user took them live, so the offline
+     * queue did not) are named by `inbox`; each catches up on what is unread,
+     * from its cursor.
+     * @param {Set<string>} known the conversations already catching up
+     * @private
+     */
+    private catchUpNewConversations;
+    /**
      * Sets this user's presence status, for all their sessions (protocol
      * 1.1); it is set again after a reconnect.
      * @param {Status["state"]} state

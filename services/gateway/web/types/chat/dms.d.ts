@@ -57,6 +57,12 @@ export class Conversations {
      */
     startCatchUp(): Array<[string, number]>;
     /**
+     * One more conversation to catch up on (one `inbox` named): its live DMs
+     * wait until {@link Conversations#caughtUp}.
+     * @param {string} other
+     */
+    startOne(other: string): void;
+    /**
      * Reads what a conversation got after `after` while this client was away,
      * page by page with `read`, then lets it go out ({@link Conversations#caughtUp}).
      * @param {string} other
