@@ -18,12 +18,17 @@ trap 'deploy/local/cluster.sh down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 deploy/local/cluster.sh up >/dev/null
 urls=ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws
 
+server_logs() { # what the cluster's processes warned about, for a failed run
+    log "warnings and errors in the cluster's logs:"
+    grep -hiE 'warn|error' "$CLUSTER_DIR"/logs/*.log 2>/dev/null | tail -40 >&2 || true
+}
+
 run() { # script, env...
     local script=$1
     shift
     log "k6 $script $*"
     env URL="$urls" "$@" k6 run --quiet --no-usage-report "loadtest/k6/$script.js" >"$work/$script.log" 2>&1 \
-        || { tail -40 "$work/$script.log" >&2; log "$script failed"; exit 1; }
+        || { tail -40 "$work/$script.log" >&2; server_logs; log "$script failed"; exit 1; }
     grep -E '✓|✗|[a-z_]+\.*:' "$work/$script.log" | grep -E 'ms|checks|count' | head -8 >&2 || true
 }
 run connect VUS=50 RAMP_S=5 HOLD_S=5

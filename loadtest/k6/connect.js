@@ -49,11 +49,17 @@ export default function () {
       setTimeout(() => ws.close(), HOLD_S * 1000);
     }
   });
-  ws.addEventListener('error', () => failures.add(1));
-  setTimeout(() => {
+  ws.addEventListener('error', (e) => {
+    failures.add(1, { why: 'error' });
+    console.warn(`connect error after ${Date.now() - started} ms: ${e.error || e.type}`);
+  });
+  const timer = setTimeout(() => {
     if (!welcomed) {
-      failures.add(1);
+      failures.add(1, { why: 'no_welcome' });
+      console.warn(`no welcome within 10 s (ready state ${ws.readyState})`);
       ws.close();
     }
   }, 10000);
+  // The timer is moot once welcomed: clear it, so the iteration ends with the hold.
+  ws.addEventListener('close', () => clearTimeout(timer));
 }
