@@ -2,7 +2,7 @@
 # Measurement runs for docs/benchmarks.md (release build; run on an idle machine).
 #
 #   loadtest/bench.sh fanout memory|redis1|redis3 RATE [CONNECTIONS ROOMS]
-#   loadtest/bench.sh idle CONNECTIONS            # RSS per idle connection, one Redis-engine gateway
+#   loadtest/bench.sh idle memory|redis CONNECTIONS  # RSS per idle connection joined to a room of 100, one gateway
 #   loadtest/bench.sh drain [CONNECTIONS ROOMS]   # SIGTERM to exit of one embedded-engine gateway holding them
 #
 # fanout: CONNECTIONS (default 2000) in ROOMS rooms (default 20), one sender
@@ -10,8 +10,9 @@
 # gateways' CPU use, and Redis commands per published message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release
+bin=${BENCH_BIN_DIR:-target/release}  # another build (a "before" copy) for side-by-side runs
 work=$(mktemp -d)
+[ -n "${BENCH_BIN_DIR:-}" ] && export CLUSTER_BIN_DIR="$BENCH_BIN_DIR"
 export CLUSTER_DIR="$work/cluster"
 export CHAT_GATEWAY__LIMITS__MESSAGES_PER_SECOND=100000 CHAT_GATEWAY__LIMITS__USER_MESSAGES_PER_SECOND=0 CHAT_LOG__LEVEL=warn
 pids=()
@@ -89,12 +90,26 @@ drain)
     echo "drain of $conns sessions in $rooms rooms: $(( ($(date +%s%N) - start) / 1000000 )) ms from SIGTERM to exit"
     ;;
 idle)
-    conns=$2
-    deploy/local/cluster.sh up >/dev/null
-    gw=$(cat "$CLUSTER_DIR/pids/gateway-1")
+    engine=$2 conns=$3
+    ulimit -n "$(ulimit -Hn)"
+    case "$engine" in
+    memory)
+        CHAT_GATEWAY__LISTEN=127.0.0.1:8088 "$bin/gateway" >"$work/gw.log" 2>&1 &
+        gw=$!
+        pids+=("$gw")
+        url=ws://127.0.0.1:8088/ws
+        sleep 1
+        ;;
+    redis)
+        deploy/local/cluster.sh up >/dev/null
+        gw=$(cat "$CLUSTER_DIR/pids/gateway-1")
+        url=ws://127.0.0.1:8081/ws
+        ;;
+    *) echo "idle: engine is memory or redis" >&2; exit 2 ;;
+    esac
     rss0=$(rss_kib "$gw")
     sources=127.0.0.1,127.0.0.2
-    "$bin/loadgen" --url ws://127.0.0.1:8081/ws --connections "$conns" --rooms 100 --senders 0 --rate 0 \
+    "$bin/loadgen" --url "$url" --connections "$conns" --rooms $(( (conns + 99) / 100 )) --senders 0 --rate 0 \
         --duration-secs 1 --hold-secs 15 --connect-rate 2000 --source "$sources" >"$work/idle.log" 2>&1 &
     lg=$!
     for _ in $(seq 120); do
@@ -105,10 +120,10 @@ idle)
     rss1=$(rss_kib "$gw")
     wait "$lg" || true
     grep -E "connections|connect \(|join \(" "$work/idle.log" || true
-    echo "gateway RSS: $rss0 KiB idle -> $rss1 KiB with $conns connections = $(( (rss1 - rss0) * 1024 / conns )) bytes per connection"
+    echo "gateway RSS ($engine engine): $rss0 KiB idle -> $rss1 KiB with $conns connections = $(( (rss1 - rss0) * 1024 / conns )) bytes per connection"
     ;;
 *)
-    echo "usage: $0 fanout memory|redis1|redis3 RATE [CONNECTIONS ROOMS] | idle CONNECTIONS" >&2
+    echo "usage: $0 fanout memory|redis1|redis3 RATE [CONNECTIONS ROOMS] | idle memory|redis CONNECTIONS" >&2
     exit 2
     ;;
 esac

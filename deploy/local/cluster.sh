@@ -9,7 +9,9 @@
 #
 # Settings (environment): CLUSTER_DIR (default .cluster), CLUSTER_REDIS_PORT
 # (default 6380), CLUSTER_ADMIN_KEY (default dev-admin-key), CLUSTER_PROFILE
-# (release, or debug for a quicker build in tests).
+# (release, or debug for a quicker build in tests), CLUSTER_BIN_DIR (run the
+# binaries in this folder as they are, without building: a kept "before"
+# build for side-by-side measurements).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,13 +23,16 @@ gateway_ports=(8081 8082 8083)
 presence_port=8090
 history_port=8091
 profile=${CLUSTER_PROFILE:-release}
-bin=target/$profile/gateway
-presence_bin=target/$profile/presence
-history_bin=target/$profile/history
+bin_dir=${CLUSTER_BIN_DIR:-target/$profile}
+bin=$bin_dir/gateway
+presence_bin=$bin_dir/presence
+history_bin=$bin_dir/history
 
 up() {
     deploy/local/ensure-redis.sh
-    if [ "$profile" = release ]; then
+    if [ -n "${CLUSTER_BIN_DIR:-}" ]; then
+        : # run what is there
+    elif [ "$profile" = release ]; then
         cargo build --release --locked -p gateway -p presence -p history
     else
         cargo build --locked -p gateway -p presence -p history

@@ -1,10 +1,11 @@
-//! HTTP routes: the WebSocket upgrade, health, readiness, metrics, the chat
+//! HTTP routes: admission of WebSocket handshakes, health, readiness, metrics, the chat
 //! page, and JSON errors for everything else.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix::{Actor, AsyncContext};
+use actix_web::dev::RequestHead;
 use actix_web::{web, HttpRequest, HttpResponse};
 use rand::Rng;
 
@@ -12,13 +13,13 @@ pub use chat_shared::http::ApiError;
 use chat_shared::telemetry::{encode_metrics, METRICS_CONTENT_TYPE};
 use chat_shared::ErrorCode;
 
+use crate::auth::RoomGrant;
 use crate::engine::{Admission, ConnectionLimits, SessionInfo};
-use crate::node::Node;
-use crate::session::WsSession;
+use crate::node::{ConnectionPermit, Node};
 
 /// Registers every route of the gateway.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/ws").get(upgrade))
+    cfg.service(resource("/ws").get(not_upgraded))
         .service(resource("/healthz").get(healthz))
         .service(resource("/readyz").get(readyz))
         .service(resource("/metrics").get(metrics))
@@ -68,83 +69,83 @@ async fn metrics(node: web::Data<Node>) -> HttpResponse {
     HttpResponse::Ok().content_type(METRICS_CONTENT_TYPE).body(encode_metrics(&node.metrics.registry))
 }
 
-fn refuse(node: &Node, err: ApiError) -> ApiError {
+/// Counts a refused connection.
+pub fn refuse(node: &Node, err: ApiError) -> ApiError {
     node.metrics.connections_refused.with_label_values(&[err.code.as_str()]).inc();
     err
 }
 
-/// `GET /ws`: authenticates, admits and upgrades a connection.
-async fn upgrade(req: HttpRequest, body: web::Payload, node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
-    let node: Arc<Node> = node.into_inner();
+/// A connection let in: who it is, what its token allows, and its place
+/// among the node's connections.
+pub struct Admitted {
+    pub info: SessionInfo,
+    pub grant: RoomGrant,
+    pub permit: ConnectionPermit,
+}
+
+/// Authenticates and admits a WebSocket handshake (the checks before the
+/// upgrade, in order: draining, Origin, token, the node's cap, the user's
+/// and the address's limits). A refusal is counted in the metrics.
+///
+/// # Errors
+/// The refusal, as the HTTP error the client gets.
+pub async fn admit(node: &Node, head: &RequestHead, peer: Option<SocketAddr>) -> Result<Admitted, ApiError> {
+    admit_unrefused(node, head, peer).await.map_err(|err| refuse(node, err))
+}
+
+async fn admit_unrefused(node: &Node, head: &RequestHead, peer: Option<SocketAddr>) -> Result<Admitted, ApiError> {
     if node.is_draining() {
-        return Err(refuse(&node, ApiError::new(ErrorCode::Unavailable, "the node is draining; connect to another")));
+        return Err(ApiError::new(ErrorCode::Unavailable, "the node is draining; connect to another"));
     }
-    let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
-    node.auth.check_origin(origin).map_err(|err| refuse(&node, ApiError::new(err.code, err.message)))?;
-    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|err| refuse(&node, ApiError::new(ErrorCode::BadRequest, format!("invalid query: {err}"))))?;
-    let bearer = req
+    let origin = head.headers().get("origin").and_then(|v| v.to_str().ok());
+    node.auth.check_origin(origin).map_err(|err| ApiError::new(err.code, err.message))?;
+    let query = web::Query::<HashMap<String, String>>::from_query(head.uri.query().unwrap_or_default())
+        .map_err(|err| ApiError::new(ErrorCode::BadRequest, format!("invalid query: {err}")))?;
+    let bearer = head
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    let identity =
-        node.auth.authenticate(&query, bearer).map_err(|err| refuse(&node, ApiError::new(err.code, err.message)))?;
+    let identity = node.auth.authenticate(&query, bearer).map_err(|err| ApiError::new(err.code, err.message))?;
     let limits = &node.settings.gateway.limits;
     // The place is taken before anything else can wait, and held by the
     // session: a burst of connections cannot overshoot the cap.
     let Some(permit) = node.try_connection() else {
-        return Err(refuse(&node, ApiError::new(ErrorCode::Unavailable, "this node is full; connect to another")));
+        return Err(ApiError::new(ErrorCode::Unavailable, "this node is full; connect to another"));
     };
     let info = SessionInfo {
         session: new_session_id(&node.node_id),
         user: identity.user,
         node: node.node_id.clone(),
-        ip: req.peer_addr().map(|addr| addr.ip()),
+        ip: peer.map(|addr| addr.ip()),
     };
     let connection_limits =
         ConnectionLimits { per_user: limits.max_connections_per_user, per_ip: limits.max_connections_per_ip };
     match node.engine.presence.admit(&info, connection_limits).await {
-        Ok(Admission::Admitted) => {}
+        Ok(Admission::Admitted) => Ok(Admitted { info, grant: identity.rooms, permit }),
         Ok(Admission::UserLimit) => {
             let max = limits.max_connections_per_user;
-            return Err(refuse(
-                &node,
-                ApiError::new(ErrorCode::TooManyConnections, format!("at most {max} connections per user")),
-            ));
+            Err(ApiError::new(ErrorCode::TooManyConnections, format!("at most {max} connections per user")))
         }
         Ok(Admission::IpLimit) => {
             let max = limits.max_connections_per_ip;
-            return Err(refuse(
-                &node,
-                ApiError::new(ErrorCode::TooManyConnections, format!("at most {max} connections per address")),
-            ));
+            Err(ApiError::new(ErrorCode::TooManyConnections, format!("at most {max} connections per address")))
         }
         Err(err) => {
             tracing::warn!(cause = %err, "admission failed");
-            return Err(refuse(&node, ApiError::new(ErrorCode::Unavailable, "a backend is unavailable")));
+            Err(ApiError::new(ErrorCode::Unavailable, "a backend is unavailable"))
         }
     }
-    let (response, socket, stream) = match actix_ws::handle(&req, body) {
-        Ok(parts) => parts,
-        Err(err) => {
-            let _ = node.engine.presence.release(&info).await;
-            return Err(refuse(
-                &node,
-                ApiError::new(ErrorCode::BadRequest, format!("expected a WebSocket upgrade: {err}")),
-            ));
-        }
-    };
-    let max_frame = limits.max_frame_bytes;
-    let stream = stream.max_frame_size(max_frame).aggregate_continuations().max_continuation_size(max_frame);
-    tracing::debug!(session = %info.session, user = %info.user.id, "connection opened");
-    let grant = identity.rooms;
-    WsSession::create(move |ctx| {
-        ctx.add_stream(stream);
-        WsSession::new(node, info, grant, socket, permit)
-    });
-    Ok(response)
+}
+
+/// `GET /ws` without `Upgrade: websocket` (every WebSocket handshake goes to
+/// [`crate::socket::upgrade`] instead): the refusal a handshake would get,
+/// or 400.
+async fn not_upgraded(req: HttpRequest, node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
+    let admitted = admit(&node, req.head(), req.peer_addr()).await?;
+    let _ = node.engine.presence.release(&admitted.info).await;
+    Err(refuse(&node, ApiError::new(ErrorCode::BadRequest, "expected a WebSocket upgrade")))
 }
 
 /// `s-` + this node's id + 64 random bits: unique across the cluster.

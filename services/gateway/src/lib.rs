@@ -4,9 +4,11 @@
 //! # Layout
 //! - [`startup`]: [`Application`] — bind, wire, serve, drain.
 //! - [`settings`]: every configuration key.
-//! - [`http`]: `/ws`, `/healthz`, `/readyz`, `/metrics`; [`admin`]: the operator API.
+//! - [`http`]: admission, `/healthz`, `/readyz`, `/metrics`; [`admin`]: the operator API.
+//! - [`socket`]: the WebSocket handshake and the one task per connection that
+//!   moves frames between the socket and the session.
 //! - [`auth`]: anonymous and JWT authentication, Origin checks, dev tokens.
-//! - [`session`]: the per-connection actor; [`outbox`]: its bounded queue and writer.
+//! - [`session`]: the per-connection actor; [`outbox`]: its bounded queue.
 //! - [`hub`]: which local sessions are in which room, each room's stream and
 //!   fan-out, the node's subscriptions, and catch-up (its module docs trace
 //!   a room message from socket to socket).
@@ -27,6 +29,7 @@ pub mod outbox;
 pub mod relay;
 pub mod session;
 pub mod settings;
+pub mod socket;
 pub mod startup;
 pub mod typing;
 pub mod web;

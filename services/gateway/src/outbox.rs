@@ -11,24 +11,26 @@
 //! refusing it would close every attempt to resume the same way. So the
 //! queue holds at most `max_outbox_bytes`, or one frame.
 //!
-//! The [`run_writer`] task owns the `actix_ws::Session` and is the only code
-//! that writes to the socket; it ends after sending a close frame, when the
-//! socket is gone, or when the close frame could not be sent in time.
+//! The connection's task ([`crate::socket::conn`]) is the only code that
+//! writes to the socket: it takes one item at a time with
+//! [`Outbox::next_step`], so nothing but the queue itself lies between a
+//! session and the kernel.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
-use actix_ws::CloseReason;
 use bytes::Bytes;
 use bytestring::ByteString;
 use tokio::sync::Notify;
 
 use chat_shared::CloseCode;
 
-/// How long the writer waits for a close frame to be accepted by a peer that
+/// How long the connection waits for a close frame to be accepted by a peer that
 /// does not read, before it drops the connection without one.
 pub const CLOSE_FRAME_TIMEOUT_MS: u64 = 5_000;
+
+/// Items a drained queue may keep room for; a larger one is freed.
+const IDLE_QUEUE_CAPACITY: usize = 4;
 
 /// Bytes charged for a control frame (ping or pong) in the queue.
 const CONTROL_FRAME_BYTES: usize = 16;
@@ -181,76 +183,55 @@ impl Outbox {
             })
             .collect()
     }
-
-    fn finish(&self) {
-        let mut state = self.lock();
-        state.finished = true;
-        state.queue.clear();
-        state.queued_bytes = 0;
-    }
 }
 
-enum Step {
+/// What the socket's writer does next.
+#[derive(Debug)]
+pub enum Step {
     Send(Outgoing),
+    /// Send the close frame: everything queued before it has gone out.
     Close(CloseCode, &'static str),
+    /// Nothing to send: wait for [`Outbox::woken`].
     Wait,
 }
 
-/// Drains `outbox` into the socket until the connection closes.
-///
-/// `on_done` runs once, as soon as the connection is over for the session:
-/// when the socket fails, or when the close frame starts out (its delivery to
-/// a peer that does not read may then take up to [`CLOSE_FRAME_TIMEOUT_MS`]).
-/// Returns the close code that was sent (or attempted), if the server closed.
-pub async fn run_writer(
-    outbox: std::sync::Arc<Outbox>,
-    mut session: actix_ws::Session,
-    on_done: impl FnOnce(),
-) -> Option<CloseCode> {
-    let closed_with = loop {
-        let step = {
-            let mut state = outbox.lock();
-            if let Some(item) = state.queue.pop_front() {
-                state.queued_bytes -= item.charged_bytes();
-                Step::Send(item)
-            } else if let Some((code, reason)) = state.close {
-                Step::Close(code, reason)
-            } else {
-                Step::Wait
+impl Outbox {
+    /// Takes the next item for the socket.
+    pub fn next_step(&self) -> Step {
+        let mut state = self.lock();
+        if let Some(item) = state.queue.pop_front() {
+            state.queued_bytes -= item.charged_bytes();
+            if state.queue.is_empty() && state.queue.capacity() > IDLE_QUEUE_CAPACITY {
+                // A burst's queue is given back once it drains: most
+                // connections are idle most of the time.
+                state.queue = VecDeque::new();
             }
-        };
-        match step {
-            Step::Wait => outbox.wake.notified().await,
-            Step::Send(item) => {
-                let sent = tokio::select! {
-                    biased;
-                    _ = outbox.abort.notified() => continue,
-                    sent = send(&mut session, item) => sent,
-                };
-                if sent.is_err() {
-                    outbox.finish();
-                    on_done();
-                    return None;
-                }
-            }
-            Step::Close(code, reason) => {
-                outbox.finish();
-                on_done();
-                let frame = CloseReason { code: code.code().into(), description: Some(reason.to_owned()) };
-                let timeout = Duration::from_millis(CLOSE_FRAME_TIMEOUT_MS);
-                let _ = tokio::time::timeout(timeout, session.close(Some(frame))).await;
-                break Some(code);
-            }
+            Step::Send(item)
+        } else if let Some((code, reason)) = state.close {
+            Step::Close(code, reason)
+        } else {
+            Step::Wait
         }
-    };
-    closed_with
-}
+    }
 
-async fn send(session: &mut actix_ws::Session, item: Outgoing) -> Result<(), actix_ws::Closed> {
-    match item {
-        Outgoing::Text(text) => session.text(text).await,
-        Outgoing::Ping(payload) => session.ping(&payload).await,
-        Outgoing::Pong(payload) => session.pong(&payload).await,
+    /// Resolves when something was pushed or a close was asked for (a wake
+    /// that came while nobody waited is kept for the next wait).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Resolves when the queue was dropped to close at once: a frame not yet
+    /// started should not be sent.
+    pub async fn aborted(&self) {
+        self.abort.notified().await;
+    }
+
+    /// The socket is done: nothing more will be sent. Idempotent.
+    pub fn finish(&self) {
+        let mut state = self.lock();
+        state.finished = true;
+        state.queue = VecDeque::new();
+        state.queued_bytes = 0;
     }
 }
 

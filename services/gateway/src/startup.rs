@@ -6,7 +6,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{dev::Server, web, App, HttpServer};
+use actix_http::{HttpService, KeepAlive};
+use actix_service::{fn_factory, fn_service, map_config};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::{web, App};
 use anyhow::Context as _;
 use tokio::sync::watch;
 
@@ -20,6 +23,7 @@ use crate::hub::{catch_up, Hub};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::settings::{EngineKind, Settings};
+use crate::socket;
 
 /// A bound, ready-to-run gateway.
 pub struct Application {
@@ -105,17 +109,7 @@ impl Application {
             settings.gateway.workers
         };
         let node = Arc::new(Node::new(settings, engine, hub, metrics, auth));
-        let data = web::Data::from(node.clone());
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::http::routes))
-            .workers(workers)
-            // Frames are small and latency matters: no Nagle delay (with the
-            // peer's delayed ACK it held frames back by 40 ms and more).
-            .tcp_nodelay(true)
-            .disable_signals()
-            .shutdown_timeout(drain_secs)
-            .client_disconnect_timeout(Duration::from_secs(1))
-            .listen(listener)?
-            .run();
+        let server = serve(listener, node.clone(), workers, drain_secs)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         tracing::info!(node = %node.node_id, port, engine = ?node.settings.gateway.engine, auth = ?node.settings.cluster.auth.mode, "gateway listening");
         Ok(Application { port, server, node, shutdown_rx, shutdown_tx })
@@ -156,6 +150,42 @@ impl Application {
         tracing::info!("gateway stopped");
         Ok(())
     }
+}
+
+/// The HTTP server: the routes of [`crate::http::routes`] on HTTP/1, and
+/// every WebSocket handshake handed to [`socket::upgrade::accept`], which
+/// takes the socket out of the HTTP/1 dispatcher (its buffers are 16 KiB a
+/// connection, for nothing once the socket speaks WebSocket).
+fn serve(listener: TcpListener, node: Arc<Node>, workers: usize, drain_secs: u64) -> anyhow::Result<Server> {
+    let local_addr = listener.local_addr()?;
+    let server = actix_server::Server::build()
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(drain_secs)
+        .listen("gateway", listener, move || {
+            let app_node = web::Data::from(node.clone());
+            let app = App::new().app_data(app_node).configure(crate::http::routes);
+            let ws_node = node.clone();
+            let upgrade = fn_factory(move || {
+                let node = ws_node.clone();
+                async move {
+                    Ok::<_, ()>(fn_service(move |(req, framed)| socket::upgrade::accept(node.clone(), req, framed)))
+                }
+            });
+            HttpService::build()
+                .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                // Frames are small and latency matters: no Nagle delay (with
+                // the peer's delayed ACK it held frames back by 40 ms and more).
+                .tcp_nodelay(true)
+                .local_addr(local_addr)
+                .upgrade(upgrade)
+                .finish(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?
+        .run();
+    Ok(server)
 }
 
 async fn wait_for_signal() {

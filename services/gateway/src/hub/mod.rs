@@ -35,7 +35,7 @@
 //!    room's shard lock, [`stream::Stream::offer`] gives the same bytes to
 //!    each local member's [`Outbox`] (a refcount bump, no copy), or holds
 //!    them, or spots a gap (then `hub::catch_up` reads what was missed).
-//! 4. `outbox::run_writer` writes the outbox to the socket.
+//! 4. the connection's task (`socket::conn`) writes the outbox to the socket.
 //!
 //! The sender's `ack` is queued in step 1 once the append returned.
 //!

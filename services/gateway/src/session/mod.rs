@@ -9,13 +9,13 @@
 //! buffered.
 //!
 //! Nothing is written to the socket from here: replies and fan-out go
-//! through the session's bounded [`Outbox`], drained by the writer task
-//! ([`crate::outbox::run_writer`]). Unlike `actix-web-actors`, whose actor
-//! lives inside the response stream and freezes when a client stops reading,
-//! this actor keeps running its timers and mailbox however slow the client.
+//! through the session's bounded [`Outbox`], drained by the connection's task
+//! ([`crate::socket::conn`]), which also hands the actor each client frame
+//! as an [`Incoming`] message. The actor keeps running its timers and
+//! mailbox however slow the client.
 //!
 //! # Layout
-//! - this file: the actor's state, start and stop, the socket stream,
+//! - this file: the actor's state, start and stop, client frames,
 //!   heartbeats and replies;
 //! - `dispatch`: parsing, rate limits and the checks every frame passes;
 //! - `rooms`: `join`, `leave`, `members`, `history`;
@@ -36,8 +36,7 @@ mod typing;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler, WrapFuture};
-use actix_ws::{AggregatedMessage, ProtocolError};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
 use bytes::Bytes;
 use bytestring::ByteString;
 
@@ -49,7 +48,8 @@ use crate::engine::{backend_message, BackendError, BusMessage, Engine, SessionId
 use crate::limits::{AbuseMeter, TokenBucket};
 use crate::metrics::INVALID_FRAME_LABEL;
 use crate::node::{ConnectionPermit, Node};
-use crate::outbox::{run_writer, Outbox, Outgoing, Push};
+use crate::outbox::{Outbox, Outgoing, Push};
+use crate::socket::Incoming;
 use direct::OfflineDelivery;
 
 /// One connection's actor.
@@ -59,8 +59,6 @@ pub struct WsSession {
     /// What the token lets this connection touch.
     grant: RoomGrant,
     outbox: Arc<Outbox>,
-    /// The socket's write half, handed to the writer task on start.
-    socket: Option<actix_ws::Session>,
     bucket: TokenBucket,
     abuse: AbuseMeter,
     /// When the client last showed life (any frame, pong included).
@@ -74,23 +72,24 @@ pub struct WsSession {
     pings_sent: u64,
 }
 
-/// The writer task has finished: the socket is closed.
+/// The connection is over: the socket failed, or the close frame is on its
+/// way.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct WriterDone;
+pub struct SocketDone;
 
 impl WsSession {
     pub fn new(
         node: Arc<Node>,
         info: SessionInfo,
         grant: RoomGrant,
-        socket: actix_ws::Session,
+        outbox: Arc<Outbox>,
         permit: ConnectionPermit,
     ) -> WsSession {
         let limits = &node.settings.gateway.limits;
         let now = Instant::now();
         WsSession {
-            outbox: Arc::new(Outbox::new(limits.max_outbox_bytes)),
+            outbox,
             bucket: TokenBucket::new(limits.messages_per_second, now),
             abuse: AbuseMeter::new(
                 limits.max_rate_limited_frames,
@@ -101,7 +100,6 @@ impl WsSession {
             node,
             info,
             grant,
-            socket: Some(socket),
             last_seen: now,
             offline: OfflineDelivery::default(),
             pings_sent: 0,
@@ -195,11 +193,6 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.node.metrics.connections_opened.inc();
-        if let Some(socket) = self.socket.take() {
-            let outbox = self.outbox.clone();
-            let addr = ctx.address();
-            actix_rt::spawn(run_writer(outbox, socket, move || addr.do_send(WriterDone)));
-        }
         // `welcome` is queued before the session is reachable, so it is first.
         if self.outbox.push_text(self.welcome()) == Push::Queued {
             self.node.metrics.frames_out("welcome", 1);
@@ -252,47 +245,52 @@ impl Actor for WsSession {
     }
 }
 
-impl Handler<WriterDone> for WsSession {
+impl Handler<SocketDone> for WsSession {
     type Result = ();
 
-    fn handle(&mut self, _: WriterDone, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: SocketDone, ctx: &mut Self::Context) {
         ctx.stop();
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
-    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+impl Handler<Incoming> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, item: Incoming, ctx: &mut Self::Context) {
         self.last_seen = Instant::now();
         if self.outbox.is_closing() {
             return;
         }
         match item {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(_)) => {
+            Incoming::Text(text) => self.on_text(&text, ctx),
+            Incoming::Binary | Incoming::InvalidText => {
                 self.node.metrics.frames_in.with_label_values(&[INVALID_FRAME_LABEL]).inc();
                 let now = Instant::now();
                 if let Err(retry_after_ms) = self.bucket.take(now) {
                     return self.rate_limited(None, retry_after_ms, now, ctx);
                 }
-                self.reply_error(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text");
+                let message = if matches!(item, Incoming::Binary) {
+                    "binary frames are not supported; send JSON text"
+                } else {
+                    "a text frame must be UTF-8"
+                };
+                self.reply_error(None, ErrorCode::BadRequest, message);
             }
-            Ok(AggregatedMessage::Ping(payload)) => {
+            Incoming::Ping(payload) => {
                 if self.outbox.push(Outgoing::Pong(payload)) == Push::Overflowed {
                     self.node.metrics.slow_consumer_closes.inc();
                 }
             }
-            Ok(AggregatedMessage::Pong(payload)) => self.confirm_offline_batch(&payload, ctx),
-            Ok(AggregatedMessage::Close(_)) => self.close(CloseCode::Normal, "", ctx),
-            Err(err) => {
-                let too_big = matches!(err, ProtocolError::Overflow)
-                    || matches!(&err, ProtocolError::Io(io) if io.to_string().contains("maximum continuation size"));
-                if too_big {
-                    self.node.metrics.errors.with_label_values(&[ErrorCode::TooLarge.as_str()]).inc();
-                    self.outbox.close_now(CloseCode::TooBig, "frame too large");
-                } else {
-                    tracing::debug!(session = %self.id(), cause = %err, "websocket protocol error");
-                    self.outbox.close_now(CloseCode::ProtocolError, "websocket protocol error");
-                }
+            Incoming::Pong(payload) => self.confirm_offline_batch(&payload, ctx),
+            Incoming::Close => self.close(CloseCode::Normal, "", ctx),
+            Incoming::TooBig => {
+                self.node.metrics.errors.with_label_values(&[ErrorCode::TooLarge.as_str()]).inc();
+                self.outbox.close_now(CloseCode::TooBig, "frame too large");
+                ctx.stop();
+            }
+            Incoming::ProtocolError(cause) => {
+                tracing::debug!(session = %self.id(), cause, "websocket protocol error");
+                self.outbox.close_now(CloseCode::ProtocolError, "websocket protocol error");
                 ctx.stop();
             }
         }
