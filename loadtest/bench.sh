@@ -3,6 +3,7 @@
 #
 #   loadtest/bench.sh fanout memory|redis1|redis3 RATE [CONNECTIONS ROOMS]
 #   loadtest/bench.sh idle memory|redis CONNECTIONS  # RSS per idle connection joined to a room of 100, one gateway
+#   loadtest/bench.sh join memory|redis1|redis3 [CONNECTIONS ROOMS RATE]  # join storm with a 100-message replay
 #   loadtest/bench.sh drain [CONNECTIONS ROOMS]   # SIGTERM to exit of one embedded-engine gateway holding them
 #
 # fanout: CONNECTIONS (default 2000) in ROOMS rooms (default 20), one sender
@@ -71,6 +72,29 @@ fanout)
         awk -F'[:=,]' -v n="$sent" '/^cmdstat_/ {printf "redis %s: %d calls = %.2f per message, %.1f us each\n", $1, $3, $3 / n, $7}' \
             "$work/commandstats"
     fi
+    ;;
+join)
+    # CONNECTIONS (default 3000) join ROOMS (default 20) rooms that already
+    # hold 100 messages each, at RATE (default 500) new connections and joins
+    # per second, each replaying the last 100 messages.
+    engine=$2 conns=${3:-3000} rooms=${4:-20} rate=${5:-500}
+    case "$engine" in
+    memory)
+        CHAT_GATEWAY__LISTEN=127.0.0.1:8088 "$bin/gateway" >"$work/gw.log" 2>&1 &
+        pids+=($!)
+        urls=ws://127.0.0.1:8088/ws
+        sleep 1
+        ;;
+    redis1 | redis3)
+        deploy/local/cluster.sh up >/dev/null
+        urls=ws://127.0.0.1:8081/ws
+        [ "$engine" = redis3 ] && urls=ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws
+        ;;
+    *) echo "join: engine is memory, redis1 or redis3" >&2; exit 2 ;;
+    esac
+    "$bin/loadgen" --url "$urls" --connections "$conns" --rooms "$rooms" --senders 0 --rate 0 \
+        --duration-secs 1 --connect-rate "$rate" --join-limit 100 --prefill-per-room 100 >"$work/join.log" 2>&1
+    grep -E "stored|connections|connect \(|join \(|errors" "$work/join.log"
     ;;
 drain)
     conns=${2:-10000} rooms=${3:-2000}

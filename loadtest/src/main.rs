@@ -75,6 +75,10 @@ struct Args {
     /// send; 0: none.
     #[arg(long, default_value_t = 0.0)]
     reads_per_connection_per_sec: f64,
+    /// Before the ramp, store this many messages in every room (so that
+    /// joins with `--join-limit` replay a full history).
+    #[arg(long, default_value_t = 0)]
+    prefill_per_room: usize,
     /// Write the JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -305,6 +309,41 @@ async fn connection(
     let _ = writer.await;
 }
 
+/// Stores `--prefill-per-room` messages in one room, one at a time (each
+/// waits for its `ack`), from a user of its own.
+async fn prefill(args: Arc<Args>, targets: Arc<Vec<Target>>, room: usize) -> anyhow::Result<()> {
+    let user = format!("{}-filler{room}", args.prefix);
+    let query = match &args.secret {
+        Some(secret) => format!("token={}", token(secret, &user)?),
+        None => format!("user={user}&name={user}"),
+    };
+    let url = format!("{}?{query}", targets[room % targets.len()].url);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    let room = format!("{}-room-{room}", args.prefix);
+    ws.send(Message::Text(json!({"type": "join", "id": "j", "room": room, "limit": 0}).to_string().into())).await?;
+    let mut sent = 0;
+    let mut wanted = "joined";
+    while sent <= args.prefill_per_room {
+        let message = tokio::time::timeout(Duration::from_secs(30), ws.next()).await?.context("closed")??;
+        let Message::Text(text) = message else { continue };
+        let Ok(frame) = serde_json::from_str::<Frame>(&text) else { continue };
+        if frame.kind == "error" {
+            bail!("{room}: {text}");
+        }
+        if frame.kind != wanted {
+            continue;
+        }
+        wanted = "ack";
+        sent += 1;
+        if sent <= args.prefill_per_room {
+            let text = format!("history {sent}");
+            ws.send(Message::Text(json!({"type": "send", "room": room, "text": text}).to_string().into())).await?;
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
@@ -321,6 +360,19 @@ async fn main() -> anyhow::Result<()> {
     let (go, go_rx) = tokio::sync::watch::channel(false);
     let start = Instant::now();
 
+    if args.prefill_per_room > 0 {
+        let began = Instant::now();
+        let fills = (0..args.rooms.max(1)).map(|room| prefill(args.clone(), targets.clone(), room));
+        for result in futures_util::future::join_all(fills).await {
+            result.context("prefill")?;
+        }
+        eprintln!(
+            "loadgen: stored {} messages in each of {} rooms in {:.1}s",
+            args.prefill_per_room,
+            args.rooms,
+            began.elapsed().as_secs_f64()
+        );
+    }
     // Ramp up.
     eprintln!("loadgen: opening {} connections at {}/s", args.connections, args.connect_rate);
     let pace = Duration::from_secs_f64(1.0 / args.connect_rate.max(1) as f64);

@@ -18,6 +18,10 @@ pub struct Metrics {
     pub connections_opened: IntCounter,
     /// `chat_connections_refused_total{code}`: upgrades refused, by error code.
     pub connections_refused: IntCounterVec,
+    /// `chat_join_replays_total{source}`: join and resume replays, by where
+    /// they came from (`cache`: the room's recent events on this node;
+    /// `history`: a history read).
+    pub join_replays: IntCounterVec,
     /// `chat_frames_in_total{type}`: client frames read, by type.
     pub frames_in: IntCounterVec,
     /// `chat_frames_out_total{type}`: frames queued to clients, by type.
@@ -70,6 +74,10 @@ impl Metrics {
             connections_refused: IntCounterVec::new(
                 Opts::new("chat_connections_refused_total", "WebSocket upgrades refused, by error code."),
                 &["code"],
+            )?,
+            join_replays: IntCounterVec::new(
+                Opts::new("chat_join_replays_total", "Join and resume replays, by source (cache or history)."),
+                &["source"],
             )?,
             frames_in: IntCounterVec::new(
                 Opts::new("chat_frames_in_total", "Client frames read, by type."),
@@ -139,6 +147,7 @@ impl Metrics {
         r.register(Box::new(metrics.connections.clone()))?;
         r.register(Box::new(metrics.connections_opened.clone()))?;
         r.register(Box::new(metrics.connections_refused.clone()))?;
+        r.register(Box::new(metrics.join_replays.clone()))?;
         r.register(Box::new(metrics.frames_in.clone()))?;
         r.register(Box::new(metrics.frames_out.clone()))?;
         r.register(Box::new(metrics.errors.clone()))?;
@@ -168,6 +177,9 @@ impl Metrics {
         }
         for code in ErrorCode::ALL {
             metrics.errors.with_label_values(&[code.as_str()]);
+        }
+        for source in ["cache", "history"] {
+            metrics.join_replays.with_label_values(&[source]);
         }
         Ok(metrics)
     }

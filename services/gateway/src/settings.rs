@@ -93,6 +93,10 @@ pub struct LimitSettings {
     /// status changes, this node throttles at once; beyond it relays go out
     /// unthrottled.
     pub max_throttled_relays: usize,
+    /// Events of each room with local members that this node keeps from the
+    /// room's stream to answer joins and resumes without a history read
+    /// (0: none kept).
+    pub max_cached_events_per_room: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,6 +166,7 @@ impl Default for LimitSettings {
             max_rooms_per_connection: 100,
             user_messages_per_second: 0,
             max_throttled_relays: 100_000,
+            max_cached_events_per_room: 100,
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::auth::Authenticator;
 use crate::engine::history::{NodeHistory, ServiceClient};
 use crate::engine::redis::{self, RedisEngineSettings};
 use crate::engine::{memory, Engine};
-use crate::hub::{catch_up, Hub};
+use crate::hub::{catch_up, recent, Hub};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::settings::{EngineKind, Settings};
@@ -94,7 +94,12 @@ impl Application {
         };
         engine.history = Arc::new(NodeHistory::new(engine.history, service, engine.bus.clone(), metrics.clone()));
         // The hub owns each room's stream on this node; the bus delivers to it.
-        let (hub, catch_ups) = Hub::new(engine.bus.clone(), metrics.clone(), settings.gateway.limits.max_outbox_bytes);
+        let limits = &settings.gateway.limits;
+        let recent = recent::Limits {
+            max_events: limits.max_cached_events_per_room,
+            retention: settings.cluster.history.retention(),
+        };
+        let (hub, catch_ups) = Hub::new(engine.bus.clone(), metrics.clone(), limits.max_outbox_bytes, recent);
         let history_size = settings.cluster.history.size;
         actix_rt::spawn(catch_up::run(hub.clone(), engine.history.clone(), history_size, catch_ups));
         engine.bus.start(hub.clone());

@@ -140,6 +140,8 @@ impl Hub {
         let mut held = Vec::new();
         for mut rooms in self.rooms.each() {
             for (room, state) in rooms.iter_mut() {
+                // Delivery may have missed events: the cache no longer joins up.
+                state.recent.forget();
                 let mut any = false;
                 for member in state.members.values_mut() {
                     any |= member.stream.hold_for_catch_up().is_some();

@@ -23,6 +23,9 @@ impl Hub {
                 state.typing.observe(user, probe.state, started);
             }
         }
+        if let Some(seq) = frame.seq {
+            state.recent.observe(frame.kind, seq, &frame.json, self.recent_limits);
+        }
         let (mut delivered, mut gap) = (0, false);
         for (session, member) in state.members.iter_mut() {
             if frame.skip_user.as_ref() == Some(&member.user) || frame.skip_session.as_ref() == Some(session) {

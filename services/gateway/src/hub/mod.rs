@@ -49,6 +49,7 @@
 
 pub mod catch_up;
 mod fanout;
+pub mod recent;
 pub mod shards;
 pub mod stream;
 
@@ -64,10 +65,11 @@ use tokio::sync::mpsc;
 use chat_shared::protocol::{RoomName, TypingState, UserId, UserRef};
 use chat_shared::CloseCode;
 
-use crate::engine::{BackendResult, Bus, SessionId, Topic};
+use crate::engine::{BackendResult, Bus, Page, SessionId, Topic, Window};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::typing::{self, Typing};
+use recent::Recent;
 use shards::Shards;
 use stream::{Caught, Held, Out, Stream};
 
@@ -119,6 +121,8 @@ struct Room {
     typing: Typing,
     /// Already on the catch-up channel (queued once until the task takes it).
     catch_up_queued: bool,
+    /// The room's latest events, for joins.
+    recent: Recent,
 }
 
 /// What unregistering a session left to do.
@@ -152,6 +156,8 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     /// Bytes a session may have held while it waits (its outbox limit).
     max_held_bytes: usize,
+    /// What each room's [`Recent`] holds.
+    recent_limits: recent::Limits,
     catch_ups: mpsc::Sender<CatchUp>,
     /// A catch-up the channel could not take: the next pass covers every room.
     every_room_wanted: AtomicBool,
@@ -163,7 +169,12 @@ pub struct Hub {
 impl Hub {
     /// A hub over `bus`, and the receiving end of its catch-up channel (for
     /// [`catch_up::run`]).
-    pub fn new(bus: Arc<dyn Bus>, metrics: Arc<Metrics>, max_held_bytes: usize) -> (Arc<Hub>, mpsc::Receiver<CatchUp>) {
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        metrics: Arc<Metrics>,
+        max_held_bytes: usize,
+        recent_limits: recent::Limits,
+    ) -> (Arc<Hub>, mpsc::Receiver<CatchUp>) {
         let (catch_ups, receiver) = mpsc::channel(CATCH_UP_QUEUE_ROOMS);
         let hub = Hub {
             users: Shards::default(),
@@ -171,6 +182,7 @@ impl Hub {
             bus,
             metrics,
             max_held_bytes,
+            recent_limits,
             catch_ups,
             every_room_wanted: AtomicBool::new(false),
             sessions: AtomicUsize::new(0),
@@ -236,8 +248,17 @@ impl Hub {
     /// Starts a join (or a repeated join): frames for the room are held from
     /// now on. Returns the node's subscription to the room (taken now if the
     /// session is the room's first local member), which the join awaits
-    /// before it reads history; `None` if the session is gone.
-    pub fn join(&self, user: &UserId, session: &SessionId, room: &RoomName) -> Option<Subscription> {
+    /// before it reads history, and the join's replay of `window` (of
+    /// `epoch`) when the room's recent events cover it: the frames held from
+    /// now on are exactly those after it. `None` if the session is gone.
+    pub fn join(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        room: &RoomName,
+        window: Window,
+        epoch: Option<&str>,
+    ) -> Option<(Subscription, Option<Page>)> {
         let outbox = {
             let mut users = self.users.lock(user);
             let local = users.get_mut(user)?.sessions.get_mut(session)?;
@@ -253,11 +274,22 @@ impl Hub {
                 subscription: self.subscribe(Topic::Room(room.clone())),
                 typing: Typing::default(),
                 catch_up_queued: false,
+                recent: Recent::default(),
             }
         });
         let stream = Stream::joining(state.members.get(session).map(|member| &member.stream));
         state.members.insert(session.clone(), Member { user: user.clone(), outbox, stream });
-        Some(state.subscription.clone())
+        let replay = state.recent.replay(window, epoch, self.recent_limits);
+        self.metrics.join_replays.with_label_values(&[if replay.is_some() { "cache" } else { "history" }]).inc();
+        Some((state.subscription.clone(), replay))
+    }
+
+    /// Gives the room's recent events a join's history read (made after the
+    /// node subscribed).
+    pub fn seed_recent(&self, room: &RoomName, page: &Page) {
+        if let Some(state) = self.rooms.lock(room).get_mut(room) {
+            state.recent.seed(page, self.recent_limits);
+        }
     }
 
     /// Ends a join: queues `joined` (whose history ends at `seq`), then the

@@ -52,7 +52,12 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let bus = Arc::new(RecordingBus::default());
-        let (hub, catch_ups) = Hub::new(bus.clone(), Arc::new(Metrics::new().unwrap()), 1 << 20);
+        let (hub, catch_ups) = Hub::new(
+            bus.clone(),
+            Arc::new(Metrics::new().unwrap()),
+            1 << 20,
+            super::recent::Limits { max_events: 100, retention: std::time::Duration::from_secs(3600) },
+        );
         Fixture { hub, bus, catch_ups }
     }
 
@@ -69,7 +74,7 @@ impl Fixture {
     /// A session that has joined `room` (history read at seq 0).
     fn member(&self, user: &str, session: &str, room: &RoomName) -> (UserId, SessionId, Arc<Outbox>) {
         let (user, session, outbox) = self.session(user, session);
-        assert!(self.hub.join(&user, &session, room).is_some());
+        assert!(self.hub.join(&user, &session, room, Window::latest(50), None).is_some());
         assert!(self.hub.complete_join(room, &session, ByteString::from("joined"), 0));
         assert_eq!(outbox.drain_texts(), ["joined"]);
         (user, session, outbox)
@@ -130,12 +135,12 @@ fn a_failed_first_join_leaves_the_room_and_a_failed_repeated_join_stays() {
     let f = Fixture::new();
     let r = room("r");
     let (user, session, outbox) = f.session("alice", "a1");
-    f.hub.join(&user, &session, &r);
+    f.hub.join(&user, &session, &r, Window::latest(50), None);
     f.hub.abort_join(&user, &session, &r);
     assert!(!f.hub.is_member(&user, &session, &r));
     assert_eq!(f.changes(), ["+user:alice", "+room:r", "-room:r"]);
     let (user, session, outbox2) = f.member("bob", "b1", &r);
-    f.hub.join(&user, &session, &r);
+    f.hub.join(&user, &session, &r, Window::latest(50), None);
     deliver(&f.hub, "r", &[1]);
     f.hub.abort_join(&user, &session, &r);
     assert!(f.hub.is_member(&user, &session, &r));
@@ -148,7 +153,7 @@ fn unregistering_walks_only_the_sessions_rooms_and_ends_its_typing() {
     let f = Fixture::new();
     let (r1, r2) = (room("r1"), room("r2"));
     let (alice, a1, _) = f.member("alice", "a1", &r1);
-    f.hub.join(&alice, &a1, &r2);
+    f.hub.join(&alice, &a1, &r2, Window::latest(50), None);
     f.hub.complete_join(&r2, &a1, ByteString::from("joined"), 0);
     let (bob, _, bob_outbox) = f.member("bob", "b1", &r2);
     assert_eq!(f.hub.room_count(&alice, &a1), 2);
@@ -187,7 +192,7 @@ fn missed_delivery_makes_every_live_member_catch_up() {
     f.member("alice", "a1", &r1);
     f.member("bob", "b1", &r2);
     let (carol, c1, _) = f.session("carol", "c1");
-    f.hub.join(&carol, &c1, &room("joining"));
+    f.hub.join(&carol, &c1, &room("joining"), Window::latest(50), None);
     f.hub.missed();
     assert_eq!(f.requests(), [CatchUp::EveryRoom]);
     let mut held = f.hub.hold_every_room();

@@ -27,17 +27,28 @@ impl WsSession {
     ) {
         let hub = self.node.hub.clone();
         let first = !self.in_room(&room);
-        let Some(subscribed) = hub.join(&self.info.user.id, self.id(), &room) else { return };
         let size = self.node.settings.cluster.history.size;
         let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT).min(size as u64) as usize;
+        let window = since.map_or(Window::latest(limit), |since| Window::after(since, size));
+        let Some((subscribed, cached)) = hub.join(&self.info.user.id, self.id(), &room, window, epoch.as_deref())
+        else {
+            return;
+        };
         let (engine, info, target, wanted_epoch) =
             (self.engine().clone(), self.info.clone(), room.clone(), epoch.clone());
+        let seed = hub.clone();
         let request = async move {
             subscribed.await?;
-            let result = join_steps(&engine, &target, &info, since, wanted_epoch, limit, size).await;
-            if result.is_err() && first {
+            let from_history = cached.is_none();
+            let result = join_steps(&engine, &target, &info, window, wanted_epoch, limit, cached, size).await;
+            match &result {
+                Ok(state) if from_history => seed.seed_recent(&target, &state.replay),
+                Ok(_) => {}
                 // Presence may have been recorded before a later step failed.
-                let _ = engine.presence.leave(&target, &info).await;
+                Err(_) if first => {
+                    let _ = engine.presence.leave(&target, &info).await;
+                }
+                Err(_) => {}
             }
             result
         };
@@ -123,34 +134,50 @@ struct JoinState {
     read: Summary,
 }
 
-/// The engine side of a join, after the subscription: history first (the
-/// step most likely to be refused, so a refusal announces nothing), then
-/// the read cursor (created at the room's seq by a user's first join),
-/// presence (announced with the user's status) and members. `size` is
-/// `history.size`, the most a resume replays.
+/// The engine side of a join, after the subscription: the replay of
+/// `window` (`cached` from the room's recent events, or a history read: the
+/// step most likely to be refused, so a refusal announces nothing), then two
+/// chains at once: the read cursor (created at the room's seq by a user's
+/// first join) and its unread count; and presence (announced with the
+/// user's status) and members. `size` is `history.size`, the most a resume
+/// replays.
+#[allow(clippy::too_many_arguments)]
 async fn join_steps(
     engine: &Engine,
     room: &RoomName,
     info: &SessionInfo,
-    since: Option<u64>,
+    window: Window,
     epoch: Option<String>,
     limit: usize,
+    cached: Option<Page>,
     size: usize,
 ) -> Result<JoinState, BackendError> {
-    let window = since.map_or(Window::latest(limit), |since| Window::after(since, size));
-    let mut replay = catch_up(engine.history.as_ref(), room, window, size).await?;
-    if since.is_some() && epoch.as_ref().is_some_and(|e| *e != replay.epoch) {
-        // The client's seqs name a lost history: start it afresh.
-        replay = engine.history.read_room(room, Window::latest(limit)).await?;
-    }
+    let replay = match cached {
+        Some(page) => page,
+        None => {
+            let mut replay = catch_up(engine.history.as_ref(), room, window, size).await?;
+            if window.after.is_some() && epoch.as_ref().is_some_and(|e| *e != replay.epoch) {
+                // The client's seqs name a lost history: start it afresh.
+                replay = engine.history.read_room(room, Window::latest(limit)).await?;
+            }
+            replay
+        }
+    };
     let me = &info.user.id;
     let thread = Thread::Room(room.clone());
     let here = Cursor { seq: replay.seq, epoch: replay.epoch.clone() };
-    let (cursor, _) = engine.history.set_cursor(me, &thread, here, CursorMove::Create).await?;
-    let read = engine.history.summaries(me, &[(thread, cursor)]).await?.pop().unwrap_or_default();
-    let status = engine.presence.status(me).await?;
-    engine.presence.join(room, info, status.as_ref()).await?;
-    let members = engine.presence.members(room).await?;
+    let read = async {
+        let (cursor, _) = engine.history.set_cursor(me, &thread, here, CursorMove::Create).await?;
+        Ok::<_, BackendError>(
+            engine.history.summaries(me, &[(thread.clone(), cursor)]).await?.pop().unwrap_or_default(),
+        )
+    };
+    let presence = async {
+        let status = engine.presence.status(me).await?;
+        engine.presence.join(room, info, status.as_ref()).await?;
+        engine.presence.members(room).await
+    };
+    let (read, members) = futures_util::future::try_join(read, presence).await?;
     Ok(JoinState { members, replay, read })
 }
 

@@ -187,12 +187,23 @@ async fn with_the_history_service_down_join_and_history_fail_and_sending_works()
     alice.join("r").await;
     alice.say("r", "before").await;
     assert_eq!(alice.message_seqs(1).await, [1], "her own copy");
+    // Her second join reads the history, which names the epoch of what the
+    // node has seen of the room since.
+    alice.join("r").await;
 
     history.kill();
     let mut bob = apps[0].client("bob").await;
-    let refused = bob.request(json!({"type": "join", "room": "r"})).await;
+    // A room this gateway holds (alice is in it) is joined from the room's
+    // recent events on the node, without the history service.
+    let joined = bob.join("r").await;
+    let texts: Vec<&Value> = joined["history"].as_array().unwrap().iter().map(|m| &m["text"]).collect();
+    assert_eq!(texts, [&json!("before")], "{joined}");
+    assert!(apps[0].metric("chat_join_replays_total{source=\"cache\"}").await >= 1.0);
+    alice.recv_type("presence").await;
+    // A room nobody here is in needs a history read, which fails.
+    let mut carol = apps[0].client("carol").await;
+    let refused = carol.request(json!({"type": "join", "room": "elsewhere"})).await;
     assert_eq!((&refused["type"], &refused["code"]), (&json!("error"), &json!("unavailable")), "{refused}");
-    alice.expect_silence(Duration::from_millis(200)).await; // no presence flap for a refused join
     let page = alice.request(json!({"type": "history", "room": "r"})).await;
     assert_eq!(page["code"], "unavailable");
     let ack = alice.say("r", "during").await;
@@ -200,16 +211,17 @@ async fn with_the_history_service_down_join_and_history_fail_and_sending_works()
     assert!(apps[0].metric("chat_history_service_failures_total").await >= 2.0);
     let status = reqwest::get(apps[0].http_url("/readyz")).await.unwrap().status();
     assert_eq!(status, 200, "the gateway still serves: sending needs only Redis");
-    // A failed join leaves the room untouched: bob is not a member.
-    let members = alice.request(json!({"type": "members", "room": "r"})).await;
-    assert_eq!(members["members"].as_array().unwrap().len(), 1, "{members}");
+    // A failed join leaves the room untouched: carol is not a member.
+    let members = alice.request(json!({"type": "members", "room": "elsewhere"})).await;
+    assert_eq!(members["members"].as_array().unwrap().len(), 0, "{members}");
 
     history.restart();
     eventually("the history service to be ready", || async {
         reqwest::get(format!("{}/readyz", history.url())).await.is_ok_and(|r| r.status() == 200)
     })
     .await;
-    let joined = bob.join("r").await;
+    let mut dave = apps[0].client("dave").await;
+    let joined = dave.join("r").await;
     let texts: Vec<&Value> = joined["history"].as_array().unwrap().iter().map(|m| &m["text"]).collect();
     assert_eq!(texts, [&json!("before"), &json!("during")]);
     assert_eq!(seqs(&alice.request(json!({"type": "history", "room": "r"})).await["messages"]), [1, 2]);

@@ -374,3 +374,49 @@ async fn dm_history_pages_both_ways_and_only_ever_reads_the_users_own_conversati
         assert_eq!(alice.request(bad.clone()).await["code"], "bad_request", "{bad}");
     }
 }
+
+/// A join served from the room's recent events on the node gives, byte for
+/// byte, what a history read gives: edits, reactions and a delete included.
+#[tokio::test]
+async fn a_join_from_the_nodes_recent_events_replays_what_the_history_holds() {
+    let app = spawn_app(|_| {});
+    let mut alice = app.client("alice").await;
+    alice.join("busy").await;
+    for text in ["one", "two", "three"] {
+        alice.say("busy", text).await;
+    }
+    alice.join("busy").await; // a history read: names the epoch of what the node holds
+    for frame in [
+        json!({"type": "edit", "room": "busy", "target": 1, "text": "one, edited"}),
+        json!({"type": "react", "room": "busy", "target": 2, "emoji": "👍"}),
+        json!({"type": "edit", "room": "busy", "target": 3, "text": "three, edited"}),
+        json!({"type": "delete", "room": "busy", "target": 3}),
+    ] {
+        assert_eq!(alice.request(frame).await["type"], "ack");
+    }
+    alice.say("busy", "four").await;
+    let cached = app.metric("chat_join_replays_total{source=\"cache\"}").await;
+    let mut bob = app.client("bob").await;
+    let joined = bob.request(json!({"type": "join", "room": "busy", "limit": 100})).await;
+    assert_eq!(app.metric("chat_join_replays_total{source=\"cache\"}").await, cached + 1.0, "served from the cache");
+    let read = bob.request(json!({"type": "history", "room": "busy", "limit": 100})).await;
+    assert_eq!(joined["history"], read["messages"], "the cache and the history agree");
+    let history = joined["history"].as_array().unwrap();
+    assert_eq!(history.len(), 8);
+    assert_eq!(history[3]["text"], "one, edited");
+    assert!(
+        history[5].get("text").is_none() && history[5]["deleted"] == true,
+        "the edit of a deleted message: {}",
+        history[5]
+    );
+    assert!(history[2].get("text").is_none() && history[2]["deleted"] == true, "{}", history[2]);
+
+    // A resume from the cache: everything after seq 6, gapless.
+    let mut carol = app.client("carol").await;
+    let epoch = joined["epoch"].clone();
+    let resumed = carol.request(json!({"type": "join", "room": "busy", "since": 6, "epoch": epoch})).await;
+    assert_eq!(resumed["recovered"], true, "{resumed}");
+    let seqs: Vec<u64> = resumed["history"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [7, 8]);
+    assert_eq!(app.metric("chat_join_replays_total{source=\"cache\"}").await, cached + 2.0);
+}
