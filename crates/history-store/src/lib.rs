@@ -59,7 +59,7 @@ pub struct Appended {
 }
 
 /// Which events to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Window {
     /// Only events with a seq above this; then the oldest `limit` of them.
     pub after: Option<u64>,

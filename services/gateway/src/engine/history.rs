@@ -8,6 +8,8 @@
 //! - reads (join replays, resumes, catch-ups, `history` pages) go to the
 //!   history service when `gateway.history_service.url` is set
 //!   ([`ServiceClient`]), else to the store;
+//! - concurrent reads of the same room window share one read
+//!   ([`SingleFlight`]): a join storm on a room makes one request;
 //! - read state (cursors, summaries for unread counts and `inbox`) goes to
 //!   the store: it is small, per user, and written as often as read.
 
@@ -20,6 +22,7 @@ use bytestring::ByteString;
 use chat_shared::protocol::{RoomName, Thread, UserId};
 use history_store::api::window_query;
 
+use super::single_flight::SingleFlight;
 use super::{
     Appended, BackendError, BackendResult, Bus, Cursor, CursorMove, DmDraft, HistoryStore, Outcome, Page, RoomDraft,
     Summary, Window,
@@ -35,6 +38,8 @@ pub struct NodeHistory {
     /// Whose readiness gates appends.
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
+    /// Room reads in flight, shared by the callers asking the same.
+    room_reads: SingleFlight<(RoomName, Window), BackendResult<Page>>,
 }
 
 impl NodeHistory {
@@ -44,7 +49,7 @@ impl NodeHistory {
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
     ) -> NodeHistory {
-        NodeHistory { store, service, bus, metrics }
+        NodeHistory { store, service, bus, metrics, room_reads: SingleFlight::default() }
     }
 
     fn ready(&self) -> BackendResult<()> {
@@ -53,14 +58,24 @@ impl NodeHistory {
 
     /// A read from the service, timed and counted.
     async fn read_service(&self, service: &ServiceClient, path: &[&str], window: Window) -> BackendResult<Page> {
-        let started = Instant::now();
-        let result = service.read(path, window).await;
-        self.metrics.history_service_seconds.observe(started.elapsed().as_secs_f64());
-        result.inspect_err(|err| {
-            self.metrics.history_service_failures.inc();
-            tracing::warn!(path = ?path, cause = %err, "history service read failed");
-        })
+        read_service(&self.metrics, service, path, window).await
     }
+}
+
+/// A read from the service, timed and counted.
+async fn read_service(
+    metrics: &Metrics,
+    service: &ServiceClient,
+    path: &[&str],
+    window: Window,
+) -> BackendResult<Page> {
+    let started = Instant::now();
+    let result = service.read(path, window).await;
+    metrics.history_service_seconds.observe(started.elapsed().as_secs_f64());
+    result.inspect_err(|err| {
+        metrics.history_service_failures.inc();
+        tracing::warn!(path = ?path, cause = %err, "history service read failed");
+    })
 }
 
 #[async_trait]
@@ -71,10 +86,15 @@ impl HistoryStore for NodeHistory {
     }
 
     async fn read_room(&self, room: &RoomName, window: Window) -> BackendResult<Page> {
-        match &self.service {
-            Some(service) => self.read_service(service, &["rooms", room.as_str(), "messages"], window).await,
-            None => self.store.read_room(room, window).await,
-        }
+        let (store, service, metrics, target) =
+            (self.store.clone(), self.service.clone(), self.metrics.clone(), room.clone());
+        let read = || async move {
+            match &service {
+                Some(service) => read_service(&metrics, service, &["rooms", target.as_str(), "messages"], window).await,
+                None => store.read_room(&target, window).await,
+            }
+        };
+        self.room_reads.run((room.clone(), window), read).await
     }
 
     async fn append_dm(&self, draft: DmDraft) -> BackendResult<Appended> {

@@ -16,6 +16,7 @@
 pub mod history;
 pub mod memory;
 pub mod redis;
+pub mod single_flight;
 
 use std::sync::Arc;
 
