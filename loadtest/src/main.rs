@@ -13,6 +13,7 @@
 //!         --rooms 200 --senders 200 --rate 2000 --duration-secs 30 --report run.json
 //! ```
 
+mod resume;
 mod stats;
 
 use std::net::{IpAddr, SocketAddr};
@@ -26,10 +27,12 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
-use stats::{Report, Stats, Summary};
+use resume::SeqTracker;
+use stats::{Report, Stats, StormReport, Summary};
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "loadgen", version, about = "Load generator for the chat cluster")]
@@ -75,6 +78,11 @@ struct Args {
     /// send; 0: none.
     #[arg(long, default_value_t = 0.0)]
     reads_per_connection_per_sec: f64,
+    /// After a lost connection, reconnect with the JS library's backoff and
+    /// resume the room with `since`/`epoch`, checking that the seq stream
+    /// stays gapless (a gateway crash test: loadtest/storm.sh).
+    #[arg(long)]
+    reconnect: bool,
     /// Before the ramp, store this many messages in every room (so that
     /// joins with `--join-limit` replay a full history).
     #[arg(long, default_value_t = 0)]
@@ -164,7 +172,56 @@ impl Pacing {
     }
 }
 
-/// One connection's whole life.
+/// Opens a WebSocket to `target` and waits for `welcome`.
+async fn open(i: usize, args: &Args, target: &Target, query: &str) -> Result<WebSocketStream<TcpStream>, &'static str> {
+    let url = format!("{}?{query}", target.url);
+    let connected = async {
+        let source = args.source[i % args.source.len()];
+        let socket = if source.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(|_| "socket")?;
+        socket.bind(SocketAddr::new(source, 0)).map_err(|_| "bind")?;
+        let stream = socket.connect(target.addr).await.map_err(|_| "tcp_refused")?;
+        stream.set_nodelay(true).map_err(|_| "socket")?;
+        match tokio_tungstenite::client_async(url.as_str(), stream).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(match response.status().as_u16() {
+                503 => "handshake_503",
+                429 => "handshake_429",
+                401 => "handshake_401",
+                _ => "handshake_other",
+            }),
+            Err(_) => Err("handshake_failed"),
+        }
+    };
+    let mut ws = match tokio::time::timeout(Duration::from_secs(30), connected).await {
+        Ok(result) => result?,
+        Err(_) => return Err("connect_timeout"),
+    };
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) if text.contains("\"welcome\"") => return Ok(ws),
+            Ok(Some(Ok(_))) => continue,
+            _ => return Err("no_welcome"),
+        }
+    }
+}
+
+/// What a connection keeps across reconnects.
+#[derive(Default)]
+struct Life {
+    seqs: SeqTracker,
+    /// When the connection was lost, until it has resumed.
+    dropped_at: Option<Instant>,
+    /// Reconnect attempts since the last success.
+    attempt: u32,
+    /// The first join has completed.
+    joined_once: bool,
+    /// Lost at least once.
+    ever_dropped: bool,
+}
+
+/// One connection's whole life: connect, join and read; with
+/// `--reconnect`, after a lost connection, reconnect with the JS library's
+/// backoff and resume with `since`/`epoch`.
 async fn connection(
     i: usize,
     args: Arc<Args>,
@@ -175,8 +232,6 @@ async fn connection(
     go: tokio::sync::watch::Receiver<bool>,
 ) {
     let user = format!("{}-u{i}", args.prefix);
-    let room = format!("{}-room-{}", args.prefix, i % args.rooms.max(1));
-    let target = &targets[i % targets.len()];
     let query = match &args.secret {
         Some(secret) => match token(secret, &user) {
             Ok(token) => format!("token={token}"),
@@ -184,41 +239,98 @@ async fn connection(
         },
         None => format!("user={user}&name={user}"),
     };
-    let url = format!("{}?{query}", target.url);
-    let began = Instant::now();
-    let connected = async {
-        let source = args.source[i % args.source.len()];
-        let socket = if source.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-        socket.bind(SocketAddr::new(source, 0))?;
-        let stream = socket.connect(target.addr).await?;
-        stream.set_nodelay(true)?;
-        let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream).await?;
-        anyhow::Ok(ws)
-    };
-    let mut ws = match tokio::time::timeout(Duration::from_secs(30), connected).await {
-        Ok(Ok(ws)) => ws,
-        _ => {
-            stats.connect_failures.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-    };
-    // welcome
+    let mut life = Life::default();
     loop {
-        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) if text.contains("\"welcome\"") => break,
-            Ok(Some(Ok(_))) => continue,
-            _ => {
+        let target = &targets[(i + life.attempt as usize) % targets.len()];
+        let began = Instant::now();
+        match open(i, &args, target, &query).await {
+            Ok(ws) => {
+                if !life.ever_dropped {
+                    stats.connect.record(i, began.elapsed());
+                    stats.connected.fetch_add(1, Ordering::Relaxed);
+                }
+                session(i, &args, &stats, start, &stop, &go, ws, &mut life).await;
+            }
+            Err(why) if life.ever_dropped => stats.error(why),
+            Err(_) => {
                 stats.connect_failures.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
+        if !args.reconnect || stop.load(Ordering::Relaxed) && args.hold_secs == 0 {
+            return;
+        }
+        if life.dropped_at.is_none() {
+            life.dropped_at = Some(Instant::now());
+            life.ever_dropped = true;
+            stats.drops.fetch_add(1, Ordering::Relaxed);
+            stats.storm.store(true, Ordering::Relaxed);
+        }
+        let random = rand_unit(i as u64 ^ u64::from(life.attempt) << 32 ^ start.elapsed().as_nanos() as u64);
+        tokio::time::sleep(resume::backoff(life.attempt, RECONNECT_INITIAL, RECONNECT_MAX, random)).await;
+        life.attempt += 1;
     }
-    stats.connect.record(i, began.elapsed());
-    stats.connected.fetch_add(1, Ordering::Relaxed);
+}
 
-    let join = json!({"type": "join", "id": "j", "room": room, "limit": args.join_limit}).to_string();
+/// The JS library's reconnect delays (`reconnectInitialMs`, `reconnectMaxMs`).
+const RECONNECT_INITIAL: Duration = Duration::from_millis(500);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// A number in 0..1 from `seed` (splitmix64), for jitter.
+fn rand_unit(seed: u64) -> f64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as f64 / u64::MAX as f64
+}
+
+/// The fields of `joined` a resume looks at.
+#[derive(Deserialize)]
+struct Joined {
+    seq: u64,
+    #[serde(default)]
+    epoch: String,
+    #[serde(default)]
+    recovered: bool,
+    #[serde(default)]
+    history: Vec<Seq>,
+}
+
+#[derive(Deserialize)]
+struct Seq {
+    seq: u64,
+}
+
+/// Applies `f` to a connection's seq stream and counts the gaps and
+/// duplicates it found.
+fn track(stats: &Stats, seqs: &mut SeqTracker, f: impl FnOnce(&mut SeqTracker)) {
+    let (gaps, duplicates) = (seqs.gaps, seqs.duplicates);
+    f(seqs);
+    stats.gaps.fetch_add(seqs.gaps - gaps, Ordering::Relaxed);
+    stats.duplicates.fetch_add(seqs.duplicates - duplicates, Ordering::Relaxed);
+}
+
+/// One WebSocket connection, from `welcome` until it closes.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    i: usize,
+    args: &Args,
+    stats: &Arc<Stats>,
+    start: Instant,
+    stop: &Arc<AtomicBool>,
+    go: &tokio::sync::watch::Receiver<bool>,
+    mut ws: WebSocketStream<TcpStream>,
+    life: &mut Life,
+) {
+    let room = format!("{}-room-{}", args.prefix, i % args.rooms.max(1));
+    let join = match (&life.seqs.last, &life.seqs.epoch) {
+        (Some(since), Some(epoch)) if life.joined_once => {
+            json!({"type": "join", "id": "j", "room": room, "since": since, "epoch": epoch})
+        }
+        _ => json!({"type": "join", "id": "j", "room": room, "limit": args.join_limit}),
+    };
     let join_sent = Instant::now();
-    if ws.send(Message::Text(join.into())).await.is_err() {
+    if ws.send(Message::Text(join.to_string().into())).await.is_err() {
         return;
     }
     let (mut sink, mut stream) = ws.split();
@@ -251,15 +363,22 @@ async fn connection(
             "receipt" => {
                 stats.receipts.fetch_add(1, Ordering::Relaxed);
             }
-            "message" => {
+            "message" | "edit" | "delete" | "reaction" => {
                 if let Some(seq) = frame.seq {
                     last_seq.fetch_max(seq, Ordering::Relaxed);
+                    if joined {
+                        track(stats, &mut life.seqs, |seqs| seqs.event(seq));
+                    }
                 }
                 if let Some(sent) =
                     frame.text.as_deref().and_then(|t| t.strip_prefix("lg:")).and_then(|t| t.parse::<u64>().ok())
                 {
                     let now = start.elapsed().as_nanos() as u64;
-                    stats.e2e.record(i, Duration::from_nanos(now.saturating_sub(sent)));
+                    let latency = Duration::from_nanos(now.saturating_sub(sent));
+                    stats.e2e.record(i, latency);
+                    if !life.ever_dropped && stats.storm.load(Ordering::Relaxed) {
+                        stats.survivor_e2e.record(i, latency);
+                    }
                     stats.deliveries.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -268,8 +387,24 @@ async fn connection(
             }
             "joined" if !joined => {
                 joined = true;
-                stats.join.record(i, join_sent.elapsed());
-                stats.joined.fetch_add(1, Ordering::Relaxed);
+                let Ok(reply) = serde_json::from_str::<Joined>(&text) else { break };
+                let resuming = life.joined_once;
+                track(stats, &mut life.seqs, |seqs| {
+                    seqs.joined(&reply.epoch, reply.seq, reply.history.iter().map(|m| m.seq));
+                });
+                if let Some(dropped_at) = life.dropped_at.take() {
+                    stats.resume.record(i, dropped_at.elapsed());
+                    stats.resumed.fetch_add(1, Ordering::Relaxed);
+                    if !reply.recovered {
+                        stats.not_recovered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                life.attempt = 0;
+                if !resuming {
+                    life.joined_once = true;
+                    stats.join.record(i, join_sent.elapsed());
+                    stats.joined.fetch_add(1, Ordering::Relaxed);
+                }
                 if args.reads_per_connection_per_sec > 0.0 {
                     let interval = Duration::from_secs_f64(1.0 / args.reads_per_connection_per_sec);
                     let (room, stats, last_seq, read_sent) =
@@ -306,6 +441,7 @@ async fn connection(
         task.abort();
     }
     drop(to_sink);
+    writer.abort();
     let _ = writer.await;
 }
 
@@ -420,7 +556,7 @@ async fn main() -> anyhow::Result<()> {
         config: json!({
             "urls": args.url, "connections": args.connections, "rooms": args.rooms, "senders": args.senders,
             "rate": args.rate, "duration_secs": args.duration_secs, "join_limit": args.join_limit,
-            "reads_per_connection_per_sec": args.reads_per_connection_per_sec,
+            "reads_per_connection_per_sec": args.reads_per_connection_per_sec, "reconnect": args.reconnect,
         }),
         connections: Stats::count(&stats.connected),
         connect_failures: Stats::count(&stats.connect_failures),
@@ -437,6 +573,15 @@ async fn main() -> anyhow::Result<()> {
         read_ms: Summary::of(&stats.read.merged()),
         receipts: Stats::count(&stats.receipts),
         errors: stats.errors.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        storm: args.reconnect.then(|| StormReport {
+            drops: Stats::count(&stats.drops),
+            resumed: Stats::count(&stats.resumed),
+            resume_ms: Summary::of(&stats.resume.merged()),
+            not_recovered: Stats::count(&stats.not_recovered),
+            gaps: Stats::count(&stats.gaps),
+            duplicates: Stats::count(&stats.duplicates),
+            survivor_e2e_ms: Summary::of(&stats.survivor_e2e.merged()),
+        }),
     };
     println!("{}", report.human());
     if let Some(path) = &args.report {

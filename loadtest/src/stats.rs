@@ -2,7 +2,7 @@
 //! by every connection task, and the report made of them.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -60,6 +60,19 @@ pub struct Stats {
     pub reads: AtomicU64,
     pub receipts: AtomicU64,
     pub errors: Mutex<BTreeMap<String, u64>>,
+    /// Reconnect runs: connections lost, and resumed (loss to `joined`).
+    pub drops: AtomicU64,
+    pub resumed: AtomicU64,
+    pub resume: Sharded,
+    /// Resumes whose `joined` said `recovered: false`.
+    pub not_recovered: AtomicU64,
+    /// Seqs a connection never saw though it saw later ones, and seqs seen twice.
+    pub gaps: AtomicU64,
+    pub duplicates: AtomicU64,
+    /// Set by the first lost connection.
+    pub storm: AtomicBool,
+    /// End-to-end latency at connections never lost, from the first loss on.
+    pub survivor_e2e: Sharded,
 }
 
 impl Stats {
@@ -78,6 +91,14 @@ impl Stats {
             reads: AtomicU64::new(0),
             receipts: AtomicU64::new(0),
             errors: Mutex::default(),
+            drops: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
+            resume: Sharded::new(16),
+            not_recovered: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            storm: AtomicBool::new(false),
+            survivor_e2e: Sharded::new(64),
         }
     }
 
@@ -147,6 +168,23 @@ pub struct Report {
     pub read_ms: Summary,
     pub receipts: u64,
     pub errors: BTreeMap<String, u64>,
+    /// With `--reconnect`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StormReport>,
+}
+
+/// What a reconnect run saw of lost connections and their resumes.
+#[derive(Debug, Serialize)]
+pub struct StormReport {
+    pub drops: u64,
+    pub resumed: u64,
+    /// From the loss to the resumed `joined`.
+    pub resume_ms: Summary,
+    pub not_recovered: u64,
+    pub gaps: u64,
+    pub duplicates: u64,
+    /// End-to-end latency at connections never lost, from the first loss on.
+    pub survivor_e2e_ms: Summary,
 }
 
 impl Report {
@@ -178,6 +216,16 @@ impl Report {
             self.errors.iter().map(|(code, n)| format!("{code}={n}")).collect::<Vec<_>>().join(" ")
         };
         out.push_str(&format!("     {:.<24}: {errors}\n", "errors"));
+        if let Some(storm) = &self.storm {
+            out.push_str(&format!(
+                "     {:.<24}: {} lost, {} resumed ({} not recovered), {} gaps, {} duplicates\n",
+                "reconnects", storm.drops, storm.resumed, storm.not_recovered, storm.gaps, storm.duplicates
+            ));
+            out.push_str(&storm.resume_ms.line("resume (loss to joined)"));
+            out.push('\n');
+            out.push_str(&storm.survivor_e2e_ms.line("survivors' e2e latency"));
+            out.push('\n');
+        }
         out
     }
 }
