@@ -21,3 +21,4 @@ mod rooms;
 mod shutdown;
 mod stack;
 mod web;
+mod wire;
