@@ -95,6 +95,24 @@ join)
     "$bin/loadgen" --url "$urls" --connections "$conns" --rooms "$rooms" --senders 0 --rate 0 \
         --duration-secs 1 --connect-rate "$rate" --join-limit 100 --prefill-per-room 100 >"$work/join.log" 2>&1
     grep -E "stored|connections|connect \(|join \(|errors" "$work/join.log"
+    # The gateways' own view (chat_join_seconds: handling the join to queuing
+    # joined), without the client's share of the two cores.
+    ports=8088
+    [ "$engine" = memory ] || ports="8081 8082 8083"
+    for port in $ports; do curl -s "http://127.0.0.1:$port/metrics"; done | python3 -c '
+import re, sys
+buckets, count, cache = {}, 0, 0
+for line in sys.stdin:
+    m = re.match(r"chat_join_seconds_bucket\{le=\"([^\"]+)\"\} (\d+)", line)
+    if m: buckets[m.group(1)] = buckets.get(m.group(1), 0) + int(m.group(2))
+    m = re.match(r"chat_join_seconds_count (\d+)", line)
+    if m: count += int(m.group(1))
+    m = re.match(r"chat_join_replays_total\{source=\"cache\"\} (\d+)", line)
+    if m: cache += int(m.group(1))
+s1, s5, s10, s25 = (100.0 * buckets.get(le, 0) / max(count, 1) for le in ("0.001", "0.005", "0.01", "0.025"))
+print(f"     gateway-side join.......: {count} joins ({cache} from the cache), {s1:.1f}% within 1 ms, "
+      f"{s5:.1f}% within 5 ms, {s10:.1f}% within 10 ms, {s25:.1f}% within 25 ms")
+'
     ;;
 drain)
     conns=${2:-10000} rooms=${3:-2000}

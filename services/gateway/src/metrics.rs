@@ -32,6 +32,9 @@ pub struct Metrics {
     pub fanout_seconds: Histogram,
     /// `chat_publish_seconds`: time from a `send` being read to its `ack` (store and publish).
     pub publish_seconds: Histogram,
+    /// `chat_join_seconds`: time from a `join` being handled to its `joined`
+    /// being queued (replay, cursor, presence and members).
+    pub join_seconds: Histogram,
     /// `chat_slow_consumer_closes_total`: connections closed with 4008.
     pub slow_consumer_closes: IntCounter,
     /// `chat_rate_limit_closes_total`: connections closed with 1008 for rate abuse.
@@ -96,6 +99,10 @@ impl Metrics {
                 HistogramOpts::new("chat_publish_seconds", "Time from reading a send to its ack (store and publish).")
                     .buckets(latency_buckets.clone()),
             )?,
+            join_seconds: Histogram::with_opts(
+                HistogramOpts::new("chat_join_seconds", "Time from handling a join to queuing its joined.")
+                    .buckets(latency_buckets.clone()),
+            )?,
             history_service_seconds: Histogram::with_opts(
                 HistogramOpts::new("chat_history_service_seconds", "Time for one read from the history service.")
                     .buckets(latency_buckets),
@@ -153,6 +160,7 @@ impl Metrics {
         r.register(Box::new(metrics.errors.clone()))?;
         r.register(Box::new(metrics.fanout_seconds.clone()))?;
         r.register(Box::new(metrics.publish_seconds.clone()))?;
+        r.register(Box::new(metrics.join_seconds.clone()))?;
         r.register(Box::new(metrics.slow_consumer_closes.clone()))?;
         r.register(Box::new(metrics.rate_limit_closes.clone()))?;
         r.register(Box::new(metrics.rooms.clone()))?;

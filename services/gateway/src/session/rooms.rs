@@ -25,6 +25,7 @@ impl WsSession {
         limit: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
+        let started = std::time::Instant::now();
         let hub = self.node.hub.clone();
         let first = !self.in_room(&room);
         let size = self.node.settings.cluster.history.size;
@@ -68,6 +69,7 @@ impl WsSession {
                     unread: read.unread,
                 };
                 hub.complete_join(&room, act.id(), frame.to_json(), seq);
+                act.node.metrics.join_seconds.observe(started.elapsed().as_secs_f64());
             }
             Err(err) => {
                 hub.abort_join(&act.info.user.id, act.id(), &room);
