@@ -7,9 +7,11 @@
 //! - [`redis`]: [`RedisServer`], [`RedisCluster`], [`redis_cli`].
 //! - [`process`]: [`ServiceProcess`] (a workspace binary with an environment),
 //!   [`workspace_binary`], [`free_port`], [`wait_listening`].
+//! - [`ws`]: WebSocket client frames as raw bytes.
 
 pub mod process;
 pub mod redis;
+pub mod ws;
 
 pub use process::{free_port, wait_listening, workspace_binary, ServiceProcess};
 pub use redis::{redis_cli, RedisCluster, RedisServer};

@@ -180,27 +180,9 @@ pub fn close_payload(code: u16, reason: &str) -> Bytes {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use test_support::ws::client_frame;
 
-    /// A masked client frame, as a browser sends it.
-    fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [7, 1, 9, 3];
-        let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
-        match payload.len() {
-            len @ 0..=125 => frame.push(0x80 | len as u8),
-            len if len <= 0xffff => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        frame
-    }
+    use super::*;
 
     fn read_all(reader: &mut Reader, bytes: &[u8]) -> Vec<String> {
         let mut buf = BytesMut::from(bytes);

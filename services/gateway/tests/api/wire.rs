@@ -9,6 +9,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use test_support::ws::client_frame;
+
 use crate::helpers::{spawn_app, TestApp};
 
 const HANDSHAKE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -18,26 +20,6 @@ fn handshake(method: &str, path: &str) -> String {
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {HANDSHAKE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
-}
-
-/// A masked client frame.
-fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut out = vec![0x80 | opcode];
-    match payload.len() {
-        len @ 0..=125 => out.push(0x80 | len as u8),
-        len if len <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
 }
 
 /// A raw connection: reads the server's frames (unmasked, unfragmented).
@@ -51,6 +33,14 @@ impl Raw {
         let mut io = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
         io.write_all(first_bytes).await.unwrap();
         Raw { io, buf: Vec::new() }
+    }
+
+    /// A connection past its `101` and `welcome`.
+    async fn welcomed(app: &TestApp, name: &str) -> Raw {
+        let mut raw = Raw::open(app, handshake("GET", &format!("/ws?name={name}")).as_bytes()).await;
+        assert!(raw.http_response().await.starts_with("HTTP/1.1 101"));
+        assert_eq!(raw.json().await["type"], "welcome");
+        raw
     }
 
     async fn fill(&mut self) -> bool {
@@ -136,14 +126,14 @@ async fn a_frame_sent_with_the_handshake_and_frames_split_byte_by_byte_are_read(
     // The first frame in the same write as the handshake: it arrives in the
     // HTTP parser's buffer and must not be lost with it.
     let mut first = handshake("GET", "/ws?name=raw").into_bytes();
-    first.extend(frame(0x1, br#"{"type":"ping","id":"p1"}"#));
+    first.extend(client_frame(true, 0x1, br#"{"type":"ping","id":"p1"}"#));
     let mut raw = Raw::open(&app, &first).await;
     assert!(raw.http_response().await.starts_with("HTTP/1.1 101"));
     assert_eq!(raw.json().await["type"], "welcome");
     let pong = raw.json().await;
     assert_eq!((&pong["type"], &pong["re"]), (&"pong".into(), &"p1".into()), "{pong}");
     // A frame written one byte at a time.
-    for byte in frame(0x1, br#"{"type":"ping","id":"p2"}"#) {
+    for byte in client_frame(true, 0x1, br#"{"type":"ping","id":"p2"}"#) {
         raw.io.write_all(&[byte]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -160,9 +150,7 @@ async fn a_frame_sent_with_the_handshake_and_frames_split_byte_by_byte_are_read(
 #[tokio::test]
 async fn an_oversized_frame_is_refused_from_its_header_without_its_payload() {
     let app = spawn_app(|_| {});
-    let mut raw = Raw::open(&app, handshake("GET", "/ws?name=big").as_bytes()).await;
-    assert!(raw.http_response().await.starts_with("HTTP/1.1 101"));
-    assert_eq!(raw.json().await["type"], "welcome");
+    let mut raw = Raw::welcomed(&app, "big").await;
     // Announce 64 MiB and send only the header and mask.
     let mut head = vec![0x81, 0x80 | 127];
     head.extend_from_slice(&(64u64 << 20).to_be_bytes());
@@ -174,14 +162,12 @@ async fn an_oversized_frame_is_refused_from_its_header_without_its_payload() {
 #[tokio::test]
 async fn text_that_is_not_utf8_gets_bad_request_and_the_connection_goes_on() {
     let app = spawn_app(|_| {});
-    let mut raw = Raw::open(&app, handshake("GET", "/ws?name=bytes").as_bytes()).await;
-    assert!(raw.http_response().await.starts_with("HTTP/1.1 101"));
-    assert_eq!(raw.json().await["type"], "welcome");
-    raw.io.write_all(&frame(0x1, b"{\"type\":\"ping\",\"id\":\"\xff\xfe\"}")).await.unwrap();
+    let mut raw = Raw::welcomed(&app, "bytes").await;
+    raw.io.write_all(&client_frame(true, 0x1, b"{\"type\":\"ping\",\"id\":\"\xff\xfe\"}")).await.unwrap();
     let error = raw.json().await;
     assert_eq!((&error["type"], &error["code"]), (&"error".into(), &"bad_request".into()), "{error}");
     assert!(error["message"].as_str().unwrap().contains("UTF-8"), "{error}");
-    raw.io.write_all(&frame(0x1, br#"{"type":"ping","id":"ok"}"#)).await.unwrap();
+    raw.io.write_all(&client_frame(true, 0x1, br#"{"type":"ping","id":"ok"}"#)).await.unwrap();
     assert_eq!(raw.json().await["re"], "ok");
 }
 
