@@ -152,7 +152,7 @@ idle)
     rss0=$(rss_kib "$gw")
     sources=127.0.0.1,127.0.0.2
     "$bin/loadgen" --url "$url" --connections "$conns" --rooms $(( (conns + 99) / 100 )) --senders 0 --rate 0 \
-        --duration-secs 1 --hold-secs 15 --connect-rate 2000 --source "$sources" >"$work/idle.log" 2>&1 &
+        --duration-secs 1 --hold-secs 15 --connect-rate "${IDLE_CONNECT_RATE:-2000}" --source "$sources" >"$work/idle.log" 2>&1 &
     lg=$!
     for _ in $(seq 120); do
         grep -q "holding" "$work/idle.log" 2>/dev/null && break
@@ -161,7 +161,7 @@ idle)
     sleep 3
     rss1=$(rss_kib "$gw")
     wait "$lg" || true
-    grep -E "connections|connect \(|join \(" "$work/idle.log" || true
+    grep -E "connections|connect \(|join \(|errors" "$work/idle.log" || true
     echo "gateway RSS ($engine engine): $rss0 KiB idle -> $rss1 KiB with $conns connections = $(( (rss1 - rss0) * 1024 / conns )) bytes per connection"
     ;;
 *)

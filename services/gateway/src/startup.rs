@@ -113,6 +113,7 @@ impl Application {
         } else {
             settings.gateway.workers
         };
+        check_open_files(settings.gateway.limits.max_connections);
         let node = Arc::new(Node::new(settings, engine, hub, metrics, auth));
         let server = serve(listener, node.clone(), workers, drain_secs)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -191,6 +192,42 @@ fn serve(listener: TcpListener, node: Arc<Node>, workers: usize, drain_secs: u64
         })?
         .run();
     Ok(server)
+}
+
+/// Files a gateway keeps for everything but client sockets: the listener,
+/// Redis connections, the history service's connection pool, logs.
+const RESERVED_FILES: u64 = 256;
+
+/// Raises this process's open-file limit to its hard limit (each connection
+/// is one file), and warns when `gateway.limits.max_connections` does not
+/// fit in it: past the limit, accepting a client and calling a backend both
+/// fail (a join then gets `unavailable`).
+fn check_open_files(max_connections: u32) {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit only read and write the struct given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                limit = raised;
+            }
+        }
+        let files: u64 = limit.rlim_cur;
+        if u64::from(max_connections) + RESERVED_FILES > files {
+            tracing::warn!(
+                max_connections,
+                open_file_limit = files,
+                "gateway.limits.max_connections does not fit this process's open-file limit: past about {} \
+                 connections, new connections and backend calls fail; lower max_connections or raise the limit",
+                files.saturating_sub(RESERVED_FILES)
+            );
+        }
+    }
 }
 
 async fn wait_for_signal() {

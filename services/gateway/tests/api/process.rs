@@ -71,3 +71,29 @@ async fn sigint_stops_it_too_and_bad_configuration_is_refused() {
         .unwrap();
     assert_eq!(typo.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn a_connection_cap_above_the_open_file_limit_is_warned_about_at_start() {
+    use std::io::{BufRead, BufReader};
+    let port = test_support::free_port();
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env("CHAT_GATEWAY__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CHAT_GATEWAY__LIMITS__MAX_CONNECTIONS", "4000000000")
+        .env("CHAT_LOG__LEVEL", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(gateway.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.contains("open-file limit") && tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let warned = rx.recv_timeout(Duration::from_secs(10)).is_ok();
+    gateway.kill().unwrap();
+    let _ = gateway.wait();
+    assert!(warned, "no warning about the open-file limit");
+}
