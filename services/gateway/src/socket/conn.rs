@@ -195,7 +195,9 @@ impl Conn {
             _ = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => Event::Handled,
             ready = io.readable(), if reading => ready.map_or(Event::Gone, |()| Event::Readable),
             () = outbox.woken(), if waking => Event::Woken,
-            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+            // Built only when polled: a timer per wake-up would be work on
+            // every delivery.
+            () = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
                 Event::CloseTimedOut
             }
         }
