@@ -100,6 +100,10 @@ error_codes! {
     MethodNotAllowed => "method_not_allowed", 405, None;
     /// The client did not read fast enough (only ever a close code).
     SlowConsumer => "slow_consumer", 503, Some(CloseCode::SlowConsumer);
+    /// `GET /ws` without upgrade headers that a handshake would not refuse.
+    UpgradeRequired => "upgrade_required", 426, None;
+    /// An upload whose type is not allowed, or whose bytes are not what its type claims.
+    UnsupportedType => "unsupported_type", 415, None;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -88,6 +88,13 @@ pub async fn members_with_status(
 pub fn presence_payload(room: &RoomName, user: &UserRef, state: PresenceState, status: Option<UserStatus>) -> String {
     let frame = ServerFrame::Presence { room: room.clone(), user: user.clone(), state, status };
     let json = frame.to_json();
-    Envelope { kind: "presence", seq: None, skip_user: Some(user.id.as_str()), skip_session: None, body: &json }
-        .encode()
+    Envelope {
+        kind: "presence",
+        seq: None,
+        skip_user: Some(user.id.as_str()),
+        skip_session: None,
+        only_session: None,
+        body: &json,
+    }
+    .encode()
 }

@@ -3,7 +3,7 @@
 //! One header line, then the body:
 //!
 //! ```text
-//! KIND \x1f SEQ \x1f SKIP_USER \x1f SKIP_SESSION \n BODY
+//! KIND \x1f SEQ \x1f SKIP_USER \x1f SKIP_SESSION [\x1f ONLY_SESSION] \n BODY
 //! ```
 //!
 //! `KIND` is a server frame's `type` (the body is that frame's JSON) or
@@ -22,6 +22,9 @@ pub struct Envelope<'a> {
     pub seq: Option<u64>,
     pub skip_user: Option<&'a str>,
     pub skip_session: Option<&'a str>,
+    /// For one session only (a `signal` to one session); optional in the
+    /// header, so headers of four fields (the Lua scripts') still decode.
+    pub only_session: Option<&'a str>,
     pub body: &'a str,
 }
 
@@ -41,6 +44,10 @@ impl Envelope<'_> {
             }
             out.push_str(field);
         }
+        if let Some(only) = self.only_session {
+            out.push(SEPARATOR);
+            out.push_str(only);
+        }
         out.push('\n');
         out.push_str(self.body);
         out
@@ -57,7 +64,8 @@ impl Envelope<'_> {
         };
         let skip_user = fields.next().filter(|f| !f.is_empty());
         let skip_session = fields.next().filter(|f| !f.is_empty());
-        Some(Envelope { kind, seq, skip_user, skip_session, body })
+        let only_session = fields.next().filter(|f| !f.is_empty());
+        Some(Envelope { kind, seq, skip_user, skip_session, only_session, body })
     }
 }
 
@@ -72,12 +80,16 @@ mod tests {
             seq: Some(42),
             skip_user: Some("al|ice"),
             skip_session: None,
+            only_session: None,
             body: r#"{"type":"message","text":"a\nb"}"#,
         };
         let text = env.encode();
         assert_eq!(Envelope::decode(&text), Some(env));
-        let bare = Envelope { kind: "notice", seq: None, skip_user: None, skip_session: None, body: "{}" };
+        let bare =
+            Envelope { kind: "notice", seq: None, skip_user: None, skip_session: None, only_session: None, body: "{}" };
         assert_eq!(Envelope::decode(&bare.encode()), Some(bare));
+        let one = Envelope { kind: "signal", skip_session: Some("s-1"), only_session: Some("s-2"), ..bare };
+        assert_eq!(Envelope::decode(&one.encode()), Some(one));
     }
 
     #[test]

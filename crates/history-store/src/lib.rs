@@ -102,12 +102,20 @@ pub struct RoomDraft {
     pub from: UserRef,
     pub event: RoomEventKind,
     pub client_id: Option<ClientId>,
+    /// A moderator's event (the operator API): an `edit` or `delete` of
+    /// anyone's message, not only `from`'s own.
+    pub moderator: bool,
 }
 
 impl RoomDraft {
+    /// An event by `from`, who may edit or delete only their own messages.
+    pub fn new(room: RoomName, from: UserRef, event: RoomEventKind, client_id: Option<ClientId>) -> RoomDraft {
+        RoomDraft { room, from, event, client_id, moderator: false }
+    }
+
     /// A plain `message`.
     pub fn message(room: RoomName, from: UserRef, text: impl Into<String>, client_id: Option<ClientId>) -> RoomDraft {
-        RoomDraft { room, from, event: RoomEventKind::Message { text: text.into(), reply_to: None }, client_id }
+        RoomDraft::new(room, from, RoomEventKind::Message { text: text.into(), reply_to: None }, client_id)
     }
 }
 

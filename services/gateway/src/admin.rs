@@ -8,11 +8,16 @@
 //!   every node; answers how many nodes it reached.
 //! - `DELETE /v1/users/{id}/sessions`: close every session of a user with
 //!   1008, on every node; answers how many nodes it reached.
+//! - `POST /v1/users/{id}/notices` `{"data": any}`: a `notice` to every
+//!   session of one user, on every node; 202.
+//! - `DELETE /v1/rooms/{room}/messages/{seq}`: a moderator's `delete` of
+//!   anyone's message, `from` the server; 200 `{"seq"}` of the `delete`
+//!   event, 404 when the message is not one the history holds.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use chat_shared::protocol::{ClientId, DisplayName, RoomName, ServerFrame, UserId, UserRef};
+use chat_shared::protocol::{ClientId, DisplayName, RoomEventKind, RoomName, ServerFrame, UserId, UserRef};
 use chat_shared::ErrorCode;
 
 use crate::engine::{backend_message, BusMessage, Outcome, RoomDraft, Topic};
@@ -23,6 +28,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/stats").get(stats))
         .service(resource("/v1/rooms/{room}/messages").post(post_message))
         .service(resource("/v1/broadcast").post(broadcast))
+        .service(resource("/v1/rooms/{room}/messages/{seq}").delete(moderate))
+        .service(resource("/v1/users/{id}/notices").post(notice_user))
         .service(resource("/v1/users/{id}/sessions").delete(disconnect_user));
 }
 
@@ -109,11 +116,7 @@ async fn post_message(
     };
     let client_id = body.client_id.map(|c| ClientId::parse(&c)).transpose().map_err(|err| bad(err.0))?;
     let draft = RoomDraft::message(room.clone(), from, body.text, client_id);
-    let outcome = node.engine.history.append_room(draft).await.map_err(|err| {
-        let message = backend_message("publish", &err);
-        tracing::warn!(room = %room, cause = %err, message, "operator publish failed");
-        ApiError::new(err.code(), message)
-    })?;
+    let outcome = append_as_operator(&node, draft).await?;
     let Outcome::Stored(stored) = outcome else {
         // A message without `reply_to` has nothing to be refused for.
         tracing::error!(room = %room, ?outcome, "operator publish refused by the store");
@@ -136,6 +139,18 @@ struct Broadcast {
     data: serde_json::Value,
 }
 
+/// A notice's body: `data` must be there (`null` is a value).
+#[derive(Debug, Deserialize)]
+struct Notice {
+    #[serde(default, deserialize_with = "present")]
+    data: Option<serde_json::Value>,
+}
+
+/// `Some` for any value, `null` included; a missing field stays `None`.
+fn present<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(de).map(Some)
+}
+
 async fn broadcast(
     req: HttpRequest,
     node: web::Data<Node>,
@@ -151,6 +166,64 @@ async fn broadcast(
         .await
         .map_err(|err| ApiError::new(err.code(), backend_message("broadcast", &err)))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": reached })))
+}
+
+/// Publishes a room event for the operator API; a refusal by the store
+/// comes back as it is.
+async fn append_as_operator(node: &Node, draft: RoomDraft) -> Result<Outcome, ApiError> {
+    let room = draft.room.clone();
+    node.engine.history.append_room(draft).await.map_err(|err| {
+        let message = backend_message("publish", &err);
+        tracing::warn!(room = %room, cause = %err, message, "operator publish failed");
+        ApiError::new(err.code(), message)
+    })
+}
+
+async fn moderate(
+    req: HttpRequest,
+    node: web::Data<Node>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &node)?;
+    let (room, seq) = path.into_inner();
+    let room = RoomName::parse(&room).map_err(|err| bad(err.0))?;
+    let target: u64 = seq.parse().map_err(|_| bad(format!("{seq:?} is not a message seq")))?;
+    let mut draft = RoomDraft::new(room.clone(), server_user(), RoomEventKind::Delete { target }, None);
+    draft.moderator = true;
+    match append_as_operator(&node, draft).await? {
+        Outcome::Stored(stored) => {
+            node.metrics.messages_published.inc();
+            tracing::info!(room = %room, target, seq = stored.seq, "message deleted by an operator");
+            Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room, "seq": stored.seq, "ts": stored.ts })))
+        }
+        Outcome::NotFound => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("{room} holds no message {target} (never sent, no longer in the history, or deleted)"),
+        )),
+        other => {
+            tracing::error!(room = %room, ?other, "moderation delete refused by the store");
+            Err(ApiError::new(ErrorCode::Internal, "delete failed: internal error (logged)"))
+        }
+    }
+}
+
+async fn notice_user(
+    req: HttpRequest,
+    node: web::Data<Node>,
+    id: web::Path<String>,
+    body: web::Json<Notice>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &node)?;
+    let user = UserId::parse(&id).map_err(|err| bad(err.0))?;
+    let Some(data) = body.into_inner().data else { return Err(bad("missing field `data`")) };
+    let frame = ServerFrame::Notice { data };
+    let reached = node
+        .engine
+        .bus
+        .publish(&Topic::User(user), BusMessage::frame(&frame))
+        .await
+        .map_err(|err| ApiError::new(err.code(), backend_message("notice", &err)))?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "nodes": reached })))
 }
 
 async fn disconnect_user(

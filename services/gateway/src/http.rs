@@ -140,12 +140,19 @@ async fn admit_unrefused(node: &Node, head: &RequestHead, peer: Option<SocketAdd
 }
 
 /// `GET /ws` without `Upgrade: websocket` (every WebSocket handshake goes to
-/// [`crate::socket::upgrade`] instead): the refusal a handshake would get,
-/// or 400.
+/// [`crate::socket::upgrade`] instead): the refusal a handshake with the
+/// same query and headers would get, or 426 `upgrade_required`. A browser
+/// cannot read a refused handshake's status, so its client asks here.
+///
+/// The checks are the handshake's own, limits included; a place they take
+/// is given back at once.
 async fn not_upgraded(req: HttpRequest, node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
-    let admitted = admit(&node, req.head(), req.peer_addr()).await?;
-    let _ = node.engine.presence.release(&admitted.info).await;
-    Err(refuse(&node, ApiError::new(ErrorCode::BadRequest, "expected a WebSocket upgrade")))
+    let admitted = admit_unrefused(&node, req.head(), req.peer_addr()).await?;
+    if let Err(err) = node.engine.presence.release(&admitted.info).await {
+        tracing::warn!(cause = %err, "releasing a probe's admission failed");
+    }
+    drop(admitted.permit);
+    Err(ApiError::new(ErrorCode::UpgradeRequired, "nothing would refuse this handshake: connect with a WebSocket"))
 }
 
 /// `s-` + this node's id + 64 random bits: unique across the cluster.

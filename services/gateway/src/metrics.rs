@@ -47,6 +47,8 @@ pub struct Metrics {
     pub room_events_published: IntCounterVec,
     /// `chat_dms_published_total`: direct messages stored by this node.
     pub dms_published: IntCounter,
+    /// `chat_signals_relayed_total`: sessions a `signal` from this node went to.
+    pub signals_relayed: IntCounter,
     /// `chat_pubsub_lagged_total`: pub/sub messages the node's receiver fell behind on (each lag makes every room catch up).
     pub pubsub_lagged: IntCounter,
     /// `chat_catch_ups_total`: catch-up reads of a room after a gap in its seqs or a lost subscription.
@@ -136,6 +138,10 @@ impl Metrics {
                 &["type"],
             )?,
             dms_published: IntCounter::new("chat_dms_published_total", "Direct messages stored by this node.")?,
+            signals_relayed: IntCounter::new(
+                "chat_signals_relayed_total",
+                "Sessions a signal from this node went to.",
+            )?,
             pubsub_lagged: IntCounter::new(
                 "chat_pubsub_lagged_total",
                 "Pub/sub messages the node's receiver fell behind on; each lag makes every room catch up.",
@@ -167,6 +173,7 @@ impl Metrics {
         r.register(Box::new(metrics.messages_published.clone()))?;
         r.register(Box::new(metrics.room_events_published.clone()))?;
         r.register(Box::new(metrics.dms_published.clone()))?;
+        r.register(Box::new(metrics.signals_relayed.clone()))?;
         r.register(Box::new(metrics.pubsub_lagged.clone()))?;
         r.register(Box::new(metrics.catch_ups.clone()))?;
         r.register(Box::new(metrics.catch_up_closes.clone()))?;

@@ -70,6 +70,8 @@ pub struct LimitSettings {
     pub max_frame_bytes: usize,
     /// Largest `text` of a `send` or `dm`, in bytes of UTF-8.
     pub max_text_bytes: usize,
+    /// Largest `data` of a `signal`, in bytes of compact JSON.
+    pub max_signal_bytes: usize,
     /// Per-connection token bucket: capacity and refill per second.
     pub messages_per_second: u32,
     /// Rate-limited frames tolerated within `rate_limit_window_ms` before closing with 1008.
@@ -125,6 +127,22 @@ pub struct HistoryServiceClientSettings {
 pub struct WebSettings {
     /// Serve the chat page at `/` and the JS client library at `/chat.js`.
     pub enabled: bool,
+    /// STUN/TURN servers the page's calls use (WebRTC `RTCIceServer`s, given
+    /// to the page in `/client-config.json`); none by default, which works
+    /// between hosts that reach each other directly.
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// One STUN or TURN server for the page's calls.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, … (one or several).
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +174,7 @@ impl Default for LimitSettings {
         LimitSettings {
             max_frame_bytes: 65_536,
             max_text_bytes: 4_096,
+            max_signal_bytes: 16_384,
             messages_per_second: 20,
             max_rate_limited_frames: 100,
             rate_limit_window_ms: 10_000,
@@ -189,7 +208,7 @@ impl Default for HistoryServiceClientSettings {
 
 impl Default for WebSettings {
     fn default() -> Self {
-        WebSettings { enabled: true }
+        WebSettings { enabled: true, ice_servers: Vec::new() }
     }
 }
 
@@ -232,6 +251,10 @@ impl Settings {
         let limits = &gateway.limits;
         if limits.max_text_bytes == 0 || limits.max_text_bytes > limits.max_frame_bytes {
             return invalid("gateway.limits.max_text_bytes must be between 1 and gateway.limits.max_frame_bytes");
+        }
+        if limits.max_signal_bytes == 0 {
+            // (A frame over max_frame_bytes closes first, whatever this says.)
+            return invalid("gateway.limits.max_signal_bytes must be at least 1");
         }
         if limits.messages_per_second == 0 {
             return invalid("gateway.limits.messages_per_second must be at least 1");

@@ -38,6 +38,7 @@ const ASSETS: &[Asset] = &[
     asset!("/app/message.js", JS),
     asset!("/app/outbox.js", JS),
     asset!("/app/reads.js", JS),
+    asset!("/app/call.js", JS),
     asset!("/chat.js", JS),
     asset!("/chat/client.js", JS),
     asset!("/chat/clock.js", JS),
@@ -97,7 +98,11 @@ async fn client_config(req: HttpRequest, node: web::Data<Node>) -> Result<HttpRe
         AuthMode::Anonymous => "anonymous",
         AuthMode::Jwt => "jwt",
     };
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .json(serde_json::json!({ "auth": auth, "protocol": 1 })))
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store"))).json(
+        serde_json::json!({
+            "auth": auth,
+            "protocol": 1,
+            "ice_servers": node.settings.gateway.web.ice_servers,
+        }),
+    ))
 }

@@ -91,7 +91,7 @@ async fn a_deleted_message_pages_scrubbed_with_its_edits() {
     let service = history(&redis, &[]).await;
     let store = store(&redis, 1_000).await;
     let room = RoomName::parse("edits").unwrap();
-    let draft = |event| RoomDraft { room: room.clone(), from: someone("alice"), event, client_id: None };
+    let draft = |event| RoomDraft::new(room.clone(), someone("alice"), event, None);
     store.append_room(RoomDraft::message(room.clone(), someone("alice"), "secret", None)).await.unwrap();
     store.append_room(draft(RoomEventKind::Edit { target: 1, text: "still secret".into() })).await.unwrap();
     let (_, before) = get(&service, "/v1/rooms/edits/messages").await;

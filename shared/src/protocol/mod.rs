@@ -169,6 +169,13 @@ pub enum ClientFrame {
         #[serde(default)]
         attachments: Option<serde_json::Value>,
     },
+    Signal {
+        to: UserId,
+        /// One session of `to` (a session id from a `signal` it sent).
+        #[serde(default)]
+        session: Option<String>,
+        data: serde_json::Value,
+    },
     Members {
         room: RoomName,
     },
@@ -281,7 +288,7 @@ impl ClientFrame {
     /// Every `type` a client may send.
     pub const TYPES: &'static [&'static str] = &[
         "join", "leave", "send", "edit", "delete", "react", "typing", "dm", "members", "history", "read", "inbox",
-        "status", "ping",
+        "status", "signal", "ping",
     ];
 
     /// The frame's `type`.
@@ -295,6 +302,7 @@ impl ClientFrame {
             ClientFrame::React { .. } => "react",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Dm { .. } => "dm",
+            ClientFrame::Signal { .. } => "signal",
             ClientFrame::Members { .. } => "members",
             ClientFrame::History(_) => "history",
             ClientFrame::Read(_) => "read",

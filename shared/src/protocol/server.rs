@@ -12,6 +12,7 @@ use crate::error::ErrorCode;
 pub struct WelcomeLimits {
     pub max_frame_bytes: usize,
     pub max_text_bytes: usize,
+    pub max_signal_bytes: usize,
     pub messages_per_second: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_messages_per_second: Option<u32>,
@@ -81,6 +82,20 @@ pub enum ServerFrame {
         /// `Some(false)`: the request changed nothing (a repeated reaction).
         #[serde(skip_serializing_if = "Option::is_none")]
         changed: Option<bool>,
+    },
+    /// The `ack` of a `signal`: how many of the user's sessions it went to.
+    #[serde(rename = "ack")]
+    SignalAck {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        re: Option<RequestId>,
+        to: UserId,
+        delivered: u64,
+    },
+    /// A relayed `signal`: `session` is the sender's, for a reply to it alone.
+    Signal {
+        from: UserRef,
+        session: String,
+        data: serde_json::Value,
     },
     Members {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -168,7 +183,8 @@ impl ServerFrame {
             ServerFrame::Welcome { .. } => "welcome",
             ServerFrame::Joined { .. } => "joined",
             ServerFrame::Left { .. } => "left",
-            ServerFrame::Ack { .. } => "ack",
+            ServerFrame::Ack { .. } | ServerFrame::SignalAck { .. } => "ack",
+            ServerFrame::Signal { .. } => "signal",
             ServerFrame::Members { .. } => "members",
             ServerFrame::History { .. } => "history",
             ServerFrame::Pong { .. } => "pong",
@@ -190,7 +206,7 @@ impl ServerFrame {
     /// `reaction`).
     pub const TYPES: &'static [&'static str] = &[
         "welcome", "joined", "left", "ack", "members", "history", "pong", "message", "edit", "delete", "reaction",
-        "typing", "presence", "receipt", "cursor", "inbox", "status", "dm", "notice", "error",
+        "typing", "presence", "receipt", "cursor", "inbox", "status", "dm", "notice", "signal", "error",
     ];
 
     /// An `error` frame.

@@ -112,13 +112,16 @@ impl Log {
 
     /// The checks of a room event against the log, in the protocol's order,
     /// and a reaction's effect on who holds what. `None`: go on and store.
-    pub(super) fn check(&mut self, event: &RoomEventKind, from: &UserId, ts: u64) -> Option<Outcome> {
+    pub(super) fn check(&mut self, event: &RoomEventKind, from: &UserId, moderator: bool, ts: u64) -> Option<Outcome> {
         let target = event.target()?;
         let first = self.first();
         let Some(meta) = self.messages.get(&target).filter(|m| target >= first && !m.deleted) else {
             return Some(Outcome::NotFound);
         };
-        if matches!(event, RoomEventKind::Edit { .. } | RoomEventKind::Delete { .. }) && meta.author != *from {
+        if matches!(event, RoomEventKind::Edit { .. } | RoomEventKind::Delete { .. })
+            && meta.author != *from
+            && !moderator
+        {
             return Some(Outcome::NotAuthor);
         }
         let RoomEventKind::Reaction { emoji, op, .. } = event else { return None };

@@ -158,7 +158,7 @@ impl HistoryStore for MemoryStore {
             return Ok(Outcome::Stored(appended));
         }
         let ts = now_ms();
-        if let Some(refused) = log.check(&draft.event, &draft.from.id, ts) {
+        if let Some(refused) = log.check(&draft.event, &draft.from.id, draft.moderator, ts) {
             return Ok(refused);
         }
         if let RoomEventKind::Delete { target } = draft.event {

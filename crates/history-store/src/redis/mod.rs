@@ -176,7 +176,7 @@ impl RedisStore {
 #[async_trait]
 impl HistoryStore for RedisStore {
     async fn append_room(&self, draft: RoomDraft) -> BackendResult<Outcome> {
-        let RoomDraft { room, from, event, client_id } = draft;
+        let RoomDraft { room, from, event, client_id, moderator } = draft;
         let client_id_key = match &client_id {
             Some(cid) => keys::room_client_id(&room, &from.id, cid.as_str()),
             None => keys::room_seq(&room),
@@ -213,6 +213,7 @@ impl HistoryStore for RedisStore {
                     emoji,
                     op.to_owned(),
                     MAX_EMOJI_PER_MESSAGE.to_string(),
+                    if moderator { "1" } else { "0" }.to_owned(),
                 ],
             )
             .await?;
@@ -260,8 +261,15 @@ impl HistoryStore for RedisStore {
         }
         self.create_dm_cursors(sender, &to).await?;
         let json = as_string(json)?;
-        let payload =
-            Envelope { kind: "dm", seq: Some(seq), skip_user: None, skip_session: Some(&origin), body: &json }.encode();
+        let payload = Envelope {
+            kind: "dm",
+            seq: Some(seq),
+            skip_user: None,
+            skip_session: Some(&origin),
+            only_session: None,
+            body: &json,
+        }
+        .encode();
         let reached = self
             .eval(
                 &self.scripts.deliver_dm,

@@ -21,7 +21,8 @@ use fred::types::scripts::Script;
 ///       size, 4 client-id TTL in ms (0: no client id), 5 publish command,
 ///       6 channel, 7 epoch to create if missing, 8 retention in ms,
 ///       9 sender id, 10 target or reply_to ('': none), 11 emoji, 12 op,
-///       13 most emoji per message
+///       13 most emoji per message, 14 '1' for a moderator (may edit or
+///       delete anyone's message)
 /// Returns "seq:ts" (or the remembered one of a repeated client id),
 /// "unchanged:ts", "not_found", "not_author" or "too_many".
 pub const APPEND_ROOM: &str = r#"
@@ -36,7 +37,9 @@ if target then
   if target < first or target > seq then return 'not_found' end
   local entry = cjson.decode(redis.call('LINDEX', KEYS[2], target - first))
   if entry.type ~= 'message' or entry.deleted then return 'not_found' end
-  if (kind == 'edit' or kind == 'delete') and entry.from.id ~= user then return 'not_author' end
+  if (kind == 'edit' or kind == 'delete') and entry.from.id ~= user and ARGV[14] ~= '1' then
+    return 'not_author'
+  end
 end
 local t = redis.call('TIME')
 local ts = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))

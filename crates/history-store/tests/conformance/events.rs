@@ -11,7 +11,7 @@ use crate::{room, Fixture, Published};
 
 fn event(room_name: &str, from: &str, event: RoomEventKind, client_id: Option<&str>) -> RoomDraft {
     let client_id = client_id.map(|c| ClientId::parse(c).expect("a valid client id"));
-    RoomDraft { room: room(room_name), from: someone(from), event, client_id }
+    RoomDraft::new(room(room_name), someone(from), event, client_id)
 }
 
 fn edit(target: u64, text: &str) -> RoomEventKind {
@@ -88,6 +88,16 @@ pub async fn edits_and_deletes(f: &mut dyn Fixture) {
     let reply = RoomEventKind::Message { text: "re".into(), reply_to: Some(1) };
     assert_eq!(outcome(&*f, event(name, "bob", reply, None)).await, Outcome::NotFound);
     f.nothing_published().await;
+
+    // A moderator deletes anyone's message; its author stays on it.
+    let mut moderated = event(name, "server", RoomEventKind::Delete { target: 2 }, None);
+    moderated.moderator = true;
+    assert_eq!(stored(f.store(), moderated).await.seq, 5);
+    assert_eq!(kind_of(&f.published(1).await[0]), "delete");
+    let page = f.store().read_room(&r, Window::latest(10)).await.expect("read");
+    let second = parse(page.messages[1].json.get());
+    assert_eq!((&second["deleted"], second.get("text"), &second["from"]["id"]), (&true.into(), None, &"bob".into()));
+    assert_eq!(parse(page.messages[4].json.get())["from"]["id"], "server");
 }
 
 pub async fn targets_must_be_live(f: &mut dyn Fixture) {

@@ -56,11 +56,7 @@ pub async fn unread_counts_others_live_messages(f: &mut dyn Fixture) {
     assert_eq!(summary(&*f, "bob", thread.clone(), at(1)).await.unread, 1);
 
     let deleted = RoomEventKind::Delete { target: 3 };
-    stored(
-        f.store(),
-        history_store::RoomDraft { room: r.clone(), from: someone("bob"), event: deleted, client_id: None },
-    )
-    .await;
+    stored(f.store(), history_store::RoomDraft::new(r.clone(), someone("bob"), deleted, None)).await;
     let alice = summary(&*f, "alice", thread.clone(), at(0)).await;
     assert_eq!((alice.seq, alice.unread), (5, 1), "a deleted message is not unread");
     assert_eq!(

@@ -172,7 +172,7 @@ async fn reaction_state_is_trimmed_with_the_history() {
     append(RoomDraft::message(room.clone(), someone("alice"), "one", None)).await;
     for (who, emoji) in [("bob", "👍"), ("carol", "👍"), ("carol", "🎉")] {
         let event = RoomEventKind::Reaction { target: 1, emoji: Emoji::parse(emoji).unwrap(), op: ReactionOp::Add };
-        let outcome = append(RoomDraft { room: room.clone(), from: someone(who), event, client_id: None }).await;
+        let outcome = append(RoomDraft::new(room.clone(), someone(who), event, None)).await;
         assert!(matches!(outcome, Outcome::Stored(_)), "{outcome:?}");
     }
     let held = |key: &str| redis.cli(&["hlen", key]).trim().parse::<u64>().unwrap();

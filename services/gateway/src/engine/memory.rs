@@ -46,7 +46,14 @@ struct LocalPublisher {
 
 impl Publisher for LocalPublisher {
     fn room_event(&self, room: &RoomName, kind: &'static str, seq: u64, json: &ByteString) {
-        let frame = FramePayload { kind, seq: Some(seq), skip_user: None, skip_session: None, json: json.clone() };
+        let frame = FramePayload {
+            kind,
+            seq: Some(seq),
+            skip_user: None,
+            skip_session: None,
+            only_session: None,
+            json: json.clone(),
+        };
         self.bus.deliver(&Topic::Room(room.clone()), &BusMessage::Frame(frame));
     }
 
@@ -98,7 +105,8 @@ impl Bus for MemoryBus {
 struct PresenceInner {
     /// user → (window start, frames in it): the per-user rate.
     user_rate: HashMap<UserId, (Instant, u32)>,
-    connections_per_user: HashMap<UserId, u32>,
+    /// user → the user's connections.
+    connections_per_user: HashMap<UserId, HashSet<SessionId>>,
     connections_per_ip: HashMap<IpAddr, u32>,
     /// room → user → (display name, the user's sessions in the room)
     rooms: HashMap<RoomName, BTreeMap<UserId, (DisplayName, HashSet<SessionId>)>>,
@@ -131,8 +139,8 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: &K) {
 impl PresenceStore for MemoryPresence {
     async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> BackendResult<Admission> {
         let mut state = lock(&self.state);
-        let user_count = state.connections_per_user.get(&session.user.id).copied().unwrap_or(0);
-        if user_count >= limits.per_user {
+        let user_count = state.connections_per_user.get(&session.user.id).map_or(0, HashSet::len);
+        if user_count >= limits.per_user as usize {
             return Ok(Admission::UserLimit);
         }
         if let Some(ip) = session.ip {
@@ -142,13 +150,18 @@ impl PresenceStore for MemoryPresence {
             }
             state.connections_per_ip.insert(ip, ip_count + 1);
         }
-        state.connections_per_user.insert(session.user.id.clone(), user_count + 1);
+        state.connections_per_user.entry(session.user.id.clone()).or_default().insert(session.session.clone());
         Ok(Admission::Admitted)
     }
 
     async fn release(&self, session: &SessionInfo) -> BackendResult<()> {
         let mut state = lock(&self.state);
-        decrement(&mut state.connections_per_user, &session.user.id);
+        if let Some(sessions) = state.connections_per_user.get_mut(&session.user.id) {
+            sessions.remove(&session.session);
+            if sessions.is_empty() {
+                state.connections_per_user.remove(&session.user.id);
+            }
+        }
         if !state.connections_per_user.contains_key(&session.user.id) {
             state.user_rate.remove(&session.user.id);
             state.statuses.remove(&session.user.id);
@@ -219,6 +232,11 @@ impl PresenceStore for MemoryPresence {
         Ok(lock(&self.state).statuses.get(user).cloned())
     }
 
+    async fn sessions_of(&self, user: &UserId) -> BackendResult<Vec<SessionId>> {
+        let state = lock(&self.state);
+        Ok(state.connections_per_user.get(user).map(|s| s.iter().cloned().collect()).unwrap_or_default())
+    }
+
     async fn rooms_of(&self, user: &UserId) -> BackendResult<Vec<RoomName>> {
         let state = lock(&self.state);
         Ok(state.rooms.iter().filter(|(_, users)| users.contains_key(user)).map(|(room, _)| room.clone()).collect())
@@ -228,7 +246,7 @@ impl PresenceStore for MemoryPresence {
         {
             // The user's last connection: the status goes before `offline` does.
             let mut state = lock(&self.state);
-            if state.connections_per_user.get(&session.user.id).copied().unwrap_or(0) <= 1 {
+            if state.connections_per_user.get(&session.user.id).map_or(0, HashSet::len) <= 1 {
                 state.statuses.remove(&session.user.id);
             }
         }

@@ -68,6 +68,8 @@ pub struct FramePayload {
     pub skip_user: Option<UserId>,
     /// Not delivered to this session (a DM's sender gets an `ack` instead).
     pub skip_session: Option<SessionId>,
+    /// Delivered to this session only (a `signal` to one session).
+    pub only_session: Option<SessionId>,
     /// The frame's JSON.
     pub json: ByteString,
 }
@@ -80,6 +82,7 @@ impl BusMessage {
             seq: None,
             skip_user: None,
             skip_session: None,
+            only_session: None,
             json: frame.to_json(),
         })
     }
@@ -92,8 +95,20 @@ impl BusMessage {
             seq: Some(seq),
             skip_user: None,
             skip_session: Some(origin.clone()),
+            only_session: None,
             json: json.clone(),
         })
+    }
+
+    /// A `signal` for a user's sessions: all but the sender's own, or only
+    /// the one named.
+    pub fn signal(frame: &ServerFrame, origin: &SessionId, only: Option<SessionId>) -> BusMessage {
+        let mut msg = BusMessage::frame(frame);
+        if let BusMessage::Frame(payload) = &mut msg {
+            payload.skip_session = Some(origin.clone());
+            payload.only_session = only;
+        }
+        msg
     }
 
     /// A frame for the topic's sessions of users other than `user`
@@ -197,6 +212,8 @@ pub trait PresenceStore: Send + Sync {
     async fn set_status(&self, user: &UserId, status: Option<&UserStatus>) -> BackendResult<()>;
     /// The user's status, if one is set.
     async fn status(&self, user: &UserId) -> BackendResult<Option<UserStatus>>;
+    /// The user's connections, cluster-wide (what a `signal` reaches).
+    async fn sessions_of(&self, user: &UserId) -> BackendResult<Vec<SessionId>>;
     /// The rooms where the user is online (has a session), cluster-wide.
     async fn rooms_of(&self, user: &UserId) -> BackendResult<Vec<RoomName>>;
     /// Removes a closed session from `rooms` (announcing `offline` where it

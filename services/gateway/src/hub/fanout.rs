@@ -53,7 +53,9 @@ impl Hub {
         let Some(entry) = users.get_mut(user) else { return 0 };
         let mut reached = 0;
         for (session, local) in entry.sessions.iter_mut() {
-            if frame.skip_session.as_ref() == Some(session) {
+            if frame.skip_session.as_ref() == Some(session)
+                || frame.only_session.as_ref().is_some_and(|only| only != session)
+            {
                 continue;
             }
             reached += 1;

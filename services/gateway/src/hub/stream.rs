@@ -302,6 +302,7 @@ mod tests {
             seq: Some(seq),
             skip_user: None,
             skip_session: None,
+            only_session: None,
             json: ByteString::from(format!("m{seq}")),
         }
     }

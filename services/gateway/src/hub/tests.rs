@@ -99,6 +99,7 @@ fn message(seq: u64) -> BusMessage {
         seq: Some(seq),
         skip_user: None,
         skip_session: None,
+        only_session: None,
         json: ByteString::from(format!("m{seq}")),
     })
 }
@@ -227,6 +228,7 @@ fn dms_wait_for_the_offline_queue_then_go_straight_out() {
             seq: Some(seq),
             skip_user: None,
             skip_session: skip.map(SessionId::from),
+            only_session: None,
             json: ByteString::from(format!("live{seq}")),
         })
     };

@@ -174,6 +174,7 @@ impl WsSession {
                     self.dm(re, to, text, client_id, ctx);
                 }
             }
+            ClientFrame::Signal { to, session, data } => self.signal(re, to, session, data, ctx),
             ClientFrame::Read(request) => {
                 if let Thread::Room(room) = &request.of {
                     if !self.check_grant(&re, room) {

@@ -28,7 +28,7 @@ impl WsSession {
         let engine = self.engine().clone();
         let kind = event.name();
         let target = event.target();
-        let draft = RoomDraft { room: room.clone(), from: self.info.user.clone(), event, client_id };
+        let draft = RoomDraft::new(room.clone(), self.info.user.clone(), event, client_id);
         let started = Instant::now();
         let user_rate = self.node.settings.gateway.limits.user_messages_per_second;
         let request = async move {

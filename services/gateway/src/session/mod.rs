@@ -23,6 +23,7 @@
 //! - `read_state`: `read` (cursors and receipts) and `inbox`;
 //! - `status`: the user's presence status;
 //! - `direct`: `dm`, and the offline DMs delivered after `welcome`;
+//! - `signal`: `signal`, relayed to a user's sessions and never stored;
 //! - `typing`: relaying `typing` and its automatic stop.
 
 mod direct;
@@ -30,6 +31,7 @@ mod dispatch;
 mod events;
 mod read_state;
 mod rooms;
+mod signal;
 mod status;
 mod typing;
 
@@ -180,6 +182,7 @@ impl WsSession {
             limits: WelcomeLimits {
                 max_frame_bytes: limits.max_frame_bytes,
                 max_text_bytes: limits.max_text_bytes,
+                max_signal_bytes: limits.max_signal_bytes,
                 messages_per_second: limits.messages_per_second,
                 user_messages_per_second: Some(limits.user_messages_per_second).filter(|n| *n > 0),
             },

@@ -75,6 +75,15 @@ async fn every_bad_token_is_refused_with_401() {
     }
     let missing = Client::connect(&app.ws_url("name=anonymous-attempt")).await.err().unwrap();
     assert_eq!((missing.status, missing.body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    // A browser learns the same from a plain GET (it cannot read a refused handshake).
+    let expired = hs256(json!({"sub": "alice", "exp": now_secs() - 120}));
+    let probe = reqwest::get(app.http_url(&format!("/ws?token={expired}"))).await.unwrap();
+    assert_eq!(probe.status().as_u16(), 401);
+    let body: Value = probe.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let valid = hs256(valid_claims("alice"));
+    let probe = reqwest::get(app.http_url(&format!("/ws?token={valid}"))).await.unwrap();
+    assert_eq!(probe.status().as_u16(), 426, "a valid token would be let in");
 }
 
 #[tokio::test]

@@ -20,5 +20,6 @@ mod protocol;
 mod rooms;
 mod shutdown;
 mod stack;
+mod targeting;
 mod web;
 mod wire;

@@ -78,6 +78,10 @@ impl PresenceStore for Switch {
         self.check()?;
         self.inner.presence.status(user).await
     }
+    async fn sessions_of(&self, user: &UserId) -> BackendResult<Vec<gateway::engine::SessionId>> {
+        self.check()?;
+        self.inner.presence.sessions_of(user).await
+    }
     async fn rooms_of(&self, user: &UserId) -> BackendResult<Vec<RoomName>> {
         self.check()?;
         self.inner.presence.rooms_of(user).await

@@ -15,7 +15,10 @@ async fn welcome_comes_first_with_identity_node_and_limits() {
     assert_eq!(welcome["node"], "gw-7");
     assert_eq!(welcome["heartbeat_ms"], 25_000);
     assert!(welcome["session"].as_str().unwrap().starts_with("s-"));
-    assert_eq!(welcome["limits"], json!({"max_frame_bytes": 65536, "max_text_bytes": 4096, "messages_per_second": 20}));
+    assert_eq!(
+        welcome["limits"],
+        json!({"max_frame_bytes": 65536, "max_text_bytes": 4096, "max_signal_bytes": 16384, "messages_per_second": 20})
+    );
 }
 
 #[tokio::test]
@@ -157,8 +160,30 @@ async fn unknown_http_paths_get_404_json() {
     assert_eq!(response.status().as_u16(), 404);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
-    let response = reqwest::get(app.http_url("/ws")).await.unwrap();
-    assert_eq!(response.status().as_u16(), 400, "a plain GET /ws is not an upgrade");
+}
+
+/// `GET /ws` without upgrade headers answers what the handshake would get,
+/// so that a browser (which sees only 1006) can learn why it was refused.
+#[tokio::test]
+async fn a_plain_get_ws_answers_the_handshakes_refusal_or_426() {
+    let app = spawn_app(|s| s.gateway.limits.max_connections_per_user = 1);
+    let probe = |query: &'static str| {
+        let url = app.http_url(&format!("/ws?{query}"));
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    assert_eq!(probe("user=u&name=U").await, (426, "upgrade_required".into()), "nothing would refuse it");
+    assert_eq!(probe("user=u&name=U").await.0, 426, "a probe holds no connection slot");
+    assert_eq!(probe("user=bad%0Aid").await, (400, "bad_request".into()));
+    let _held = app.client("u").await;
+    assert_eq!(probe("user=u&name=U").await, (429, "too_many_connections".into()), "the user's limit");
+    assert_eq!(probe("user=v").await.0, 426);
+    app.node.start_draining();
+    assert_eq!(probe("user=v").await, (503, "unavailable".into()), "a draining node");
 }
 
 #[tokio::test]

@@ -131,6 +131,11 @@ async fn keep_lease(engine: Weak<RedisPresence>) {
 
 #[async_trait]
 impl PresenceStore for RedisPresence {
+    async fn sessions_of(&self, user: &UserId) -> BackendResult<Vec<crate::engine::SessionId>> {
+        let sessions: Vec<String> = self.conn.pool.hkeys(keys::user_connections(user)).await?;
+        Ok(sessions.into_iter().map(Into::into).collect())
+    }
+
     async fn admit(&self, session: &SessionInfo, limits: ConnectionLimits) -> BackendResult<Admission> {
         self.conn.check()?;
         if let Some(ip) = session.ip {

@@ -282,6 +282,7 @@ pub fn decode(channel: &str, payload: &str) -> Option<(Topic, BusMessage)> {
             None => None,
         },
         skip_session: envelope.skip_session.map(Arc::from),
+        only_session: envelope.only_session.map(Arc::from),
         json: bytestring::ByteString::from(envelope.body.to_owned()),
     };
     Some((topic, BusMessage::Frame(frame)))
@@ -295,12 +296,18 @@ pub fn encode(msg: &BusMessage) -> String {
             seq: frame.seq,
             skip_user: frame.skip_user.as_ref().map(UserId::as_str),
             skip_session: frame.skip_session.as_deref(),
+            only_session: frame.only_session.as_deref(),
             body: &frame.json,
         }
         .encode(),
-        BusMessage::Disconnect { user } => {
-            Envelope { kind: DISCONNECT_KIND, seq: None, skip_user: None, skip_session: None, body: user.as_str() }
-                .encode()
+        BusMessage::Disconnect { user } => Envelope {
+            kind: DISCONNECT_KIND,
+            seq: None,
+            skip_user: None,
+            skip_session: None,
+            only_session: None,
+            body: user.as_str(),
         }
+        .encode(),
     }
 }
