@@ -11,6 +11,7 @@ import {
   $, renderAll, renderMessage, renderNewest, renderPending, renderRoster, renderSeen, renderSidebar, renderState, renderTyping,
 } from "/app/render.js";
 import { View } from "/app/views.js";
+import { Calls } from "/app/call.js";
 
 /** Events fetched per "Load older" page, and messages when a conversation opens. */
 const HISTORY_PAGE_MESSAGES = 50;
@@ -48,6 +49,9 @@ const page = {
 };
 const outbox = new Outbox({ page, client: () => client, showError });
 const reads = new Reads({ page, client: () => client, showError, dmView });
+/** @type {RTCIceServer[]} STUN/TURN servers for calls, from the gateway's configuration */
+let iceServers = [];
+const calls = new Calls({ client: () => client, iceServers: () => iceServers, showError });
 
 // ---- signing in and out ---------------------------------------------------
 
@@ -55,7 +59,11 @@ async function start() {
   let auth = "anonymous";
   try {
     const response = await fetch("/client-config.json");
-    if (response.ok) auth = (await response.json()).auth ?? auth;
+    if (response.ok) {
+      const config = await response.json();
+      auth = config.auth ?? auth;
+      if (Array.isArray(config.ice_servers)) iceServers = config.ice_servers;
+    }
   } catch {
     // Served elsewhere: assume anonymous.
   }
@@ -98,6 +106,10 @@ async function start() {
     $("text").focus();
   });
   $("leave").addEventListener("click", () => leave(currentView()));
+  $("call").addEventListener("click", () => {
+    const view = currentView();
+    if (view?.kind === "dm") calls.start({ id: view.id, name: view.name });
+  });
   $("older").addEventListener("click", loadOlder);
   $("scroller").addEventListener("scroll", () => {
     if ($("scroller").scrollTop === 0 && !$("older").hidden) loadOlder();
@@ -136,13 +148,12 @@ async function signIn(credentials) {
     if (!everOpen && event.state === "reconnecting" && event.attempt >= SIGN_IN_ATTEMPTS) {
       const why = `Could not connect (${event.reason || "refused"}): check the ${credentials.token ? "token" : "name"}, or try again later.`;
       signOut(why);
-    } else if (event.state === "closed" && everOpen) {
-      signOut(event.error?.code === "token_expired"
-        ? "Your session expired: sign in again."
-        : `Disconnected by the server${event.reason ? `: ${event.reason}` : ""}.`);
+    } else if (event.state === "closed" && (everOpen || event.error)) {
+      signOut(closedReason(event, everOpen));
     }
   });
   me.on("dm", (dm) => client === me && onDm(dm));
+  me.on("signal", (signal) => client === me && calls.received(signal));
   me.on("notice", ({ data }) => {
     if (client === me) $("notice").textContent = typeof data === "string" ? data : JSON.stringify(data);
   });
@@ -167,6 +178,23 @@ async function signIn(credentials) {
   }
 }
 
+/**
+ * What the sign-in form says when the client closed for good: an expired
+ * or refused token asks to sign in again (a limit or an outage never
+ * closes the client: it waits and retries, and the status line says why).
+ * @param {{error?: {code: string, message: string}, reason?: string}} event
+ * @param {boolean} everOpen
+ */
+function closedReason({ error, reason }, everOpen) {
+  if (error?.code === "token_expired" || (error?.code === "unauthorized" && /expired/.test(error.message))) {
+    return "Your session expired: sign in again.";
+  }
+  if (error && ["unauthorized", "forbidden", "bad_request"].includes(error.code)) {
+    return `Could not connect: the server refused the sign-in (${error.message}). Sign in again.`;
+  }
+  return everOpen ? `Disconnected by the server${reason ? `: ${reason}` : ""}.` : `Could not connect (${reason || "refused"}).`;
+}
+
 /** The rooms this user had open last time in this browser. */
 function savedRooms() {
   try {
@@ -182,6 +210,7 @@ const roomsKey = () => `chat.rooms.${page.me ?? ""}`;
 
 /** @param {string} [why] shown on the sign-in form */
 function signOut(why = "") {
+  calls.hangUp("ended");
   client?.close();
   client = null;
   for (const view of page.views.values()) clearTyping(view);

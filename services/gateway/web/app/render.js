@@ -68,6 +68,7 @@ export function renderMessages(page) {
   $("title").textContent = view ? (view.kind === "room" ? `# ${view.name}` : `@ ${view.name}`) : "Join a room";
   $("leave").hidden = !view;
   $("leave").textContent = view?.kind === "dm" ? "Close" : "Leave";
+  $("call").hidden = view?.kind !== "dm";
   $("text").disabled = !view;
   $("composer").querySelector("button").disabled = !view;
   $("older").hidden = !canLoadOlder(view);
@@ -185,19 +186,28 @@ const STATUS_TEXT = {
   closed: "Disconnected",
 };
 
+/** What the page says while it waits after a refused attempt, by the server's reason. */
+const REFUSAL_TEXT = /** @type {Record<string, string>} */ ({
+  too_many_connections: "Too many connections open: waiting to retry…",
+  unavailable: "The server is unavailable: retrying…",
+});
+
 /**
  * The connection's state. `#status` is a polite live region: its text
  * changes only when the state does (a screen reader announces "Reconnecting…"
  * once, not every attempt); the countdown beside it is not announced.
- * @param {{state: keyof typeof STATUS_TEXT, node?: string, delayMs?: number, everOpen?: boolean}} event
+ * @param {{state: keyof typeof STATUS_TEXT, node?: string, delayMs?: number, everOpen?: boolean,
+ *   refusal?: {code: string}}} event
  */
-export function renderState({ state, node, delayMs, everOpen }) {
+export function renderState({ state, node, delayMs, everOpen, refusal }) {
   const status = $("status");
   status.dataset.state = state;
   if (node) status.dataset.node = node;
   // Between attempts the state flips connecting ↔ reconnecting: both are "Reconnecting…" once connected before.
   const shown = state === "connecting" && everOpen ? "reconnecting" : state;
-  const text = state === "open" && node ? `Connected to ${node}` : STATUS_TEXT[shown];
+  const why = state === "reconnecting" && refusal ? REFUSAL_TEXT[refusal.code] : undefined;
+  const text = state === "open" && node ? `Connected to ${node}` : why ?? STATUS_TEXT[shown];
+  status.dataset.refusal = why ? refusal?.code ?? "" : "";
   if (status.textContent !== text) status.textContent = text;
   $("retry-in").textContent = state === "reconnecting" && delayMs !== undefined ? `next try in ${Math.ceil(delayMs / 1000)} s` : "";
 }

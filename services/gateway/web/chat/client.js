@@ -30,8 +30,19 @@ import { Room } from "./room.js";
  * @property {StateEvent} state every move of the connection
  * @property {Welcome} welcome each connection's first frame
  * @property {DirectMessage} dm each DM once, each conversation in seq order (this client's own included)
- * @property {{type: "notice", data: any}} notice an operator's broadcast
+ * @property {{type: "notice", data: any}} notice an operator's broadcast, or a notice to this user
+ * @property {Signal} signal a `signal` from another session (call set-up and other device-to-device messages)
  * @property {ChatError} error an `error` frame no request was waiting for
+ */
+
+/**
+ * A relayed `signal`. Reply to the one session that sent it with
+ * `client.signal(from.id, data, session)`.
+ * @typedef {Object} Signal
+ * @property {"signal"} type
+ * @property {{id: string, name: string}} from
+ * @property {string} session the sending session's id
+ * @property {any} data
  */
 
 /**
@@ -52,6 +63,8 @@ import { Room } from "./room.js";
  * @property {number} [dmSeqsPerConversation] DM seqs remembered per conversation (1000)
  * @property {number} [maxDmConversations] conversations remembered (1000)
  * @property {typeof WebSocket} [WebSocket] where there is no global one
+ * @property {typeof fetch | null} [fetch] asks the gateway why a connection attempt was refused
+ *   (default: the global `fetch`; `null`: never ask)
  * @property {Clock} [clock] time, for tests
  * @property {EventTarget} [window] `online`/`offline` (default: the browser's `window`)
  * @property {EventTarget & {visibilityState?: string}} [document] `visibilitychange` (default: the browser's `document`)
@@ -107,6 +120,37 @@ function deferred() {
   return { resolve: settle.resolve, reject: settle.reject, promise };
 }
 
+/**
+ * Why the server refuses a handshake to `url`: a plain `GET` of the same URL
+ * answers the refusal (status and JSON error body), or 426 when nothing
+ * would refuse it now (then `null`: a passing fault). A server that cannot
+ * be reached is `{status: 0, code: "unavailable"}`.
+ * @param {string} url the `ws:` or `wss:` URL of the attempt
+ * @param {typeof fetch} fetchImpl
+ * @returns {Promise<import("./connection.js").Refusal | null>}
+ */
+export async function refusalOf(url, fetchImpl) {
+  const http = new URL(url);
+  http.protocol = http.protocol === "wss:" ? "https:" : "http:";
+  let response;
+  try {
+    response = await fetchImpl(http.toString(), { cache: "no-store", credentials: "omit" });
+  } catch {
+    return { status: 0, code: "unavailable", message: "the server cannot be reached" };
+  }
+  if (response.status === 426 || response.ok) return null;
+  /** @type {any} */
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not the gateway's JSON (a proxy's page): the status says enough.
+  }
+  const code = typeof body?.error?.code === "string" ? body.error.code : response.status >= 500 ? "unavailable" : "refused";
+  const message = typeof body?.error?.message === "string" ? body.error.message : `HTTP ${response.status}`;
+  return { status: response.status, code, message };
+}
+
 /** A WebSocket client of one chat cluster. */
 export class ChatClient {
   /**
@@ -124,6 +168,8 @@ export class ChatClient {
       );
     }
     const clock = options.clock ?? realClock;
+    /** @type {typeof fetch | null | undefined} */
+    const fetchImpl = "fetch" in options ? options.fetch : globalThis.fetch?.bind(globalThis);
     const browser = /** @type {any} */ (globalThis);
     /** @type {Emitter<ClientEvents>} */
     this.events = new Emitter();
@@ -136,6 +182,7 @@ export class ChatClient {
       reconnectMaxMs: this.options.reconnectMaxMs,
       window: options.window ?? browser.window,
       document: options.document ?? browser.document,
+      diagnose: fetchImpl ? (url) => refusalOf(url, fetchImpl) : undefined,
     });
     this.requests = new Requests({
       send: (data) => this.connection.send(data),
@@ -359,6 +406,19 @@ export class ChatClient {
     return (await this.requests.request({ type: "history", dm: user, before, after, limit })).messages;
   }
 
+  /**
+   * Relays `data` at once to every session of `to` (or to its one
+   * `session`): never stored, and lost for sessions that are not connected.
+   * A signal to this client's own user goes to its other sessions.
+   * @param {string} to a user id
+   * @param {any} data any JSON value, at most `welcome.limits.max_signal_bytes` as compact JSON
+   * @param {string} [session] one session of `to` (from a {@link Signal} it sent)
+   * @returns {Promise<number>} how many sessions it went to (0: none connected)
+   */
+  async signal(to, data, session) {
+    return (await this.requests.request({ type: "signal", to, data, session })).delivered;
+  }
+
   /** @returns {Promise<number>} the server's clock (`pong.ts`) */
   async ping() {
     return (await this.requests.request({ type: "ping" })).ts;
@@ -456,6 +516,9 @@ export class ChatClient {
       }
       case "notice":
         this.events.emit("notice", frame);
+        break;
+      case "signal":
+        this.events.emit("signal", frame);
         break;
       case "receipt":
         // A conversation's (`dm`: the other user), or a room's: see the default.

@@ -20,6 +20,7 @@
 
 import { backoffDelay } from "./clock.js";
 import { Emitter } from "./emitter.js";
+import { ChatError } from "./errors.js";
 
 /** @typedef {import("./clock.js").Clock} Clock */
 /** @typedef {"idle" | "connecting" | "open" | "reconnecting" | "closed"} ConnectionState */
@@ -59,7 +60,23 @@ export const DEFAULT_HEARTBEAT_MS = 25000;
  * @property {string} [reason] why the last socket ended
  * @property {boolean} [opened] with `reconnecting`: whether the socket that ended had been welcomed
  * @property {import("./errors.js").ChatError} [error] with `closed`: why, when the client gave up by itself
+ * @property {Refusal} [refusal] with `reconnecting`: why the server refused the attempt, when it said
  */
+
+/**
+ * Why a handshake was refused, as the server answers a plain `GET` of the
+ * same URL (a browser cannot read a refused handshake: it sees 1006).
+ * @typedef {Object} Refusal
+ * @property {number} status the HTTP status (0: the server could not be reached)
+ * @property {string} code the protocol's error code (`unauthorized`, `too_many_connections`, `unavailable`, …)
+ * @property {string} message
+ */
+
+/**
+ * Refusals after which another attempt with the same credentials cannot
+ * succeed: the connection closes with a `ChatError` of that code.
+ */
+export const FINAL_REFUSALS = new Set(["unauthorized", "forbidden", "bad_request"]);
 
 /**
  * @typedef {Object} ConnectionEvents
@@ -80,6 +97,8 @@ export const DEFAULT_HEARTBEAT_MS = 25000;
  * @property {number} reconnectMaxMs
  * @property {EventTarget} [window] `online` and `offline` come from here
  * @property {EventTarget & {visibilityState?: string}} [document] `visibilitychange` comes from here
+ * @property {(url: string) => Promise<Refusal | null>} [diagnose] after an attempt that failed before
+ *   `welcome`: why it was refused (`null`: it would not be now)
  */
 
 /** See the module documentation. */
@@ -106,6 +125,8 @@ export class Connection {
     this.heartbeatMs = DEFAULT_HEARTBEAT_MS;
     /** @type {Array<() => void>} */
     this.unlisten = [];
+    /** The URL of the current attempt (for {@link ConnectionOptions.diagnose}). */
+    this.attemptUrl = "";
   }
 
   /**
@@ -176,6 +197,7 @@ export class Connection {
       return;
     }
     this.socket = socket;
+    this.attemptUrl = url;
     this.openedAt = 0;
     this.timer = this.options.clock.setTimeout(() => {
       if (this.socket === socket && this.state === "connecting") this.lost(socket, 0, "no welcome in time");
@@ -233,7 +255,36 @@ export class Connection {
       this.moveTo("closed", { code, reason });
       return;
     }
+    if (!wasOpen && this.options.diagnose) {
+      this.diagnoseThenRetry(this.attemptUrl, code, reason);
+      return;
+    }
     this.retryLater(code, reason, wasOpen);
+  }
+
+  /**
+   * An attempt failed before `welcome`: asks the server why, then closes
+   * (a refusal no retry can pass) or waits out the backoff, telling why.
+   * @param {string} url
+   * @param {number} code
+   * @param {string} reason
+   * @private
+   */
+  async diagnoseThenRetry(url, code, reason) {
+    /** @type {Refusal | null} */
+    let refusal = null;
+    try {
+      refusal = (await this.options.diagnose?.(url)) ?? null;
+    } catch {
+      // No diagnosis: retry as if none had been asked.
+    }
+    // close() while the server was asked.
+    if (this.state !== "connecting") return;
+    if (refusal && FINAL_REFUSALS.has(refusal.code)) {
+      this.close(new ChatError(refusal.code, refusal.message));
+      return;
+    }
+    this.retryLater(code, refusal ? `${refusal.code}: ${refusal.message}` : reason, false, refusal ?? undefined);
   }
 
   /**
@@ -241,15 +292,16 @@ export class Connection {
    * @param {number} code
    * @param {string} reason
    * @param {boolean} [opened] whether the socket that ended had been welcomed
+   * @param {Refusal} [refusal] why the server refused the attempt
    * @private
    */
-  retryLater(code, reason, opened = false) {
+  retryLater(code, reason, opened = false, refusal = undefined) {
     const { reconnectInitialMs, reconnectMaxMs, clock } = this.options;
     const delayMs = backoffDelay(this.attempt, reconnectInitialMs, reconnectMaxMs);
     this.attempt += 1;
     // The move comes first, the timer after, and only if no `state`
     // handler closed the connection meanwhile: nothing rearms after close().
-    this.moveTo("reconnecting", { delayMs, code, reason, opened });
+    this.moveTo("reconnecting", refusal ? { delayMs, code, reason, opened, refusal } : { delayMs, code, reason, opened });
     if (this.state !== "reconnecting") return;
     this.timer = clock.setTimeout(() => this.attemptNow(), delayMs);
   }

@@ -63,6 +63,33 @@ describe("two gateways on one Redis", () => {
     assert.deepEqual(await alice.locator("#members li").evaluateAll((items) => items.map((li) => li.dataset.user)), [aliceId]);
   });
 
+  browserTest("two pages on two gateways set up a video call over signal frames", async ({ open }) => {
+    const alice = await open(`${cluster.gw1.httpUrl}/`);
+    await signIn(alice, "alice");
+    const bob = await open(`${cluster.gw2.httpUrl}/`);
+    await signIn(bob, "bob");
+    assert.equal(await alice.locator("#call").isVisible(), false, "no call button in a room");
+    await alice.locator("#members li", { hasText: "bob" }).click();
+    await alice.locator("#title", { hasText: "@ bob" }).waitFor();
+    await alice.locator("#call").click();
+    await alice.locator("#call-panel[data-state=calling]", { hasText: "Calling bob" }).waitFor();
+
+    await bob.locator("#call-panel[data-state=ringing]", { hasText: "alice is calling" }).waitFor();
+    await bob.locator("#call-accept").click();
+    for (const page of [alice, bob]) {
+      await page.locator("#call-panel[data-state=connected]").waitFor({ timeout: 15000 });
+      // The other side's fake camera plays here.
+      await eventually("the remote video to play", () =>
+        page.locator("#remote-video").evaluate((video) => video.videoWidth > 0 && !video.paused));
+    }
+    assert.match(await alice.locator("#call-state").textContent(), /In a call with bob/);
+
+    await bob.locator("#call-hangup").click();
+    await alice.locator("#call-panel").waitFor({ state: "hidden" });
+    await alice.locator("#error", { hasText: "bob ended the call." }).waitFor();
+    assert.equal(await bob.locator("#call-panel").isVisible(), false);
+  });
+
   browserTest("a page whose gateway is killed reconnects through the load balancer and shows what it missed", async ({ open }) => {
     const page = await open(`${cluster.lb.httpUrl}/`);
     await signIn(page, "carol");

@@ -140,6 +140,59 @@ function tokenExpiringAt(expSeconds) {
   return `${part({ alg: "HS256" })}.${part({ sub: "u1", exp: expSeconds })}.sig`;
 }
 
+describe("asking the server why an attempt was refused", () => {
+  /** A fetch that answers every URL with `status` and the gateway's JSON error `code`. */
+  const answering = (status, code, asked = []) => async (url) => {
+    asked.push(url);
+    return new Response(JSON.stringify({ error: { code, message: `${code} here` } }), { status });
+  };
+
+  test("a refused token closes the client with the server's reason; no attempt follows", async () => {
+    const asked = [];
+    const { client, clock, Socket, states } = setup({ fetch: answering(401, "unauthorized", asked), token: "t0k" });
+    const connecting = track(client.connect());
+    await settle();
+    Socket.last.drop(1006);
+    await settle();
+    assert.equal(client.state, "closed");
+    assert.equal(states.at(-1).error?.code, "unauthorized");
+    assert.equal(connecting.error?.code, "unauthorized");
+    assert.deepEqual(asked, ["http://chat.test/ws?token=t0k&name=Ann"], "the same URL, over HTTP");
+    await clock.advance(600_000);
+    assert.equal(Socket.all.length, 1);
+  });
+
+  test("a connection limit or an outage keeps retrying, and the state says why", async () => {
+    for (const [status, code] of [[429, "too_many_connections"], [503, "unavailable"]]) {
+      const { client, Socket, states } = setup({ fetch: answering(status, code) });
+      track(client.connect());
+      await settle();
+      Socket.last.drop(1006);
+      await settle();
+      assert.equal(client.state, "reconnecting");
+      assert.equal(states.at(-1).refusal?.code, code);
+      assert.equal(states.at(-1).refusal?.status, status);
+      client.close();
+    }
+  });
+
+  test("426 (nothing would refuse it now) and an unreachable server retry as before", async () => {
+    const unreachable = async () => {
+      throw new TypeError("fetch failed");
+    };
+    for (const [fetch, refusal] of [[answering(426, "upgrade_required"), undefined], [unreachable, "unavailable"]]) {
+      const { client, Socket, states } = setup({ fetch });
+      track(client.connect());
+      await settle();
+      Socket.last.drop(1006);
+      await settle();
+      assert.equal(client.state, "reconnecting");
+      assert.equal(states.at(-1).refusal?.code, refusal);
+      client.close();
+    }
+  });
+});
+
 describe("an expiring token", () => {
   test("after a failed attempt with a token past its exp, the client closes with token_expired", async () => {
     const clock = new FakeClock();

@@ -145,6 +145,7 @@ export function setup(options = {}) {
     window: win,
     document: doc,
     name: "Ann",
+    fetch: null,
     ...options,
   });
   const states = [];

@@ -73,6 +73,31 @@ describe("a gateway in jwt mode", () => {
   });
 });
 
+describe("a gateway with one connection per user", () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({ nodeId: "one-each", env: { CHAT_GATEWAY__LIMITS__MAX_CONNECTIONS_PER_USER: "1" } });
+  });
+  after(() => gw?.stop());
+
+  browserTest("a page over the connection limit says so, waits, and connects once a place is free", async ({ open }) => {
+    const other = libraryClient(gw.wsUrl, { name: "lim", user: "lim" });
+    await other.connect();
+    const page = await open(`${gw.httpUrl}/`);
+    // The page's anonymous user is the one it had before in this browser.
+    await page.evaluate(() => {
+      localStorage.setItem("chat.name", "lim");
+      localStorage.setItem("chat.user", "lim");
+    });
+    await page.locator("#name").fill("lim");
+    await page.locator("#sign-in-form button[type=submit]").click();
+    await page.locator("#status[data-refusal=too_many_connections]", { hasText: "Too many connections open" }).waitFor();
+    assert.ok(await page.locator("#chat").isVisible(), "still signed in, waiting");
+    other.close();
+    await page.locator("#status[data-state=open]").waitFor({ timeout: 15000 });
+  });
+});
+
 describe("two gateways on one Redis, behind haproxy", () => {
   const cluster = twoGatewaysBehindHaproxy();
 

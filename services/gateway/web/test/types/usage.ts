@@ -59,6 +59,12 @@ async function use(): Promise<void> {
   const status = await client.setStatus("busy", "in a call");
   void changed, readSeq, unread, shown, seenUpTo, rooms, status.text;
 
+  // Protocol 1.1, part 2: signals, and why a connection was refused.
+  client.on("signal", ({ from, session, data }) => void client.signal(from.id, { answer: data }, session));
+  const delivered: number = await client.signal("bob", { kind: "offer" });
+  client.on("state", ({ refusal }) => void [refusal?.status, refusal?.code]);
+  void delivered;
+
   try {
     await client.dm("bob", "hi");
   } catch (err) {
@@ -73,6 +79,8 @@ async function use(): Promise<void> {
   await room.send("lobby", "hello");
   // @ts-expect-error: an op is "add" or "remove"
   await room.react(1, "👍", "toggle");
+  // @ts-expect-error: a signal needs data
+  await client.signal("bob");
   // @ts-expect-error: no such status
   await client.setStatus("asleep");
   // @ts-expect-error: internal

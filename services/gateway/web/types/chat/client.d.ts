@@ -7,6 +7,16 @@ export function newClientId(): string;
  * @returns {number | undefined}
  */
 export function jwtExpiry(token: string): number | undefined;
+/**
+ * Why the server refuses a handshake to `url`: a plain `GET` of the same URL
+ * answers the refusal (status and JSON error body), or 426 when nothing
+ * would refuse it now (then `null`: a passing fault). A server that cannot
+ * be reached is `{status: 0, code: "unavailable"}`.
+ * @param {string} url the `ws:` or `wss:` URL of the attempt
+ * @param {typeof fetch} fetchImpl
+ * @returns {Promise<import("./connection.js").Refusal | null>}
+ */
+export function refusalOf(url: string, fetchImpl: typeof fetch): Promise<import("./connection.js").Refusal | null>;
 /** A WebSocket client of one chat cluster. */
 export class ChatClient {
     /**
@@ -75,6 +85,11 @@ export class ChatClient {
             readonly CLOSING: 2;
             readonly CLOSED: 3;
         } | undefined;
+        /**
+         * asks the gateway why a connection attempt was refused
+         * (default: the global `fetch`; `null`: never ask)
+         */
+        fetch?: typeof fetch | null | undefined;
         /**
          * time, for tests
          */
@@ -205,6 +220,16 @@ export class ChatClient {
         after?: number;
         limit?: number;
     }): Promise<DirectMessage[]>;
+    /**
+     * Relays `data` at once to every session of `to` (or to its one
+     * `session`): never stored, and lost for sessions that are not connected.
+     * A signal to this client's own user goes to its other sessions.
+     * @param {string} to a user id
+     * @param {any} data any JSON value, at most `welcome.limits.max_signal_bytes` as compact JSON
+     * @param {string} [session] one session of `to` (from a {@link Signal} it sent)
+     * @returns {Promise<number>} how many sessions it went to (0: none connected)
+     */
+    signal(to: string, data: any, session?: string): Promise<number>;
     /** @returns {Promise<number>} the server's clock (`pong.ts`) */
     ping(): Promise<number>;
     /** @private */
@@ -253,16 +278,36 @@ export type ClientEvents = {
      */
     dm: DirectMessage;
     /**
-     * an operator's broadcast
+     * an operator's broadcast, or a notice to this user
      */
     notice: {
         type: "notice";
         data: any;
     };
     /**
+     * a `signal` from another session (call set-up and other device-to-device messages)
+     */
+    signal: Signal;
+    /**
      * an `error` frame no request was waiting for
      */
     error: ChatError;
+};
+/**
+ * A relayed `signal`. Reply to the one session that sent it with
+ * `client.signal(from.id, data, session)`.
+ */
+export type Signal = {
+    type: "signal";
+    from: {
+        id: string;
+        name: string;
+    };
+    /**
+     * the sending session's id
+     */
+    session: string;
+    data: any;
 };
 export type ChatOptions = {
     /**
@@ -324,6 +369,11 @@ export type ChatOptions = {
         readonly CLOSING: 2;
         readonly CLOSED: 3;
     } | undefined;
+    /**
+     * asks the gateway why a connection attempt was refused
+     * (default: the global `fetch`; `null`: never ask)
+     */
+    fetch?: typeof fetch | null | undefined;
     /**
      * time, for tests
      */

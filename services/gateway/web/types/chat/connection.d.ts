@@ -27,7 +27,21 @@ export const DEFAULT_HEARTBEAT_MS: 25000;
  * @property {string} [reason] why the last socket ended
  * @property {boolean} [opened] with `reconnecting`: whether the socket that ended had been welcomed
  * @property {import("./errors.js").ChatError} [error] with `closed`: why, when the client gave up by itself
+ * @property {Refusal} [refusal] with `reconnecting`: why the server refused the attempt, when it said
  */
+/**
+ * Why a handshake was refused, as the server answers a plain `GET` of the
+ * same URL (a browser cannot read a refused handshake: it sees 1006).
+ * @typedef {Object} Refusal
+ * @property {number} status the HTTP status (0: the server could not be reached)
+ * @property {string} code the protocol's error code (`unauthorized`, `too_many_connections`, `unavailable`, …)
+ * @property {string} message
+ */
+/**
+ * Refusals after which another attempt with the same credentials cannot
+ * succeed: the connection closes with a `ChatError` of that code.
+ */
+export const FINAL_REFUSALS: Set<string>;
 /**
  * @typedef {Object} ConnectionEvents
  * @property {StateEvent} state every move
@@ -46,6 +60,8 @@ export const DEFAULT_HEARTBEAT_MS: 25000;
  * @property {number} reconnectMaxMs
  * @property {EventTarget} [window] `online` and `offline` come from here
  * @property {EventTarget & {visibilityState?: string}} [document] `visibilitychange` comes from here
+ * @property {(url: string) => Promise<Refusal | null>} [diagnose] after an attempt that failed before
+ *   `welcome`: why it was refused (`null`: it would not be now)
  */
 /** See the module documentation. */
 export class Connection {
@@ -71,6 +87,8 @@ export class Connection {
     heartbeatMs: number;
     /** @type {Array<() => void>} */
     unlisten: Array<() => void>;
+    /** The URL of the current attempt (for {@link ConnectionOptions.diagnose}). */
+    attemptUrl: string;
     /**
      * Moves to `state` if {@link TRANSITIONS} allows it, and tells.
      * @param {ConnectionState} state
@@ -108,10 +126,20 @@ export class Connection {
      */
     private lost;
     /**
+     * An attempt failed before `welcome`: asks the server why, then closes
+     * (a refusal no retry can pass) or waits out the backoff, telling why.
+     * @param {string} url
+     * @param {number} code
+     * @param {string} reason
+     * @private
+     */
+    private diagnoseThenRetry;
+    /**
      * Waits out the backoff, then attempts again.
      * @param {number} code
      * @param {string} reason
      * @param {boolean} [opened] whether the socket that ended had been welcomed
+     * @param {Refusal} [refusal] why the server refused the attempt
      * @private
      */
     private retryLater;
@@ -177,7 +205,26 @@ export type StateEvent = {
     /**
      * with `closed`: why, when the client gave up by itself
      */
-    error?: import("./errors.js").ChatError | undefined;
+    error?: ChatError | undefined;
+    /**
+     * with `reconnecting`: why the server refused the attempt, when it said
+     */
+    refusal?: Refusal | undefined;
+};
+/**
+ * Why a handshake was refused, as the server answers a plain `GET` of the
+ * same URL (a browser cannot read a refused handshake: it sees 1006).
+ */
+export type Refusal = {
+    /**
+     * the HTTP status (0: the server could not be reached)
+     */
+    status: number;
+    /**
+     * the protocol's error code (`unauthorized`, `too_many_connections`, `unavailable`, …)
+     */
+    code: string;
+    message: string;
 };
 export type ConnectionEvents = {
     /**
@@ -224,5 +271,11 @@ export type ConnectionOptions = {
     document?: (EventTarget & {
         visibilityState?: string;
     }) | undefined;
+    /**
+     * after an attempt that failed before
+     * `welcome`: why it was refused (`null`: it would not be now)
+     */
+    diagnose?: ((url: string) => Promise<Refusal | null>) | undefined;
 };
 import { Emitter } from "./emitter.js";
+import { ChatError } from "./errors.js";
