@@ -143,9 +143,11 @@ async function signIn(credentials) {
     everOpen ||= event.state === "open";
     renderState({ ...event, everOpen });
     if (event.state === "open" || event.state === "reconnecting") refreshPending();
-    // A first sign-in that cannot connect (a bad token, the server down)
-    // gives up instead of retrying forever.
-    if (!everOpen && event.state === "reconnecting" && event.attempt >= SIGN_IN_ATTEMPTS) {
+    // A first sign-in that cannot connect (the server down) gives up
+    // instead of retrying forever; one over a connection limit waits for a
+    // place (the status line says so), as a refused token ends at once.
+    const waitingForPlace = event.refusal?.code === "too_many_connections";
+    if (!everOpen && event.state === "reconnecting" && event.attempt >= SIGN_IN_ATTEMPTS && !waitingForPlace) {
       const why = `Could not connect (${event.reason || "refused"}): check the ${credentials.token ? "token" : "name"}, or try again later.`;
       signOut(why);
     } else if (event.state === "closed" && (everOpen || event.error)) {

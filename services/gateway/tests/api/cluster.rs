@@ -105,6 +105,11 @@ async fn protocol_across_nodes(apps: &[TestApp]) {
     let _l2 = client_on(&apps[1], "limited").await;
     let refused = Client::connect(&apps[2].ws_url("user=limited")).await.err().expect("third connection refused");
     assert_eq!((refused.status, refused.body["error"]["code"].as_str()), (429, Some("too_many_connections")));
+    // What a browser asks to learn why: the same answer from a plain GET, on any node.
+    let probe = reqwest::get(apps[2].http_url("/ws?user=limited")).await.unwrap();
+    assert_eq!(probe.status().as_u16(), 429);
+    let probe = reqwest::get(apps[2].http_url("/ws?user=unlimited")).await.unwrap();
+    assert_eq!(probe.status().as_u16(), 426);
 }
 
 fn cluster_settings(s: &mut gateway::Settings) {

@@ -34,7 +34,24 @@ async fn the_page_and_its_scripts_are_served_with_a_strict_policy() {
     assert_eq!(header(&get(&app, "/app.css").await, "content-type"), "text/css; charset=utf-8");
 
     let config: serde_json::Value = get(&app, "/client-config.json").await.json().await.unwrap();
-    assert_eq!(config, serde_json::json!({"auth": "anonymous", "protocol": 1}));
+    assert_eq!(config, serde_json::json!({"auth": "anonymous", "protocol": 1, "ice_servers": []}));
+    assert_eq!(get(&app, "/app/call.js").await.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn the_calls_stun_and_turn_servers_come_from_the_settings() {
+    let app = spawn_app(|s| {
+        s.gateway.web.ice_servers = vec![gateway::settings::IceServer {
+            urls: vec!["turn:turn.example.com:3478".into()],
+            username: Some("u".into()),
+            credential: Some("p".into()),
+        }];
+    });
+    let config: serde_json::Value = get(&app, "/client-config.json").await.json().await.unwrap();
+    assert_eq!(
+        config["ice_servers"],
+        serde_json::json!([{"urls": ["turn:turn.example.com:3478"], "username": "u", "credential": "p"}])
+    );
 }
 
 #[tokio::test]
