@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_web::dev::RequestHead;
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use rand::Rng;
 
@@ -152,7 +153,12 @@ async fn not_upgraded(req: HttpRequest, node: web::Data<Node>) -> Result<HttpRes
         tracing::warn!(cause = %err, "releasing a probe's admission failed");
     }
     drop(admitted.permit);
-    Err(ApiError::new(ErrorCode::UpgradeRequired, "nothing would refuse this handshake: connect with a WebSocket"))
+    let err =
+        ApiError::new(ErrorCode::UpgradeRequired, "nothing would refuse this handshake: connect with a WebSocket");
+    let mut response = actix_web::ResponseError::error_response(&err);
+    // RFC 9110: a 426 names the protocol to upgrade to.
+    response.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
+    Ok(response)
 }
 
 /// `s-` + this node's id + 64 random bits: unique across the cluster.

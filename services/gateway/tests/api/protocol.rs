@@ -177,6 +177,12 @@ async fn a_plain_get_ws_answers_the_handshakes_refusal_or_426() {
         }
     };
     assert_eq!(probe("user=u&name=U").await, (426, "upgrade_required".into()), "nothing would refuse it");
+    let upgrade = reqwest::get(app.http_url("/ws?user=u")).await.unwrap();
+    assert_eq!(
+        upgrade.headers().get("upgrade").and_then(|v| v.to_str().ok()),
+        Some("websocket"),
+        "426 names the upgrade"
+    );
     assert_eq!(probe("user=u&name=U").await.0, 426, "a probe holds no connection slot");
     assert_eq!(probe("user=bad%0Aid").await, (400, "bad_request".into()));
     let _held = app.client("u").await;
