@@ -9,7 +9,7 @@
  */
 
 import { realClock } from "./clock.js";
-import { Connection } from "./connection.js";
+import { Connection, DIAGNOSE_TIMEOUT_MS } from "./connection.js";
 import { Conversation, Conversations } from "./dms.js";
 import { Emitter } from "./emitter.js";
 import { ChatError } from "./errors.js";
@@ -134,7 +134,12 @@ export async function refusalOf(url, fetchImpl) {
   http.protocol = http.protocol === "wss:" ? "https:" : "http:";
   let response;
   try {
-    response = await fetchImpl(http.toString(), { cache: "no-store", credentials: "omit" });
+    response = await fetchImpl(http.toString(), {
+      cache: "no-store",
+      credentials: "omit",
+      // Not left hanging after the connection stopped waiting for it.
+      signal: typeof AbortSignal.timeout === "function" ? AbortSignal.timeout(DIAGNOSE_TIMEOUT_MS) : undefined,
+    });
   } catch {
     return { status: 0, code: "unavailable", message: "the server cannot be reached" };
   }

@@ -47,6 +47,11 @@ export const FINAL_CLOSE_CODES = new Set([1008]);
 export const BACKOFF_KEEPING_CLOSE_CODES = new Set([4008, 1011]);
 /** A connection that lasted this long resets the backoff (unless closed as above). */
 export const STABLE_CONNECTION_MS = 5000;
+/**
+ * How long the server is asked why an attempt failed before the client
+ * retries without an answer (a server that hangs must not hold it).
+ */
+export const DIAGNOSE_TIMEOUT_MS = 2000;
 /** Heartbeat assumed when `welcome` names none. */
 export const DEFAULT_HEARTBEAT_MS = 25000;
 
@@ -273,10 +278,18 @@ export class Connection {
   async diagnoseThenRetry(url, code, reason) {
     /** @type {Refusal | null} */
     let refusal = null;
+    const { clock } = this.options;
+    /** @type {unknown} */
+    let timer = null;
+    const giveUp = new Promise((resolve) => {
+      timer = clock.setTimeout(() => resolve(null), DIAGNOSE_TIMEOUT_MS);
+    });
     try {
-      refusal = (await this.options.diagnose?.(url)) ?? null;
+      refusal = (await Promise.race([this.options.diagnose?.(url), giveUp])) ?? null;
     } catch {
       // No diagnosis: retry as if none had been asked.
+    } finally {
+      clock.clearTimeout(timer);
     }
     // close() while the server was asked.
     if (this.state !== "connecting") return;

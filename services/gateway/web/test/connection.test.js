@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { TRANSITIONS, backoffDelay } from "../chat.js";
+import { DIAGNOSE_TIMEOUT_MS } from "../chat/connection.js";
 import { FakeClock, ME, settle, setup, track, welcome } from "./fakes.js";
 
 describe("the connection's state machine", () => {
@@ -174,6 +175,20 @@ describe("asking the server why an attempt was refused", () => {
       assert.equal(states.at(-1).refusal?.status, status);
       client.close();
     }
+  });
+
+  test("a server that does not answer the question holds the client at most DIAGNOSE_TIMEOUT_MS", async () => {
+    const hanging = () => new Promise(() => {});
+    const { client, clock, Socket, states } = setup({ fetch: hanging });
+    track(client.connect());
+    await settle();
+    Socket.last.drop(1006);
+    await settle();
+    assert.equal(client.state, "connecting", "still asking");
+    await clock.advance(DIAGNOSE_TIMEOUT_MS);
+    assert.equal(client.state, "reconnecting");
+    assert.equal(states.at(-1).refusal, undefined);
+    client.close();
   });
 
   test("426 (nothing would refuse it now) and an unreachable server retry as before", async () => {

@@ -15,6 +15,11 @@ export const FINAL_CLOSE_CODES: Set<number>;
 export const BACKOFF_KEEPING_CLOSE_CODES: Set<number>;
 /** A connection that lasted this long resets the backoff (unless closed as above). */
 export const STABLE_CONNECTION_MS: 5000;
+/**
+ * How long the server is asked why an attempt failed before the client
+ * retries without an answer (a server that hangs must not hold it).
+ */
+export const DIAGNOSE_TIMEOUT_MS: 2000;
 /** Heartbeat assumed when `welcome` names none. */
 export const DEFAULT_HEARTBEAT_MS: 25000;
 /**
