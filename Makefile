@@ -15,8 +15,9 @@ run: check-tools
 ## then the JS client library in Node and the chat page in headless Chromium
 test: check-tools
 	deploy/local/ensure-redis.sh
+	deploy/local/ensure-s3s.sh
 	deploy/local/ensure-web-test-tools.sh
-	$(CARGO) test --workspace --locked
+	S3S_FS=$(CURDIR)/target/tools/bin/s3s-fs $(CARGO) test --workspace --locked
 	# The single-node protocol suite once more, each gateway on a Redis of its own
 	# (the tests that pick their engine themselves ran above). Selected out of the
 	# workspace rather than with -p gateway, so that it reuses the build above
@@ -29,9 +30,10 @@ test: check-tools
 ## against gateway processes, Redis and haproxy; screenshots of failures in
 ## target/web-test-failures/
 web-test: check-tools
+	deploy/local/ensure-s3s.sh
 	deploy/local/ensure-web-test-tools.sh
 	$(CARGO) build --locked -p gateway
-	npm test --prefix services/gateway/web
+	S3S_FS=$(CURDIR)/target/tools/bin/s3s-fs npm test --prefix services/gateway/web
 
 ## screenshot: the README's picture of the chat page (docs/images/chat-page.png)
 screenshot: check-tools

@@ -115,7 +115,12 @@ impl RoomDraft {
 
     /// A plain `message`.
     pub fn message(room: RoomName, from: UserRef, text: impl Into<String>, client_id: Option<ClientId>) -> RoomDraft {
-        RoomDraft::new(room, from, RoomEventKind::Message { text: text.into(), reply_to: None }, client_id)
+        RoomDraft::new(
+            room,
+            from,
+            RoomEventKind::Message { text: text.into(), reply_to: None, attachments: Vec::new() },
+            client_id,
+        )
     }
 }
 

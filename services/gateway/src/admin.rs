@@ -193,6 +193,7 @@ async fn moderate(
     match append_as_operator(&node, draft).await? {
         Outcome::Stored(stored) => {
             node.metrics.messages_published.inc();
+            node.files.message_deleted(&room, target).await;
             tracing::info!(room = %room, target, seq = stored.seq, "message deleted by an operator");
             Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room, "seq": stored.seq, "ts": stored.ts })))
         }

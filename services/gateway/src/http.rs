@@ -14,7 +14,7 @@ pub use chat_shared::http::ApiError;
 use chat_shared::telemetry::{encode_metrics, METRICS_CONTENT_TYPE};
 use chat_shared::ErrorCode;
 
-use crate::auth::RoomGrant;
+use crate::auth::{Identity, RoomGrant};
 use crate::engine::{Admission, ConnectionLimits, SessionInfo};
 use crate::node::{ConnectionPermit, Node};
 
@@ -25,6 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").get(readyz))
         .service(resource("/metrics").get(metrics))
         .configure(crate::admin::routes)
+        .configure(crate::files::routes::routes)
         .configure(crate::web::routes)
         .app_data(
             web::JsonConfig::default().limit(256 * 1024).error_handler(|err, _| {
@@ -98,17 +99,7 @@ async fn admit_unrefused(node: &Node, head: &RequestHead, peer: Option<SocketAdd
     if node.is_draining() {
         return Err(ApiError::new(ErrorCode::Unavailable, "the node is draining; connect to another"));
     }
-    let origin = head.headers().get("origin").and_then(|v| v.to_str().ok());
-    node.auth.check_origin(origin).map_err(|err| ApiError::new(err.code, err.message))?;
-    let query = web::Query::<HashMap<String, String>>::from_query(head.uri.query().unwrap_or_default())
-        .map_err(|err| ApiError::new(ErrorCode::BadRequest, format!("invalid query: {err}")))?;
-    let bearer = head
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    let identity = node.auth.authenticate(&query, bearer).map_err(|err| ApiError::new(err.code, err.message))?;
+    let (identity, _) = identify(node, head)?;
     let limits = &node.settings.gateway.limits;
     // The place is taken before anything else can wait, and held by the
     // session: a burst of connections cannot overshoot the cap.
@@ -138,6 +129,28 @@ async fn admit_unrefused(node: &Node, head: &RequestHead, peer: Option<SocketAdd
             Err(ApiError::new(ErrorCode::Unavailable, "a backend is unavailable"))
         }
     }
+}
+
+/// Who a request is, as `/ws` and the file routes see it: the Origin
+/// allow-list, then the token (`?token=` or `Authorization: Bearer`), or in
+/// anonymous mode `?user=`/`?name=`. Returns the query too.
+///
+/// # Errors
+/// 403 for an Origin not allowed, 400 for a malformed query, 401 for a bad token.
+pub fn identify(node: &Node, head: &RequestHead) -> Result<(Identity, HashMap<String, String>), ApiError> {
+    let origin = head.headers().get("origin").and_then(|v| v.to_str().ok());
+    node.auth.check_origin(origin).map_err(|err| ApiError::new(err.code, err.message))?;
+    let query = web::Query::<HashMap<String, String>>::from_query(head.uri.query().unwrap_or_default())
+        .map_err(|err| ApiError::new(ErrorCode::BadRequest, format!("invalid query: {err}")))?
+        .into_inner();
+    let bearer = head
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let identity = node.auth.authenticate(&query, bearer).map_err(|err| ApiError::new(err.code, err.message))?;
+    Ok((identity, query))
 }
 
 /// `GET /ws` without `Upgrade: websocket` (every WebSocket handshake goes to

@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod auth;
 pub mod engine;
+pub mod files;
 pub mod http;
 pub mod hub;
 pub mod limits;

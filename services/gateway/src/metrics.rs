@@ -49,6 +49,12 @@ pub struct Metrics {
     pub dms_published: IntCounter,
     /// `chat_signals_relayed_total`: sessions a `signal` from this node went to.
     pub signals_relayed: IntCounter,
+    /// `chat_files_uploaded_total`: uploads stored by this node.
+    pub files_uploaded: IntCounter,
+    /// `chat_file_bytes_uploaded_total`: bytes of those uploads.
+    pub file_bytes_uploaded: IntCounter,
+    /// `chat_file_bytes_downloaded_total`: bytes of files this node served.
+    pub file_bytes_downloaded: IntCounter,
     /// `chat_pubsub_lagged_total`: pub/sub messages the node's receiver fell behind on (each lag makes every room catch up).
     pub pubsub_lagged: IntCounter,
     /// `chat_catch_ups_total`: catch-up reads of a room after a gap in its seqs or a lost subscription.
@@ -142,6 +148,15 @@ impl Metrics {
                 "chat_signals_relayed_total",
                 "Sessions a signal from this node went to.",
             )?,
+            files_uploaded: IntCounter::new("chat_files_uploaded_total", "Uploads stored by this node.")?,
+            file_bytes_uploaded: IntCounter::new(
+                "chat_file_bytes_uploaded_total",
+                "Bytes of the uploads stored by this node.",
+            )?,
+            file_bytes_downloaded: IntCounter::new(
+                "chat_file_bytes_downloaded_total",
+                "Bytes of files this node served.",
+            )?,
             pubsub_lagged: IntCounter::new(
                 "chat_pubsub_lagged_total",
                 "Pub/sub messages the node's receiver fell behind on; each lag makes every room catch up.",
@@ -174,6 +189,9 @@ impl Metrics {
         r.register(Box::new(metrics.room_events_published.clone()))?;
         r.register(Box::new(metrics.dms_published.clone()))?;
         r.register(Box::new(metrics.signals_relayed.clone()))?;
+        r.register(Box::new(metrics.files_uploaded.clone()))?;
+        r.register(Box::new(metrics.file_bytes_uploaded.clone()))?;
+        r.register(Box::new(metrics.file_bytes_downloaded.clone()))?;
         r.register(Box::new(metrics.pubsub_lagged.clone()))?;
         r.register(Box::new(metrics.catch_ups.clone()))?;
         r.register(Box::new(metrics.catch_up_closes.clone()))?;

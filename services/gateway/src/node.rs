@@ -9,6 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::Authenticator;
 use crate::engine::Engine;
+use crate::files::Files;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::relay::Relay;
@@ -32,6 +33,8 @@ pub struct Node {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,
+    /// Uploads, downloads and the life of files.
+    pub files: Arc<Files>,
     /// The throttle of read receipts and status relays.
     pub relay: Arc<Relay>,
     /// Set on SIGTERM: readiness fails and new connections get 503.
@@ -45,7 +48,14 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(settings: Settings, engine: Engine, hub: Arc<Hub>, metrics: Arc<Metrics>, auth: Authenticator) -> Node {
+    pub fn new(
+        settings: Settings,
+        engine: Engine,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        auth: Authenticator,
+        files: Arc<Files>,
+    ) -> Node {
         let max_connections = settings.gateway.limits.max_connections;
         let relay = Relay::new(Duration::from_millis(RELAY_INTERVAL_MS), settings.gateway.limits.max_throttled_relays);
         Node {
@@ -56,6 +66,7 @@ impl Node {
             hub,
             metrics,
             auth,
+            files,
             draining: AtomicBool::new(false),
             connections: Arc::new(Semaphore::new(max_connections as usize)),
             max_connections,

@@ -54,6 +54,63 @@ pub struct GatewaySettings {
     pub shutdown: ShutdownSettings,
     pub web: WebSettings,
     pub history_service: HistoryServiceClientSettings,
+    pub files: FileSettings,
+}
+
+/// Where uploaded files' bytes are kept.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStoreKind {
+    /// A directory on this host (one node, or gateways sharing a volume).
+    #[default]
+    Directory,
+    /// An S3-compatible object store (a cluster).
+    S3,
+}
+
+/// The `gateway.files` section: uploads, downloads and where files live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileSettings {
+    /// `directory` or `s3`.
+    pub store: FileStoreKind,
+    /// The directory of the `directory` store (created if missing).
+    pub directory: String,
+    /// Largest upload, in bytes; bigger gets 413.
+    pub max_bytes: u64,
+    /// Content types an upload may have (the part before any `;`).
+    pub allowed_types: Vec<String>,
+    /// How long an upload that no message refers to is kept, in milliseconds.
+    pub unreferenced_ttl_ms: u64,
+    /// How often each gateway removes what is due, in milliseconds.
+    pub sweep_interval_ms: u64,
+    /// Uploads this node streams at once; more get 503.
+    pub max_concurrent_uploads: usize,
+    /// Uploads one user may start per minute on this node; more get 429.
+    pub max_uploads_per_minute: u32,
+    /// Files the embedded engine's index holds at most (uploads beyond get 503).
+    pub max_indexed_files: usize,
+    pub s3: S3Settings,
+}
+
+/// The S3-compatible store. Credentials come only from the environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or
+/// from `credentials_file`; they are never logged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Settings {
+    /// `https://s3.eu-west-1.amazonaws.com`, `http://minio:9000`, …; empty: AWS's own.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Allow a plain `http://` endpoint (a store on a private network).
+    pub allow_http: bool,
+    /// A file of `AWS_ACCESS_KEY_ID=…` and `AWS_SECRET_ACCESS_KEY=…` lines
+    /// (a mounted Secret), read at start instead of the environment.
+    pub credentials_file: Option<String>,
+    /// Bytes of one multipart part: what an upload holds in memory at most
+    /// (S3 needs 5 MiB or more, but for the last part).
+    pub part_bytes: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -165,6 +222,47 @@ impl Default for GatewaySettings {
             shutdown: ShutdownSettings::default(),
             web: WebSettings::default(),
             history_service: HistoryServiceClientSettings::default(),
+            files: FileSettings::default(),
+        }
+    }
+}
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        FileSettings {
+            store: FileStoreKind::Directory,
+            directory: "data/files".to_owned(),
+            max_bytes: 10 * 1024 * 1024,
+            allowed_types: [
+                "image/png",
+                "image/jpeg",
+                "image/gif",
+                "image/webp",
+                "application/pdf",
+                "text/plain",
+                "application/octet-stream",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            unreferenced_ttl_ms: 3_600_000,
+            sweep_interval_ms: 60_000,
+            max_concurrent_uploads: 32,
+            max_uploads_per_minute: 60,
+            max_indexed_files: 100_000,
+            s3: S3Settings::default(),
+        }
+    }
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".to_owned(),
+            allow_http: false,
+            credentials_file: None,
+            part_bytes: 5 * 1024 * 1024,
         }
     }
 }
@@ -251,6 +349,16 @@ impl Settings {
         let limits = &gateway.limits;
         if limits.max_text_bytes == 0 || limits.max_text_bytes > limits.max_frame_bytes {
             return invalid("gateway.limits.max_text_bytes must be between 1 and gateway.limits.max_frame_bytes");
+        }
+        let files = &gateway.files;
+        if files.max_bytes == 0 || files.max_concurrent_uploads == 0 || files.sweep_interval_ms == 0 {
+            return invalid("gateway.files.max_bytes, max_concurrent_uploads and sweep_interval_ms must be at least 1");
+        }
+        if files.store == FileStoreKind::S3 && files.s3.bucket.is_empty() {
+            return invalid("gateway.files.s3.bucket must be set with gateway.files.store = \"s3\"");
+        }
+        if files.s3.part_bytes < 5 * 1024 * 1024 {
+            return invalid("gateway.files.s3.part_bytes must be at least 5 MiB (S3's smallest part)");
         }
         if limits.max_signal_bytes == 0 {
             // (A frame over max_frame_bytes closes first, whatever this says.)

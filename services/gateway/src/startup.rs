@@ -19,6 +19,7 @@ use crate::auth::Authenticator;
 use crate::engine::history::{NodeHistory, ServiceClient};
 use crate::engine::redis::{self, RedisEngineSettings};
 use crate::engine::{memory, Engine};
+use crate::files::Files;
 use crate::hub::{catch_up, recent, Hub};
 use crate::metrics::Metrics;
 use crate::node::Node;
@@ -56,7 +57,8 @@ impl Application {
         match settings.gateway.engine {
             EngineKind::Memory => {
                 let (history, dm) = (cluster.history.clone(), cluster.dm.clone());
-                Self::build_with_engine(settings, |_| Ok(memory::engine(history, dm))).await
+                let max_files = settings.gateway.files.max_indexed_files;
+                Self::build_with_engine(settings, |_| Ok(memory::engine(history, dm, max_files))).await
             }
             EngineKind::Redis => {
                 let redis_settings = RedisEngineSettings {
@@ -114,7 +116,11 @@ impl Application {
             settings.gateway.workers
         };
         check_open_files(settings.gateway.limits.max_connections);
-        let node = Arc::new(Node::new(settings, engine, hub, metrics, auth));
+        let files = Files::open(&settings.gateway.files, engine.files.clone(), settings.cluster.history.retention())
+            .context("gateway.files")?;
+        let files = Arc::new(files);
+        files.start_sweeping();
+        let node = Arc::new(Node::new(settings, engine, hub, metrics, auth, files));
         let server = serve(listener, node.clone(), workers, drain_secs)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         tracing::info!(node = %node.node_id, port, engine = ?node.settings.gateway.engine, auth = ?node.settings.cluster.auth.mode, "gateway listening");

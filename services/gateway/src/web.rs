@@ -39,6 +39,7 @@ const ASSETS: &[Asset] = &[
     asset!("/app/outbox.js", JS),
     asset!("/app/reads.js", JS),
     asset!("/app/call.js", JS),
+    asset!("/app/uploads.js", JS),
     asset!("/chat.js", JS),
     asset!("/chat/client.js", JS),
     asset!("/chat/clock.js", JS),

@@ -20,6 +20,8 @@ pub struct RoomMessage {
     pub from: UserRef,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub text: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub attachments: Vec<Attachment>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reply_to: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -30,12 +32,27 @@ pub struct RoomMessage {
     pub ts: u64,
 }
 
+/// A file attached to a `message`, as the message carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    /// The path to download it from any gateway.
+    pub url: String,
+}
+
+/// The most files one message may carry.
+pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
+
 /// What a room event does (the part of a [`RoomEventHead`] that differs
 /// between kinds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomEventKind {
-    /// A `message`, maybe replying to the message with seq `reply_to`.
-    Message { text: String, reply_to: Option<u64> },
+    /// A `message`, maybe replying to the message with seq `reply_to`, maybe
+    /// carrying files (none: empty).
+    Message { text: String, reply_to: Option<u64>, attachments: Vec<Attachment> },
     /// An `edit` of the message `target`: its new text.
     Edit { target: u64, text: String },
     /// A `delete` of the message `target`.
@@ -76,6 +93,9 @@ enum RoomEventHead<'a> {
         room: &'a RoomName,
         from: &'a UserRef,
         text: &'a str,
+        // Right after `text`: a `delete` cuts both out (see [`scrub_entry`]).
+        #[serde(skip_serializing_if = "<[Attachment]>::is_empty")]
+        attachments: &'a [Attachment],
         #[serde(skip_serializing_if = "Option::is_none")]
         reply_to: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,8 +131,8 @@ enum RoomEventHead<'a> {
 /// [`complete_message`] (or a Lua script doing the same) finishes it.
 pub fn event_prefix(room: &RoomName, from: &UserRef, kind: &RoomEventKind, client_id: Option<&ClientId>) -> String {
     let head = match kind {
-        RoomEventKind::Message { text, reply_to } => {
-            RoomEventHead::Message { room, from, text, reply_to: *reply_to, client_id }
+        RoomEventKind::Message { text, reply_to, attachments } => {
+            RoomEventHead::Message { room, from, text, attachments, reply_to: *reply_to, client_id }
         }
         RoomEventKind::Edit { target, text } => RoomEventHead::Edit { room, target: *target, from, text, client_id },
         RoomEventKind::Delete { target } => RoomEventHead::Delete { room, target: *target, from, client_id },
@@ -123,15 +143,17 @@ pub fn event_prefix(room: &RoomName, from: &UserRef, kind: &RoomEventKind, clien
     head_prefix(&head)
 }
 
-/// A stored `message` or `edit` entry with its text taken out and
-/// `"deleted":true` put before its `seq`, as a `delete` leaves it; `None`
-/// for anything else (already scrubbed, another kind, not ours).
+/// A stored `message` or `edit` entry with its text (and its
+/// `attachments`) taken out and `"deleted":true` put before its `seq`, as a
+/// `delete` leaves it; `None` for anything else (already scrubbed, another
+/// kind, not ours).
 ///
 /// This is string surgery on the store's own serialisation, which is fixed:
-/// `"text"` follows `"from"` and precedes every other string field, and
-/// `"seq"` comes last but for `"ts"`. A raw `,"text":` or `,"seq":` cannot
-/// occur inside a JSON string (its quotes would be escaped), so the first
-/// match is the field. The Redis store's delete script does the same in Lua.
+/// `"text"` follows `"from"` and precedes every other string field,
+/// `"attachments"` (when there) follows `"text"`, and `"seq"` comes last but
+/// for `"ts"`. A raw `,"text":` or `,"seq":` cannot occur inside a JSON
+/// string (its quotes would be escaped), so the first match is the field.
+/// The Redis store's delete script does the same in Lua.
 pub fn scrub_entry(json: &str) -> Option<String> {
     if !(json.starts_with(r#"{"type":"message","#) || json.starts_with(r#"{"type":"edit","#)) {
         return None;
@@ -143,9 +165,41 @@ pub fn scrub_entry(json: &str) -> Option<String> {
     while i < bytes.len() && bytes[i] != b'"' {
         i += if bytes[i] == b'\\' { 2 } else { 1 };
     }
-    let rest = json.get(i + 1..)?;
+    let mut rest = json.get(i + 1..)?;
+    if let Some(array) = rest.strip_prefix(r#","attachments":"#) {
+        rest = array.get(json_value_len(array)?..)?;
+    }
     let seq_at = rest.find(r#","seq":"#)?;
     Some(format!("{}{},\"deleted\":true{}", &json[..text_at], &rest[..seq_at], &rest[seq_at..]))
+}
+
+/// The length of the JSON array or object at the start of `json` (strings
+/// inside it skipped, escapes included); `None` if it does not end.
+fn json_value_len(json: &str) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, byte) in json.bytes().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A direct message, exactly as delivered (`seq` and `ts` last, as above).
@@ -172,7 +226,8 @@ struct DirectMessageHead<'a> {
 
 /// The JSON of a `message` frame up to (not including) `,"seq":…,"ts":…}`.
 pub fn message_prefix(room: &RoomName, from: &UserRef, text: &str, client_id: Option<&ClientId>) -> String {
-    event_prefix(room, from, &RoomEventKind::Message { text: text.to_owned(), reply_to: None }, client_id)
+    let message = RoomEventKind::Message { text: text.to_owned(), reply_to: None, attachments: Vec::new() };
+    event_prefix(room, from, &message, client_id)
 }
 
 /// The JSON of a `dm` frame up to (not including) `,"seq":…,"ts":…}`.

@@ -124,11 +124,17 @@ pub enum ClientFrame {
     },
     Send {
         room: RoomName,
+        /// May be absent or empty when the message carries attachments.
+        #[serde(default)]
         text: String,
         #[serde(default)]
         client_id: Option<ClientId>,
         #[serde(default)]
         reply_to: Option<u64>,
+        /// Ids of files the user uploaded to the room (1 to
+        /// [`MAX_ATTACHMENTS_PER_MESSAGE`]).
+        #[serde(default)]
+        attachments: Option<Vec<String>>,
     },
     Edit {
         room: RoomName,

@@ -82,7 +82,6 @@ fn classifies_errors() {
         r#"{"type":"join","room":"r","limit":-1}"#,
         r#"{"type":"join","room":"r","since":1.5}"#,
         r#"{"type":"history","room":"r","before":"3"}"#,
-        r#"{"type":"send","room":"r"}"#,
         r#"{"type":"send","room":"r","text":5}"#,
         r#"{"type":"typing","room":"r","state":"maybe"}"#,
         r#"{"type":"dm","to":"","text":"x"}"#,
@@ -95,6 +94,11 @@ fn classifies_errors() {
     ] {
         assert_eq!(parse(bad).unwrap_err().code, ErrorCode::BadRequest, "{bad}");
     }
+    // A `send` without text parses (attachments may stand in for it); the
+    // gateway refuses it without attachments, as empty text.
+    assert!(
+        matches!(parse(r#"{"type":"send","room":"r"}"#).unwrap().1, ClientFrame::Send { ref text, .. } if text.is_empty())
+    );
     let e = parse(r#"{"type":"history","id":4,"room":"r","dm":"bob"}"#).unwrap_err();
     assert_eq!(e.re, Some(RequestId::Num(4.into())));
     assert!(e.message.contains("exactly one of `room` and `dm`"), "{}", e.message);
@@ -110,6 +114,7 @@ fn prefixes_complete_to_the_serialised_frames() {
             room: room.clone(),
             from: from.clone(),
             text: Some("hi \n there".into()),
+            attachments: Vec::new(),
             reply_to: None,
             client_id: client_id.clone(),
             deleted: false,
@@ -140,6 +145,7 @@ fn server_frames_serialise_to_the_protocol_shape() {
         room: RoomName::parse("r").unwrap(),
         from: user.clone(),
         text: Some("hi".into()),
+        attachments: Vec::new(),
         reply_to: None,
         client_id: None,
         deleted: false,
@@ -212,7 +218,8 @@ fn room_event_requests_parse_and_check_their_fields() {
 fn event_prefixes_and_scrubbing() {
     let from = UserRef { id: UserId::parse("a").unwrap(), name: DisplayName::parse("A").unwrap() };
     let room = RoomName::parse("r").unwrap();
-    let reply = RoomEventKind::Message { text: "say \"hi\", ,\"seq\":9".into(), reply_to: Some(2) };
+    let reply =
+        RoomEventKind::Message { text: "say \"hi\", ,\"seq\":9".into(), reply_to: Some(2), attachments: Vec::new() };
     let json = complete_message(&event_prefix(&room, &from, &reply, Some(&ClientId::parse("c").unwrap())), 5, 7);
     let scrubbed = scrub_entry(&json).unwrap();
     assert_eq!(
@@ -230,6 +237,22 @@ fn event_prefixes_and_scrubbing() {
     assert_eq!(
         scrub_entry(&json).unwrap(),
         r#"{"type":"edit","room":"r","target":5,"from":{"id":"a","name":"A"},"deleted":true,"seq":6,"ts":8}"#
+    );
+    // Attachments go with the text, whatever their names hold.
+    let file = Attachment {
+        id: "f1".into(),
+        name: r#"a "]}[{ name.png"#.into(),
+        size: 3,
+        content_type: "image/png".into(),
+        url: "/v1/files/r/f1".into(),
+    };
+    let with_files =
+        RoomEventKind::Message { text: String::new(), reply_to: None, attachments: vec![file.clone(), file] };
+    let json = complete_message(&event_prefix(&room, &from, &with_files, None), 9, 11);
+    assert!(json.contains(r#""text":"","attachments":[{"id":"f1""#), "{json}");
+    assert_eq!(
+        scrub_entry(&json).unwrap(),
+        r#"{"type":"message","room":"r","from":{"id":"a","name":"A"},"deleted":true,"seq":9,"ts":11}"#
     );
     let delete = complete_message(&event_prefix(&room, &from, &RoomEventKind::Delete { target: 5 }, None), 7, 9);
     assert_eq!(scrub_entry(&delete), None, "only messages and edits have text");

@@ -88,6 +88,22 @@ if kind == 'delete' then
       if c == 92 then i = i + 2 else i = i + 1 end
     end
     local rest = string.sub(raw, i + 1)
+    -- Attachments follow the text and go with it: skip the array, strings
+    -- (with their escapes) and all.
+    if string.sub(rest, 1, 16) == ',"attachments":[' then
+      local j, depth, instr, m = 16, 1, false, #rest
+      while j < m and depth > 0 do
+        j = j + 1
+        local c = string.byte(rest, j)
+        if instr then
+          if c == 92 then j = j + 1 elseif c == 34 then instr = false end
+        elseif c == 34 then instr = true
+        elseif c == 91 or c == 123 then depth = depth + 1
+        elseif c == 93 or c == 125 then depth = depth - 1 end
+      end
+      if depth > 0 then return nil end
+      rest = string.sub(rest, j + 1)
+    end
     local s = string.find(rest, ',"seq":', 1, true)
     if not s then return nil end
     return string.sub(raw, 1, at - 1) .. string.sub(rest, 1, s - 1) .. ',"deleted":true' .. string.sub(rest, s)

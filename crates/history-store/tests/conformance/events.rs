@@ -85,7 +85,7 @@ pub async fn edits_and_deletes(f: &mut dyn Fixture) {
             "a deleted message takes nothing"
         );
     }
-    let reply = RoomEventKind::Message { text: "re".into(), reply_to: Some(1) };
+    let reply = RoomEventKind::Message { text: "re".into(), reply_to: Some(1), attachments: Vec::new() };
     assert_eq!(outcome(&*f, event(name, "bob", reply, None)).await, Outcome::NotFound);
     f.nothing_published().await;
 
@@ -114,9 +114,16 @@ pub async fn targets_must_be_live(f: &mut dyn Fixture) {
             "{why}"
         );
     }
-    let reply =
-        stored(f.store(), event(name, "bob", RoomEventKind::Message { text: "yes".into(), reply_to: Some(1) }, None))
-            .await;
+    let reply = stored(
+        f.store(),
+        event(
+            name,
+            "bob",
+            RoomEventKind::Message { text: "yes".into(), reply_to: Some(1), attachments: Vec::new() },
+            None,
+        ),
+    )
+    .await;
     let published = f.published(1).await;
     let Published::Room { json, .. } = &published[0] else { panic!("{published:?}") };
     assert_eq!((parse(json)["reply_to"].clone(), parse(json)["seq"].clone()), (1.into(), reply.seq.into()));
@@ -125,7 +132,7 @@ pub async fn targets_must_be_live(f: &mut dyn Fixture) {
         stored(f.store(), draft(name, "alice", &format!("m{i}"), None)).await;
     }
     f.published(3).await;
-    let gone = RoomEventKind::Message { text: "late".into(), reply_to: Some(1) };
+    let gone = RoomEventKind::Message { text: "late".into(), reply_to: Some(1), attachments: Vec::new() };
     assert_eq!(outcome(&*f, event(name, "bob", gone, None)).await, Outcome::NotFound, "trimmed from the history");
     assert_eq!(outcome(&*f, event(name, "alice", edit(1, "x"), None)).await, Outcome::NotFound);
     f.nothing_published().await;

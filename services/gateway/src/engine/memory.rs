@@ -29,13 +29,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Builds the three engine parts on one in-process bus.
-pub fn engine(history: HistorySettings, dm: DmSettings) -> Engine {
+/// Builds the engine parts on one in-process bus; the file index holds at
+/// most `max_files`.
+pub fn engine(history: HistorySettings, dm: DmSettings, max_files: usize) -> Engine {
     let bus = Arc::new(MemoryBus::default());
     Engine {
         bus: bus.clone(),
         presence: Arc::new(MemoryPresence { bus: bus.clone(), state: Mutex::default() }),
         history: Arc::new(MemoryStore::new(Arc::new(LocalPublisher { bus }), history, dm)),
+        files: Arc::new(crate::files::MemoryFileIndex::new(max_files)),
     }
 }
 

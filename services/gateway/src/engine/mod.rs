@@ -269,6 +269,9 @@ pub struct Engine {
     pub bus: Arc<dyn Bus>,
     pub presence: Arc<dyn PresenceStore>,
     pub history: Arc<dyn HistoryStore>,
+    /// What every gateway knows of uploaded files (their bytes are in the
+    /// node's object store, `crate::files`).
+    pub files: Arc<dyn crate::files::FileIndex>,
 }
 
 /// Milliseconds since the Unix epoch (the protocol's `ts`).

@@ -7,7 +7,7 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 
 use chat_shared::protocol::{
     parse_client_frame, ClientFrame, RequestId, RoomEventKind, RoomName, ServerFrame, Thread, UserId,
-    DEFAULT_HISTORY_LIMIT,
+    DEFAULT_HISTORY_LIMIT, MAX_ATTACHMENTS_PER_MESSAGE,
 };
 use chat_shared::{CloseCode, ErrorCode};
 
@@ -135,25 +135,38 @@ impl WsSession {
                     self.reply(&ServerFrame::Left { re, room });
                 }
             }
-            ClientFrame::Send { room, text, client_id, reply_to } => {
-                if self.check_text(&re, &text) && self.check_joined(&re, &room, "sending to") {
-                    let event = RoomEventKind::Message { text, reply_to };
-                    self.append_event(re, room, event, client_id, ctx);
+            ClientFrame::Send { room, text, client_id, reply_to, attachments } => {
+                if let Some(files) = &attachments {
+                    if files.is_empty() || files.len() > MAX_ATTACHMENTS_PER_MESSAGE {
+                        let message = format!("`attachments` holds 1 to {MAX_ATTACHMENTS_PER_MESSAGE} file ids");
+                        return self.reply_error(re, ErrorCode::BadRequest, message);
+                    }
+                    if files.iter().enumerate().any(|(i, id)| files[..i].contains(id)) {
+                        return self.reply_error(re, ErrorCode::BadRequest, "a file is listed twice in `attachments`");
+                    }
+                }
+                let files = attachments.unwrap_or_default();
+                // With files, the text may be empty.
+                let text_ok = (!files.is_empty() && text.is_empty()) || self.check_text(&re, &text);
+                if text_ok && self.check_joined(&re, &room, "sending to") {
+                    let event = RoomEventKind::Message { text, reply_to, attachments: Vec::new() };
+                    self.append_event(re, room, event, client_id, files, ctx);
                 }
             }
             ClientFrame::Edit { room, target, text, client_id } => {
                 if self.check_text(&re, &text) && self.check_joined(&re, &room, "editing in") {
-                    self.append_event(re, room, RoomEventKind::Edit { target, text }, client_id, ctx);
+                    self.append_event(re, room, RoomEventKind::Edit { target, text }, client_id, Vec::new(), ctx);
                 }
             }
             ClientFrame::Delete { room, target, client_id } => {
                 if self.check_joined(&re, &room, "deleting in") {
-                    self.append_event(re, room, RoomEventKind::Delete { target }, client_id, ctx);
+                    self.append_event(re, room, RoomEventKind::Delete { target }, client_id, Vec::new(), ctx);
                 }
             }
             ClientFrame::React { room, target, emoji, op, client_id } => {
                 if self.check_joined(&re, &room, "reacting in") {
-                    self.append_event(re, room, RoomEventKind::Reaction { target, emoji, op }, client_id, ctx);
+                    let reaction = RoomEventKind::Reaction { target, emoji, op };
+                    self.append_event(re, room, reaction, client_id, Vec::new(), ctx);
                 }
             }
             ClientFrame::Typing { room, state } => {

@@ -47,7 +47,19 @@ pub fn test_settings() -> Settings {
     settings.gateway.node_id = "gw-test".into();
     settings.gateway.workers = 2;
     settings.gateway.shutdown.drain_timeout_ms = 3_000;
+    // Each gateway's directory store in a directory of its own.
+    settings.gateway.files.directory = fresh_dir("chat-files").display().to_string();
     settings
+}
+
+/// A new, empty directory under the system's temporary directory.
+pub fn fresh_dir(prefix: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
 }
 
 /// Builds an engine for a test gateway (given the node's metrics).

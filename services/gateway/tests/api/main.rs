@@ -9,6 +9,7 @@ mod bench;
 mod chat;
 mod cluster;
 mod environment;
+mod files;
 mod history;
 mod limits;
 mod ordering;

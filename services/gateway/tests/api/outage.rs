@@ -156,9 +156,10 @@ async fn backend_failures_answer_unavailable_and_change_nothing() {
     let app = spawn_app_with(
         |s| s.gateway.admin.api_key = Some("k".into()),
         Some(Box::new(move |_metrics| {
-            let inner = memory::engine(HistorySettings::default(), DmSettings::default());
+            let inner = memory::engine(HistorySettings::default(), DmSettings::default(), 1_000);
+            let files = inner.files.clone();
             let switch = Arc::new(Switch { inner, down: switch_state });
-            Ok(Engine { bus: switch.clone(), presence: switch.clone(), history: switch })
+            Ok(Engine { bus: switch.clone(), presence: switch.clone(), history: switch, files })
         })),
     );
     let mut a = app.client("a").await;

@@ -126,6 +126,7 @@ pub fn connect(settings: RedisEngineSettings, metrics: Arc<Metrics>) -> anyhow::
     let bus = RedisBus::new(conn.clone(), settings.redis.command_timeout(), metrics);
     Ok(Engine {
         bus: Arc::new(bus),
+        files: Arc::new(crate::files::redis_index::RedisFileIndex::new(conn.clone())),
         presence: RedisPresence::start(conn, settings.node_id, settings.lease),
         history: Arc::new(RedisStore::new(pool, sharded, settings.history, settings.dm)),
     })
