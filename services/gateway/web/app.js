@@ -12,6 +12,7 @@ import {
 } from "/app/render.js";
 import { View } from "/app/views.js";
 import { Calls } from "/app/call.js";
+import { Uploads } from "/app/uploads.js";
 
 /** Events fetched per "Load older" page, and messages when a conversation opens. */
 const HISTORY_PAGE_MESSAGES = 50;
@@ -36,7 +37,8 @@ const page = {
   status: () => client?.status ?? null,
   select,
   openDm: (id, name) => select(dmView(id, name).key),
-  retry: (view, pending) => outbox.send(view, pending.text, pending.clientId, pending.replyTo),
+  retry: (view, pending) => outbox.send(view, pending.text, pending.clientId, pending.replyTo, pending.attachments),
+  fileUrl: (path) => client?.fileUrl(path) ?? path,
   discard: (view, pending) => {
     view.discard(pending.clientId);
     if (view.key === page.current) renderPending(page, view);
@@ -52,6 +54,7 @@ const reads = new Reads({ page, client: () => client, showError, dmView });
 /** @type {RTCIceServer[]} STUN/TURN servers for calls, from the gateway's configuration */
 let iceServers = [];
 const calls = new Calls({ client: () => client, iceServers: () => iceServers, showError });
+const uploads = new Uploads({ page, client: () => client, outbox, showError });
 
 // ---- signing in and out ---------------------------------------------------
 
@@ -98,6 +101,7 @@ async function start() {
     outbox.submit();
   });
   $("text").addEventListener("input", () => outbox.typed());
+  uploads.listen();
   $("text").addEventListener("keydown", (/** @type {KeyboardEvent} */ event) => {
     if (event.key === "Escape" && outbox.mode) outbox.setMode(null);
   });

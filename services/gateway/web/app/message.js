@@ -127,6 +127,34 @@ function pickerOf(page, view, message) {
   return picker;
 }
 
+/** Types the page shows as pictures (what the gateways serve inline). */
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/**
+ * A message's files: pictures as thumbnails (a click opens the file),
+ * others as download links with their size.
+ * @param {Page} page
+ * @param {import("/chat.js").UploadedFile[]} files
+ */
+function attachmentsOf(page, files) {
+  const list = el("ul", { class: "attachments" });
+  for (const file of files) {
+    const href = page.fileUrl(file.url);
+    const link = IMAGE_TYPES.includes(file.content_type)
+      ? el("a", { href, target: "_blank", rel: "noopener", class: "image" }, el("img", { src: href, alt: file.name, class: "thumb", loading: "lazy" }))
+      : el("a", { href, download: file.name, class: "file" }, `${file.name} (${sizeText(file.size)})`);
+    list.append(el("li", {}, link));
+  }
+  return list;
+}
+
+/** @param {number} bytes */
+function sizeText(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
 /**
  * A confirmed message.
  * @param {Page} page
@@ -149,6 +177,7 @@ export function messageItem(page, view, message, seenBy = null) {
   } else {
     item.append(el("span", { class: "text", textContent: message.text }));
     if (message.edited) item.append(" ", el("span", { class: "edited", textContent: "(edited)" }));
+    if (message.attachments?.length) item.append(attachmentsOf(page, message.attachments));
     if (message.reactions?.length) item.append(reactionsOf(page, view, message));
     // In 1.1 only room messages have replies, reactions, edits and deletes.
     if (view.kind === "room") {
@@ -204,6 +233,9 @@ export function pendingItem(page, view, pending) {
     el("span", { class: "text", textContent: pending.text }),
     el("span", { class: "state", textContent: label }),
   );
+  if (pending.attachments?.length) {
+    item.append(el("ul", { class: "attachments" }, ...pending.attachments.map((f) => el("li", { class: "file", textContent: f.name }))));
+  }
   if (failed) {
     item.append(
       button("retry", "Retry", `Retry sending “${excerpt(pending.text)}”`, () => page.retry(view, pending)),

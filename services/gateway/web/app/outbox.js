@@ -41,7 +41,7 @@ export function failureText(error) {
     case "too_large":
       return "the message is too long.";
     case "not_found":
-      return "that message is no longer there.";
+      return "that message (or file) is no longer there.";
     default:
       return error.message;
   }
@@ -92,12 +92,13 @@ export class Outbox {
    * @param {string} text
    * @param {string} clientId
    * @param {import("/app/views.js").Pending["replyTo"]} [replyTo]
+   * @param {import("/app/views.js").Pending["attachments"]} [attachments] uploaded files it carries
    */
-  async send(view, text, clientId, replyTo) {
+  async send(view, text, clientId, replyTo, attachments) {
     const { page, showError } = this.context;
     const me = this.context.client();
     if (!me) return;
-    if (!view.pend(text, clientId, replyTo)) {
+    if (!view.pend(text, clientId, replyTo, attachments)) {
       showError("Too many messages are waiting to be sent: retry or discard some first.");
       $("text").value ||= text;
       return;
@@ -108,7 +109,7 @@ export class Outbox {
     }
     try {
       const ack = view.kind === "room"
-        ? await me.room(view.id).send(text, { clientId, replyTo: replyTo?.seq })
+        ? await me.room(view.id).send(text, { clientId, replyTo: replyTo?.seq, attachments: attachments?.map((f) => f.id) })
         : await me.dm(view.id, text, { clientId });
       view.acked(clientId, ack.seq);
     } catch (err) {

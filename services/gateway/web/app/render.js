@@ -28,6 +28,7 @@ export const $ = (id) => /** @type {any} */ (document.getElementById(id));
  * @property {(view: View, message: Shown, emoji: string, op: "add" | "remove") => void} react
  * @property {(view: View, seq: number | null, options?: {focusBack?: number}) => void} pick opens (or closes) a message's reaction picker
  * @property {() => boolean} visible whether the user can see the page
+ * @property {(path: string) => string} fileUrl a file's URL with the user's credentials
  * @property {() => {state: string, text: string} | null} status this user's status
  */
 
@@ -71,6 +72,7 @@ export function renderMessages(page) {
   $("call").hidden = view?.kind !== "dm";
   $("text").disabled = !view;
   $("composer").querySelector("button").disabled = !view;
+  $("attach").disabled = view?.kind !== "room";
   $("older").hidden = !canLoadOlder(view);
   $("view-notice").textContent = view?.notice ?? "";
   $("messages").setAttribute("aria-label", view ? `Messages in ${view.kind === "room" ? view.name : `your conversation with ${view.name}`}` : "Messages");

@@ -13,7 +13,8 @@ export const MAX_SEEN_BY_MEMBERS = 10;
  * (edited, deleted, reactions, the message it replies to), or a `dm`.
  * @typedef {{seq: number, ts: number, text: string, from: {id: string, name: string}, client_id?: string,
  *   edited?: boolean, deleted?: boolean, reactions?: {emoji: string, count: number, mine: boolean, users: {id: string, name: string}[]}[],
- *   replyTo?: {seq: number, from?: {id: string, name: string}, text?: string, deleted?: boolean}}} Shown
+ *   replyTo?: {seq: number, from?: {id: string, name: string}, text?: string, deleted?: boolean},
+ *   attachments?: import("/chat.js").UploadedFile[]}} Shown
  */
 
 /**
@@ -23,7 +24,8 @@ export const MAX_SEEN_BY_MEMBERS = 10;
  * library gave up, and the user may retry under the same `clientId` (stored
  * once) or discard it.
  * @typedef {{clientId: string, text: string, status: "sending" | "sent" | "failed", error?: string,
- *   replyTo?: {seq: number, from?: {id: string, name: string}, text?: string}}} Pending
+ *   replyTo?: {seq: number, from?: {id: string, name: string}, text?: string},
+ *   attachments?: import("/chat.js").UploadedFile[]}} Pending
  */
 /** @typedef {{user: {id: string, name: string}, seq: number}} Receipt a reader's cursor */
 /** @typedef {{id: string, name: string, status?: {state: string, text: string}}} Member */
@@ -142,9 +144,10 @@ export class View {
    * @param {string} text
    * @param {string} clientId
    * @param {Pending["replyTo"]} [replyTo] the message it replies to
+   * @param {Pending["attachments"]} [attachments] the files it carries
    * @returns {Pending | null} null when too many are pending already
    */
-  pend(text, clientId, replyTo) {
+  pend(text, clientId, replyTo, attachments) {
     const existing = this.pending.find((p) => p.clientId === clientId);
     if (existing) {
       existing.status = "sending";
@@ -155,6 +158,7 @@ export class View {
     /** @type {Pending} */
     const pending = { clientId, text, status: "sending" };
     if (replyTo) pending.replyTo = replyTo;
+    if (attachments?.length) pending.attachments = attachments;
     this.pending.push(pending);
     return pending;
   }

@@ -46,6 +46,18 @@ import { Room } from "./room.js";
  */
 
 /**
+ * A file uploaded with {@link ChatClient#upload}: attach it to a message
+ * with `room.send(text, {attachments: [file.id]})`.
+ * @typedef {Object} UploadedFile
+ * @property {string} id
+ * @property {string} room
+ * @property {string} name
+ * @property {number} size bytes
+ * @property {string} content_type
+ * @property {string} url the path to download it from, on any gateway (see {@link ChatClient#fileUrl})
+ */
+
+/**
  * @typedef {Object} ChatOptions
  * @property {string} [token] a JWT, for gateways in `jwt` mode
  * @property {() => (string | Promise<string>)} [getToken] called before every
@@ -222,6 +234,8 @@ export class ChatClient {
     this.inboxTimer = null;
     /** @type {Welcome | null} the latest `welcome` */
     this.welcome = null;
+    /** @type {string | undefined} the token of the latest attempt or upload (for file URLs) */
+    this.lastToken = options.token;
     /** @type {{resolve: (w: Welcome) => void, reject: (e: ChatError) => void, promise: Promise<Welcome>} | null} */
     this.firstWelcome = null;
     this.connection.events.on("state", (event) => this.onState(event));
@@ -424,6 +438,93 @@ export class ChatClient {
     return (await this.requests.request({ type: "signal", to, data, session })).delivered;
   }
 
+  /**
+   * Uploads a file to `room` (one the user may join), streaming it to the
+   * gateway; attach it to a message with `room.send(text, {attachments:
+   * [file.id]})` within the hour, or it is removed. Refused uploads reject
+   * with the server's code: `too_large` (over 10 MiB by default),
+   * `unsupported_type` (a type not allowed, or bytes that are not what the
+   * type says), `forbidden`, `rate_limited`, `unauthorized`, `unavailable`.
+   * @param {Blob & {name?: string}} file a browser `File`, or any `Blob`
+   * @param {string} room
+   * @param {{name?: string, onProgress?: (sent: number, total: number) => void}} [options]
+   *   the file's name (default: the `File`'s); progress of the upload
+   * @returns {Promise<UploadedFile>}
+   */
+  async upload(file, room, { name, onProgress } = {}) {
+    const url = await this.httpUrl("/v1/files", { room, filename: name ?? file.name ?? "file" });
+    const contentType = file.type || "application/octet-stream";
+    const XHR = /** @type {any} */ (globalThis).XMLHttpRequest;
+    /** @type {{status: number, body: any}} */
+    const reply = XHR
+      ? await new Promise((resolve, reject) => {
+          // XMLHttpRequest: the one browser API that reports upload progress.
+          const xhr = new XHR();
+          xhr.open("POST", url);
+          xhr.setRequestHeader("content-type", contentType);
+          xhr.responseType = "json";
+          if (onProgress) xhr.upload.onprogress = (/** @type {ProgressEvent} */ e) => onProgress(e.loaded, e.total || file.size);
+          xhr.onload = () => resolve({ status: xhr.status, body: xhr.response });
+          xhr.onerror = () => reject(new ChatError("unavailable", "the upload could not reach the server"));
+          xhr.send(file);
+        })
+      : await fetch(url, { method: "POST", headers: { "content-type": contentType }, body: file }).then(
+          async (response) => ({ status: response.status, body: await response.json().catch(() => null) }),
+          () => {
+            throw new ChatError("unavailable", "the upload could not reach the server");
+          },
+        );
+    if (reply.status !== 201) {
+      const error = reply.body?.error;
+      throw new ChatError(error?.code ?? "unavailable", error?.message ?? `upload failed (HTTP ${reply.status})`);
+    }
+    onProgress?.(file.size, file.size);
+    return reply.body;
+  }
+
+  /**
+   * The full URL of a file's `url` (an attachment's, an upload's), with this
+   * client's credentials, for a link or an `<img src>`.
+   * @param {string} path
+   * @returns {string}
+   */
+  fileUrl(path) {
+    return this.withCredentials(path, {}, this.lastToken);
+  }
+
+  /**
+   * An HTTP(S) URL on the gateway with the query `params` and this client's credentials.
+   * @param {string} path
+   * @param {Record<string, string>} params
+   * @private
+   */
+  async httpUrl(path, params) {
+    const { getToken, token } = this.options;
+    const current = getToken ? await getToken() : token;
+    if (current) this.lastToken = current;
+    return this.withCredentials(path, params, current);
+  }
+
+  /**
+   * @param {string} path
+   * @param {Record<string, string>} params
+   * @param {string | undefined} token
+   * @private
+   */
+  withCredentials(path, params, token) {
+    const url = new URL(path, this.url);
+    url.protocol = url.protocol === "wss:" ? "https:" : url.protocol === "ws:" ? "http:" : url.protocol;
+    for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+    const { name } = this.options;
+    const user = this.options.user ?? this.welcome?.user.id;
+    if (token) url.searchParams.set("token", token);
+    else if (user) {
+      url.searchParams.set("user", user);
+      if (name) url.searchParams.set("name", name);
+    }
+    return url.toString();
+  }
+
   /** @returns {Promise<number>} the server's clock (`pong.ts`) */
   async ping() {
     return (await this.requests.request({ type: "ping" })).ts;
@@ -435,6 +536,7 @@ export class ChatClient {
     const { getToken, token, name, user } = this.options;
     const current = getToken ? await getToken() : token;
     if (current) url.searchParams.set("token", current);
+    this.lastToken = current;
     if (name) url.searchParams.set("name", name);
     if (user) url.searchParams.set("user", user);
     return url.toString();

@@ -379,15 +379,17 @@ export class Room {
   /**
    * Sends a message; waits while the room is joining or rejoining, and
    * resolves with its `ack` once stored.
-   * @param {string} text
-   * @param {{clientId?: string, replyTo?: number}} [options] idempotency key
-   *   (one is made up); the seq of the message this one replies to
+   * @param {string} text may be empty when the message carries files
+   * @param {{clientId?: string, replyTo?: number, attachments?: string[]}} [options] idempotency key
+   *   (one is made up); the seq of the message this one replies to; ids of
+   *   files uploaded to this room (`client.upload`), 1 to 10
    * @returns {Promise<Ack>}
    */
-  send(text, { clientId = this.context.newClientId(), replyTo } = {}) {
+  send(text, { clientId = this.context.newClientId(), replyTo, attachments } = {}) {
     /** @type {Record<string, any>} */
     const frame = { type: "send", room: this.name, text, client_id: clientId };
     if (replyTo !== undefined) frame.reply_to = replyTo;
+    if (attachments?.length) frame.attachments = attachments;
     return this.store(frame);
   }
 

@@ -99,6 +99,45 @@ export async function startRedis({ port } = {}) {
   };
 }
 
+/** The access key and secret of the S3 servers the tests start. */
+export const S3_CREDENTIALS = { AWS_ACCESS_KEY_ID: "chat-web-access", AWS_SECRET_ACCESS_KEY: "chat-web-secret-0123456789" };
+
+/**
+ * A real S3-compatible server (s3s-fs, which `make test` builds into
+ * target/tools/bin; `S3S_FS` names it) with one bucket, and the gateway
+ * settings that use it.
+ */
+export async function startS3() {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-web-s3-"));
+  const bucket = "chat-files";
+  fs.mkdirSync(path.join(dir, bucket));
+  const binary = process.env.S3S_FS ?? path.join(repoRoot, "target/tools/bin/s3s-fs");
+  const args = [
+    "--host", "127.0.0.1", "--port", String(port),
+    "--access-key", S3_CREDENTIALS.AWS_ACCESS_KEY_ID, "--secret-key", S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY, dir,
+  ];
+  const child = run(binary, args, process.env, "s3s-fs");
+  await eventually("s3s-fs to listen", () => {
+    if (child.failed()) throw new Error(`s3s-fs (${binary}): ${child.stderrTail()} (run deploy/local/ensure-s3s.sh)`);
+    return canConnect(port);
+  });
+  return {
+    port,
+    /** Gateway environment for the S3 store on this server. */
+    env: {
+      CHAT_GATEWAY__FILES__STORE: "s3",
+      CHAT_GATEWAY__FILES__S3__ENDPOINT: `http://127.0.0.1:${port}`,
+      CHAT_GATEWAY__FILES__S3__BUCKET: bucket,
+      CHAT_GATEWAY__FILES__S3__ALLOW_HTTP: "true",
+      ...S3_CREDENTIALS,
+    },
+    /** The keys of the objects stored. */
+    objects: () => fs.readdirSync(path.join(dir, bucket), { recursive: true }).map(String).filter((f) => !f.split("/").some((p) => p.startsWith("."))),
+    stop: () => stop(child),
+  };
+}
+
 function canConnect(port) {
   return new Promise((resolve) => {
     const socket = net.connect(port, "127.0.0.1");
@@ -125,6 +164,8 @@ export async function startGateway({ redisUrl = null, nodeId = "gw", env = {}, p
     CHAT_GATEWAY__NODE_ID: nodeId,
     CHAT_LOG__LEVEL: "warn",
     CHAT_GATEWAY__SHUTDOWN__DRAIN_TIMEOUT_MS: "1000",
+    // Each gateway's directory store of its own (a test on S3 overrides the store).
+    CHAT_GATEWAY__FILES__DIRECTORY: fs.mkdtempSync(path.join(os.tmpdir(), "chat-web-files-")),
     ...(redisUrl ? { CHAT_GATEWAY__ENGINE: "redis", CHAT_REDIS__URL: redisUrl } : {}),
     ...env,
   };

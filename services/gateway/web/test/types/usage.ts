@@ -65,6 +65,13 @@ async function use(): Promise<void> {
   client.on("state", ({ refusal }) => void [refusal?.status, refusal?.code]);
   void delivered;
 
+  // Files: upload with progress, attach, link with credentials.
+  const blob = new Blob(["hello"], { type: "text/plain" });
+  const file = await client.upload(blob, "lobby", { name: "hello.txt", onProgress: (sent, total) => void (sent / total) });
+  await room.send("", { attachments: [file.id] });
+  const href: string = client.fileUrl(file.url);
+  void href, file.size, file.content_type;
+
   try {
     await client.dm("bob", "hi");
   } catch (err) {
@@ -79,6 +86,8 @@ async function use(): Promise<void> {
   await room.send("lobby", "hello");
   // @ts-expect-error: an op is "add" or "remove"
   await room.react(1, "👍", "toggle");
+  // @ts-expect-error: attachments are file ids
+  await room.send("x", { attachments: [file] });
   // @ts-expect-error: a signal needs data
   await client.signal("bob");
   // @ts-expect-error: no such status

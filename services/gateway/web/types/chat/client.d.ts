@@ -127,6 +127,8 @@ export class ChatClient {
     private inboxTimer;
     /** @type {Welcome | null} the latest `welcome` */
     welcome: Welcome | null;
+    /** @type {string | undefined} the token of the latest attempt or upload (for file URLs) */
+    lastToken: string | undefined;
     /** @type {{resolve: (w: Welcome) => void, reject: (e: ChatError) => void, promise: Promise<Welcome>} | null} */
     firstWelcome: {
         resolve: (w: Welcome) => void;
@@ -230,6 +232,46 @@ export class ChatClient {
      * @returns {Promise<number>} how many sessions it went to (0: none connected)
      */
     signal(to: string, data: any, session?: string): Promise<number>;
+    /**
+     * Uploads a file to `room` (one the user may join), streaming it to the
+     * gateway; attach it to a message with `room.send(text, {attachments:
+     * [file.id]})` within the hour, or it is removed. Refused uploads reject
+     * with the server's code: `too_large` (over 10 MiB by default),
+     * `unsupported_type` (a type not allowed, or bytes that are not what the
+     * type says), `forbidden`, `rate_limited`, `unauthorized`, `unavailable`.
+     * @param {Blob & {name?: string}} file a browser `File`, or any `Blob`
+     * @param {string} room
+     * @param {{name?: string, onProgress?: (sent: number, total: number) => void}} [options]
+     *   the file's name (default: the `File`'s); progress of the upload
+     * @returns {Promise<UploadedFile>}
+     */
+    upload(file: Blob & {
+        name?: string;
+    }, room: string, { name, onProgress }?: {
+        name?: string;
+        onProgress?: (sent: number, total: number) => void;
+    }): Promise<UploadedFile>;
+    /**
+     * The full URL of a file's `url` (an attachment's, an upload's), with this
+     * client's credentials, for a link or an `<img src>`.
+     * @param {string} path
+     * @returns {string}
+     */
+    fileUrl(path: string): string;
+    /**
+     * An HTTP(S) URL on the gateway with the query `params` and this client's credentials.
+     * @param {string} path
+     * @param {Record<string, string>} params
+     * @private
+     */
+    private httpUrl;
+    /**
+     * @param {string} path
+     * @param {Record<string, string>} params
+     * @param {string | undefined} token
+     * @private
+     */
+    private withCredentials;
     /** @returns {Promise<number>} the server's clock (`pong.ts`) */
     ping(): Promise<number>;
     /** @private */
@@ -308,6 +350,24 @@ export type Signal = {
      */
     session: string;
     data: any;
+};
+/**
+ * A file uploaded with {@link ChatClient#upload}: attach it to a message
+ * with `room.send(text, {attachments: [file.id]})`.
+ */
+export type UploadedFile = {
+    id: string;
+    room: string;
+    name: string;
+    /**
+     * bytes
+     */
+    size: number;
+    content_type: string;
+    /**
+     * the path to download it from, on any gateway (see {@link ChatClient#fileUrl})
+     */
+    url: string;
 };
 export type ChatOptions = {
     /**

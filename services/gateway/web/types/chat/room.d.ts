@@ -139,14 +139,16 @@ export class Room {
     /**
      * Sends a message; waits while the room is joining or rejoining, and
      * resolves with its `ack` once stored.
-     * @param {string} text
-     * @param {{clientId?: string, replyTo?: number}} [options] idempotency key
-     *   (one is made up); the seq of the message this one replies to
+     * @param {string} text may be empty when the message carries files
+     * @param {{clientId?: string, replyTo?: number, attachments?: string[]}} [options] idempotency key
+     *   (one is made up); the seq of the message this one replies to; ids of
+     *   files uploaded to this room (`client.upload`), 1 to 10
      * @returns {Promise<Ack>}
      */
-    send(text: string, { clientId, replyTo }?: {
+    send(text: string, { clientId, replyTo, attachments }?: {
         clientId?: string;
         replyTo?: number;
+        attachments?: string[];
     }): Promise<Ack>;
     /**
      * Replaces the text of one of this user's messages `target` (its seq).
