@@ -28,6 +28,9 @@ RUN apt-get update \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin chat
 COPY --from=build /out/gateway /out/presence /out/history /usr/local/bin/
 COPY deploy/docker/healthcheck /usr/local/bin/healthcheck
+# The directory store's default place in a container (a volume mounted
+# here takes this owner on first use).
+RUN mkdir -p /data/files && chown 10001:10001 /data/files
 USER 10001:10001
 ENV CHAT_GATEWAY__LISTEN=0.0.0.0:8080 \
     CHAT_PRESENCE_SERVICE__LISTEN=0.0.0.0:8090 \
