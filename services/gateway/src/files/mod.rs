@@ -46,8 +46,11 @@ pub struct Files {
     pub store: Arc<dyn ObjectStore>,
     pub index: Arc<dyn FileIndex>,
     pub settings: FileSettings,
-    /// The bytes of one part of an upload (the most it holds in memory).
+    /// The bytes of one part of an upload.
     pub part_bytes: usize,
+    /// Parts of one upload on their way to the store while the next fills:
+    /// an upload holds at most `part_bytes × (1 + parts_in_flight)`.
+    pub parts_in_flight: usize,
     /// How long a file bound to a message is kept (the history's retention).
     pub retention: Duration,
     /// One permit per upload this node streams at once.
@@ -63,21 +66,24 @@ impl Files {
     /// A directory that cannot be made, S3 settings or credentials that do
     /// not make a client.
     pub fn open(settings: &FileSettings, index: Arc<dyn FileIndex>, retention: Duration) -> anyhow::Result<Files> {
-        let (store, part_bytes): (Arc<dyn ObjectStore>, usize) = match settings.store {
+        let (store, part_bytes, parts_in_flight): (Arc<dyn ObjectStore>, usize, usize) = match settings.store {
             FileStoreKind::Directory => {
                 std::fs::create_dir_all(&settings.directory)
                     .map_err(|err| anyhow::anyhow!("files.directory {}: {err}", settings.directory))?;
                 let store = object_store::local::LocalFileSystem::new_with_prefix(&settings.directory)?;
                 // A local file takes parts of any size: small ones keep an upload's memory small.
-                (Arc::new(store), 256 * 1024)
+                (Arc::new(store), 256 * 1024, 2)
             }
-            FileStoreKind::S3 => (Arc::new(s3_store(settings)?), settings.s3.part_bytes),
+            // S3's parts are 5 MiB or more: one at a time, so an upload of
+            // 10 MiB never holds all of it (reading waits while a part is sent).
+            FileStoreKind::S3 => (Arc::new(s3_store(settings)?), settings.s3.part_bytes, 0),
         };
         Ok(Files {
             store,
             index,
             settings: settings.clone(),
             part_bytes,
+            parts_in_flight,
             retention,
             uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
             rate: routes::UploadRate::default(),

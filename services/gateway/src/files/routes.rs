@@ -23,8 +23,6 @@ use crate::http::{identify, resource};
 use crate::node::Node;
 use crate::settings::AuthMode;
 
-/// Parts of one upload in flight to the store at once.
-const PARTS_IN_FLIGHT: usize = 2;
 /// The longest file name, in bytes.
 const MAX_FILE_NAME_BYTES: usize = 255;
 /// Types a browser shows in the page (everything else is a download).
@@ -161,7 +159,7 @@ async fn upload(req: HttpRequest, node: web::Data<Node>, mut body: web::Payload)
                 break Some(not_what_it_claims(&content_type));
             }
         }
-        if let Err(err) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+        if let Err(err) = writer.wait_for_capacity(files.parts_in_flight).await {
             break Some(unavailable("upload", err));
         }
         writer.write(&chunk);

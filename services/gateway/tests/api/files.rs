@@ -353,3 +353,14 @@ mod cluster {
         unreferenced_uploads_go(&apps).await;
     }
 }
+
+#[tokio::test]
+async fn uploads_over_the_users_rate_get_429() {
+    let app = spawn_app(|s| s.gateway.files.max_uploads_per_minute = 2);
+    for _ in 0..2 {
+        assert_eq!(upload(&app, "r-alice", "rate", "a.txt", "text/plain", b"a".to_vec()).await.0, 201);
+    }
+    let (status, body) = upload(&app, "r-alice", "rate", "a.txt", "text/plain", b"a".to_vec()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("rate_limited")), "{body}");
+    assert_eq!(upload(&app, "r-bob", "rate", "b.txt", "text/plain", b"b".to_vec()).await.0, 201, "per user");
+}
