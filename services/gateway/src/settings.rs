@@ -90,6 +90,9 @@ pub struct FileSettings {
     pub max_uploads_per_minute: u32,
     /// Files the embedded engine's index holds at most (uploads beyond get 503).
     pub max_indexed_files: usize,
+    /// Where S3 uploads are received before they are sent (empty: the
+    /// system's temporary directory); needs up to `max_bytes` per upload.
+    pub spool_directory: String,
     pub s3: S3Settings,
 }
 
@@ -108,9 +111,11 @@ pub struct S3Settings {
     /// A file of `AWS_ACCESS_KEY_ID=…` and `AWS_SECRET_ACCESS_KEY=…` lines
     /// (a mounted Secret), read at start instead of the environment.
     pub credentials_file: Option<String>,
-    /// Bytes of one multipart part: what an upload holds in memory at most
-    /// (S3 needs 5 MiB or more, but for the last part).
+    /// Bytes of one multipart part (S3 needs 5 MiB or more, but for the last part).
     pub part_bytes: usize,
+    /// Parts this node holds in memory at once while sending them; uploads
+    /// beyond wait their turn (their bytes wait on disk).
+    pub max_parts_in_memory: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -249,6 +254,7 @@ impl Default for FileSettings {
             max_concurrent_uploads: 32,
             max_uploads_per_minute: 60,
             max_indexed_files: 100_000,
+            spool_directory: String::new(),
             s3: S3Settings::default(),
         }
     }
@@ -263,6 +269,7 @@ impl Default for S3Settings {
             allow_http: false,
             credentials_file: None,
             part_bytes: 5 * 1024 * 1024,
+            max_parts_in_memory: 4,
         }
     }
 }

@@ -23,6 +23,7 @@
 pub mod index;
 pub mod redis_index;
 pub mod routes;
+mod sink;
 mod sniff;
 
 use std::sync::Arc;
@@ -48,9 +49,13 @@ pub struct Files {
     pub settings: FileSettings,
     /// The bytes of one part of an upload.
     pub part_bytes: usize,
-    /// Parts of one upload on their way to the store while the next fills:
-    /// an upload holds at most `part_bytes × (1 + parts_in_flight)`.
+    /// Parts of one upload on their way to the directory store while the
+    /// next fills: an upload holds at most `part_bytes × (1 + parts_in_flight)`.
     pub parts_in_flight: usize,
+    /// S3 uploads are received into files here before they are sent.
+    pub spool_directory: std::path::PathBuf,
+    /// One permit per S3 part this node holds in memory while sending it.
+    pub part_memory: tokio::sync::Semaphore,
     /// How long a file bound to a message is kept (the history's retention).
     pub retention: Duration,
     /// One permit per upload this node streams at once.
@@ -74,8 +79,7 @@ impl Files {
                 // A local file takes parts of any size: small ones keep an upload's memory small.
                 (Arc::new(store), 256 * 1024, 2)
             }
-            // S3's parts are 5 MiB or more: one at a time, so an upload of
-            // 10 MiB never holds all of it (reading waits while a part is sent).
+            // S3's parts are 5 MiB or more: spooled first (see `sink`).
             FileStoreKind::S3 => (Arc::new(s3_store(settings)?), settings.s3.part_bytes, 0),
         };
         Ok(Files {
@@ -84,6 +88,11 @@ impl Files {
             settings: settings.clone(),
             part_bytes,
             parts_in_flight,
+            spool_directory: match settings.spool_directory.as_str() {
+                "" => std::env::temp_dir().join("chat-uploads"),
+                dir => std::path::PathBuf::from(dir),
+            },
+            part_memory: tokio::sync::Semaphore::new(settings.s3.max_parts_in_memory.max(1)),
             retention,
             uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
             rate: routes::UploadRate::default(),

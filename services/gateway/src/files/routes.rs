@@ -10,12 +10,13 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use chat_shared::http::ApiError;
 use chat_shared::protocol::{RoomName, UserId};
 use chat_shared::ErrorCode;
 
+use super::sink::Sink;
 use super::sniff::SIGNATURE_BYTES;
 use super::{is_file_id, matches_signature, new_file_id, FileMeta, Files};
 use crate::engine::now_ms;
@@ -138,8 +139,7 @@ async fn upload(req: HttpRequest, node: web::Data<Node>, mut body: web::Payload)
 
     let id = new_file_id();
     let path = Files::object_path(&room, &id);
-    let multipart = files.store.put_multipart(&path).await.map_err(|err| unavailable("upload", err))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(multipart, files.part_bytes);
+    let mut sink = Sink::open(files, &path, &id).await.map_err(|err| unavailable("upload", err))?;
     let mut head = Vec::with_capacity(SIGNATURE_BYTES);
     let mut size = 0u64;
     let refused = loop {
@@ -159,10 +159,9 @@ async fn upload(req: HttpRequest, node: web::Data<Node>, mut body: web::Payload)
                 break Some(not_what_it_claims(&content_type));
             }
         }
-        if let Err(err) = writer.wait_for_capacity(files.parts_in_flight).await {
+        if let Err(err) = sink.write(&chunk, files).await {
             break Some(unavailable("upload", err));
         }
-        writer.write(&chunk);
     };
     let refused = refused.or_else(|| match () {
         () if size == 0 => Some(bad("the file is empty")),
@@ -170,12 +169,10 @@ async fn upload(req: HttpRequest, node: web::Data<Node>, mut body: web::Payload)
         () => None,
     });
     if let Some(err) = refused {
-        if let Err(abort) = writer.abort().await {
-            tracing::debug!(cause = %abort, "aborting a refused upload failed");
-        }
+        sink.abort().await;
         return Err(err);
     }
-    writer.finish().await.map_err(|err| unavailable("upload", err))?;
+    sink.finish(files, &path).await.map_err(|err| unavailable("upload", err))?;
     let meta = FileMeta {
         id: id.clone(),
         room: room.clone(),
