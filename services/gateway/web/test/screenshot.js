@@ -3,9 +3,43 @@
 // chatting in headless Chromium. Run with `make screenshot`.
 
 import path from "node:path";
+import zlib from "node:zlib";
 
 import { ChatClient } from "../chat.js";
 import { launchBrowser, repoRoot, startGateway } from "./harness.js";
+
+/** A small PNG: a chart of a rollout, three gateways draining one by one. */
+function chartPng(width = 180, height = 90) {
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = [0];
+    for (let x = 0; x < width; x++) {
+      const bar = Math.floor(x / (width / 3));
+      const top = height - 15 - bar * 20;
+      const inBar = x % (width / 3) > 8 && x % (width / 3) < width / 3 - 8 && y > top;
+      row.push(...(inBar ? [47, 111, 222] : [246, 247, 250]));
+    }
+    rows.push(Buffer.from(row));
+  }
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body) >>> 0);
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", header),
+    chunk("IDAT", zlib.deflateSync(Buffer.concat(rows))),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
 
 const gw = await startGateway({ nodeId: "gw-1" });
 const browser = await launchBrowser();
@@ -56,6 +90,9 @@ try {
   await alice.locator("#join-room").press("Enter");
   await alice.locator("#rooms li", { hasText: "deploys" }).waitFor();
   await alice.locator("#rooms li", { hasText: "lobby" }).click();
+  const chart = await carol.upload(new Blob([chartPng()], { type: "image/png" }), "lobby", { name: "rollout.png" });
+  await carolLobby.send("The rollout plan:", { attachments: [chart.id] });
+  await alice.locator("#messages img.thumb").waitFor();
   await say(bob, "Draining gw-2 now.");
   await carol.dm((await alice.locator("#me").textContent()).match(/\((.+)\)$/)[1], "Coffee after?");
   await alice.locator("#dms li .unread").waitFor();
