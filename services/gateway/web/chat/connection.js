@@ -260,7 +260,10 @@ export class Connection {
       this.moveTo("closed", { code, reason });
       return;
     }
-    if (!wasOpen && this.options.diagnose) {
+    // A refused handshake shows as 1006 before any frame; an attempt that
+    // got no `welcome` in time was not refused (the server is slow or gone):
+    // asking why would only wait longer.
+    if (!wasOpen && code === 1006 && this.options.diagnose) {
       this.diagnoseThenRetry(this.attemptUrl, code, reason);
       return;
     }

@@ -191,6 +191,20 @@ describe("asking the server why an attempt was refused", () => {
     client.close();
   });
 
+  test("an attempt that got no welcome in time is not asked about", async () => {
+    const asked = [];
+    const { client, clock, Socket, states } = setup({ fetch: answering(503, "unavailable", asked), requestTimeoutMs: 1000 });
+    track(client.connect());
+    await settle();
+    assert.ok(Socket.last && !Socket.last.closed);
+    await clock.advance(1000); // the welcome timeout
+    await settle();
+    assert.equal(client.state, "reconnecting");
+    assert.equal(states.at(-1).refusal, undefined);
+    assert.deepEqual(asked, []);
+    client.close();
+  });
+
   test("426 (nothing would refuse it now) and an unreachable server retry as before", async () => {
     const unreachable = async () => {
       throw new TypeError("fetch failed");
