@@ -31,7 +31,7 @@ use crate::settings::Cluster;
 pub const ENV_PREFIX: &str = "CHAT";
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: &[&str] = &["auth.allowed_origins"];
+const LIST_KEYS: &[&str] = &["auth.allowed_origins", "gateway.trusted_proxies", "gateway.files.allowed_types"];
 
 /// Top-level keys of earlier versions and where their settings went: a
 /// leftover is refused rather than silently ignored.

@@ -2,7 +2,7 @@
 //! page, and JSON errors for everything else.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use actix_web::dev::RequestHead;
@@ -110,7 +110,7 @@ async fn admit_unrefused(node: &Node, head: &RequestHead, peer: Option<SocketAdd
         session: new_session_id(&node.node_id),
         user: identity.user,
         node: node.node_id.clone(),
-        ip: peer.map(|addr| addr.ip()),
+        ip: client_ip(&node.trusted_proxies, head, peer),
     };
     let connection_limits =
         ConnectionLimits { per_user: limits.max_connections_per_user, per_ip: limits.max_connections_per_ip };
@@ -122,6 +122,7 @@ async fn admit_unrefused(node: &Node, head: &RequestHead, peer: Option<SocketAdd
         }
         Ok(Admission::IpLimit) => {
             let max = limits.max_connections_per_ip;
+            tracing::debug!(ip = ?info.ip, user = %info.user.id, "over the per-address connection limit");
             Err(ApiError::new(ErrorCode::TooManyConnections, format!("at most {max} connections per address")))
         }
         Err(err) => {
@@ -129,6 +130,38 @@ async fn admit_unrefused(node: &Node, head: &RequestHead, peer: Option<SocketAdd
             Err(ApiError::new(ErrorCode::Unavailable, "a backend is unavailable"))
         }
     }
+}
+
+/// The client's address: the TCP peer, or for a peer among
+/// `gateway.trusted_proxies`, the rightmost address of `X-Forwarded-For`
+/// (every such header, in order) that is not a trusted proxy itself. A proxy
+/// appends the address it saw, so the addresses right of the first
+/// untrusted one were written by trusted proxies, and what a client wrote
+/// into the header itself (to its left) is never taken. A malformed entry
+/// among the trusted ones ends the walk: the peer is counted.
+pub fn client_ip(trusted: &[ipnet::IpNet], head: &RequestHead, peer: Option<SocketAddr>) -> Option<IpAddr> {
+    let peer = peer?.ip().to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = head
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut leftmost = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) else { return Some(peer) };
+        if !is_trusted(&ip) {
+            return Some(ip);
+        }
+        leftmost = ip;
+    }
+    // Every hop is a trusted proxy: the first of them is as near the client as it gets.
+    Some(leftmost)
 }
 
 /// Who a request is, as `/ws` and the file routes see it: the Origin
@@ -178,4 +211,43 @@ async fn not_upgraded(req: HttpRequest, node: web::Data<Node>) -> Result<HttpRes
 fn new_session_id(node_id: &str) -> Arc<str> {
     let n: u64 = rand::rng().random();
     Arc::from(format!("s-{node_id}-{n:016x}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(forwarded: &[&str]) -> RequestHead {
+        let mut request = actix_web::test::TestRequest::default();
+        for value in forwarded {
+            request = request.append_header(("x-forwarded-for", *value));
+        }
+        request.to_http_request().head().clone()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_forwarded_address() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()];
+        let from = |peer: &str| Some(SocketAddr::new(ip(peer), 5000));
+        let cases = [
+            // An untrusted peer is the client, whatever it writes.
+            (from("203.0.113.7"), vec!["198.51.100.1"], "203.0.113.7"),
+            (from("10.1.2.3"), vec!["198.51.100.1"], "198.51.100.1"),
+            // A client's own entry (left) never wins over what proxies appended.
+            (from("10.1.2.3"), vec!["6.6.6.6, 198.51.100.1, 10.9.9.9"], "198.51.100.1"),
+            (from("10.1.2.3"), vec!["6.6.6.6", "198.51.100.1"], "198.51.100.1"),
+            (from("10.1.2.3"), vec![], "10.1.2.3"),
+            (from("10.1.2.3"), vec!["6.6.6.6, garbage"], "10.1.2.3"),
+            (from("10.1.2.3"), vec!["10.7.7.7, 10.8.8.8"], "10.7.7.7"),
+            (from("::ffff:10.1.2.3"), vec!["2001:db8::1"], "2001:db8::1"),
+        ];
+        for (peer, forwarded, want) in cases {
+            assert_eq!(client_ip(&trusted, &head(&forwarded), peer), Some(ip(want)), "{peer:?} {forwarded:?}");
+        }
+        assert_eq!(client_ip(&[], &head(&["198.51.100.1"]), from("10.1.2.3")), Some(ip("10.1.2.3")), "none trusted");
+    }
 }

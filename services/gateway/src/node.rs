@@ -35,6 +35,8 @@ pub struct Node {
     pub auth: Authenticator,
     /// Uploads, downloads and the life of files.
     pub files: Arc<Files>,
+    /// `gateway.trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The throttle of read receipts and status relays.
     pub relay: Arc<Relay>,
     /// Set on SIGTERM: readiness fails and new connections get 503.
@@ -58,6 +60,8 @@ impl Node {
     ) -> Node {
         let max_connections = settings.gateway.limits.max_connections;
         let relay = Relay::new(Duration::from_millis(RELAY_INTERVAL_MS), settings.gateway.limits.max_throttled_relays);
+        // Checked by Settings::validate.
+        let trusted_proxies = settings.gateway.trusted_proxy_ranges().unwrap_or_default();
         Node {
             relay,
             node_id: Arc::from(settings.gateway.node_id.as_str()),
@@ -67,6 +71,7 @@ impl Node {
             metrics,
             auth,
             files,
+            trusted_proxies,
             draining: AtomicBool::new(false),
             connections: Arc::new(Semaphore::new(max_connections as usize)),
             max_connections,

@@ -55,6 +55,11 @@ pub struct GatewaySettings {
     pub web: WebSettings,
     pub history_service: HistoryServiceClientSettings,
     pub files: FileSettings,
+    /// Proxies (CIDR ranges or addresses) whose `X-Forwarded-For` names the
+    /// client: for a connection from one of them, the client's address is
+    /// the rightmost address of that header that is not a trusted proxy.
+    /// Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Where uploaded files' bytes are kept.
@@ -214,6 +219,25 @@ pub struct ShutdownSettings {
     pub drain_timeout_ms: u64,
 }
 
+impl GatewaySettings {
+    /// `trusted_proxies` as ranges (an address alone is a range of one).
+    ///
+    /// # Errors
+    /// The first entry that is neither, named.
+    pub fn trusted_proxy_ranges(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("gateway.trusted_proxies: {entry:?} is not an address or a CIDR range"))
+            })
+            .collect()
+    }
+}
+
 impl Default for GatewaySettings {
     fn default() -> Self {
         GatewaySettings {
@@ -228,6 +252,7 @@ impl Default for GatewaySettings {
             web: WebSettings::default(),
             history_service: HistoryServiceClientSettings::default(),
             files: FileSettings::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -357,6 +382,9 @@ impl Settings {
         if limits.max_text_bytes == 0 || limits.max_text_bytes > limits.max_frame_bytes {
             return invalid("gateway.limits.max_text_bytes must be between 1 and gateway.limits.max_frame_bytes");
         }
+        if let Err(err) = gateway.trusted_proxy_ranges() {
+            return Err(ConfigError::Invalid(err));
+        }
         let files = &gateway.files;
         if files.max_bytes == 0 || files.max_concurrent_uploads == 0 || files.sweep_interval_ms == 0 {
             return invalid("gateway.files.max_bytes, max_concurrent_uploads and sweep_interval_ms must be at least 1");
@@ -394,5 +422,37 @@ impl Settings {
         }
         self.cluster.auth.validate()?;
         self.cluster.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_env(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let loaded = config::load_from::<GatewaySettings, _>(Service::Gateway, None, env)?;
+        let settings = Settings { cluster: loaded.cluster, gateway: loaded.own, ignored: loaded.ignored };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    #[test]
+    fn lists_come_comma_separated_from_the_environment() {
+        let settings = from_env(&[
+            ("CHAT_GATEWAY__TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.7"),
+            ("CHAT_GATEWAY__FILES__ALLOWED_TYPES", "image/png,text/plain"),
+        ])
+        .unwrap();
+        assert_eq!(settings.gateway.trusted_proxies, ["10.0.0.0/8", "192.168.1.7"]);
+        let ranges = settings.gateway.trusted_proxy_ranges().unwrap();
+        assert!(ranges[1].contains(&"192.168.1.7".parse::<std::net::IpAddr>().unwrap()));
+        assert_eq!(settings.gateway.files.allowed_types, ["image/png", "text/plain"]);
+    }
+
+    #[test]
+    fn a_trusted_proxy_that_is_not_an_address_is_refused_at_start() {
+        let err = from_env(&[("CHAT_GATEWAY__TRUSTED_PROXIES", "10.0.0.0/8,haproxy")]).unwrap_err();
+        assert!(err.to_string().contains("\"haproxy\""), "{err}");
     }
 }

@@ -65,7 +65,7 @@ pub async fn accept(
     let limits = &node.settings.gateway.limits;
     let outbox = Arc::new(Outbox::new(limits.max_outbox_bytes));
     let max_frame_bytes = limits.max_frame_bytes;
-    tracing::debug!(session = %admitted.info.session, user = %admitted.info.user.id, "connection opened");
+    tracing::debug!(session = %admitted.info.session, user = %admitted.info.user.id, ip = ?admitted.info.ip, "connection opened");
     let session = {
         let outbox = outbox.clone();
         WsSession::new(node, admitted.info, admitted.grant, outbox, admitted.permit).start()

@@ -243,6 +243,13 @@ impl Client {
     }
 
     /// Connects over a socket with a small receive buffer (slow-consumer tests).
+    /// Connects over `stream` (a socket the test set up itself, say bound
+    /// to another local address); panics when refused.
+    pub async fn connect_over(stream: TcpStream, url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.expect("admitted");
+        Client { ws, next_id: 1, backlog: Default::default() }
+    }
+
     pub async fn connect_small_buffer(url: &str, recv_buffer_bytes: u32) -> Client {
         let addr = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();
         let socket = tokio::net::TcpSocket::new_v4().unwrap();

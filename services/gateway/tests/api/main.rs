@@ -18,6 +18,7 @@ mod presence;
 mod presence_typing;
 mod process;
 mod protocol;
+mod proxies;
 mod rooms;
 mod shutdown;
 mod stack;
