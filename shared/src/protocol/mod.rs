@@ -358,9 +358,11 @@ pub fn parse_client_frame(text: &str) -> Result<(Option<RequestId>, ClientFrame)
                 (None, "the frame is not valid JSON".to_owned())
             } else if !text.trim_start().starts_with('{') {
                 (None, "the frame is not a JSON object".to_owned())
+            } else if err.to_string().starts_with("duplicate field") {
+                // `{"type":"ping","type":"send"}` is neither frame.
+                (serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id), strip_position(&err.to_string()))
             } else {
                 // An object whose `type` or `id` is ill-typed: keep the id if it is fine.
-                let _ = err;
                 match serde_json::from_str::<IdOnly>(text) {
                     Ok(frame) => (frame.id, "`type` must be a string".to_owned()),
                     Err(_) => (None, "`id` must be a string or a number".to_owned()),
@@ -382,8 +384,21 @@ pub fn parse_client_frame(text: &str) -> Result<(Option<RequestId>, ClientFrame)
     }
     match serde_json::from_str::<ClientFrame>(text) {
         Ok(frame) => Ok((re, frame)),
-        Err(err) => Err(FrameError { re, code: ErrorCode::BadRequest, message: strip_position(&err.to_string()) }),
+        Err(err) => Err(FrameError { re, code: ErrorCode::BadRequest, message: field_error(&err) }),
     }
+}
+
+/// serde_json's message for a frame that does not fit its type, made clear
+/// where it would mislead: an escaped lone surrogate (`"\ud800"`) is
+/// reported as "unexpected end of hex escape" or "lone leading surrogate".
+fn field_error(err: &serde_json::Error) -> String {
+    let message = strip_position(&err.to_string());
+    if message.contains("surrogate") || message.contains("hex escape") {
+        return "a string holds a \\u escape that is not a character (a lone surrogate \\uD800-\\uDFFF, \
+                or a malformed escape)"
+            .to_owned();
+    }
+    message
 }
 
 /// serde_json appends " at line 1 column 42"; clients do not need it.

@@ -94,6 +94,11 @@ fn classifies_errors() {
     ] {
         assert_eq!(parse(bad).unwrap_err().code, ErrorCode::BadRequest, "{bad}");
     }
+    let twice = parse(r#"{"type":"ping","type":"send","id":7}"#).unwrap_err();
+    assert_eq!(
+        (twice.code, twice.re, twice.message.as_str()),
+        (ErrorCode::BadRequest, Some(RequestId::Num(7.into())), "duplicate field `type`")
+    );
     // A `send` without text parses (attachments may stand in for it); the
     // gateway refuses it without attachments, as empty text.
     assert!(

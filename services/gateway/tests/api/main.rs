@@ -11,6 +11,7 @@ mod cluster;
 mod environment;
 mod files;
 mod history;
+mod hostile;
 mod limits;
 mod ordering;
 mod outage;
