@@ -107,7 +107,8 @@ fn key(room: &RoomName, id: &str) -> (RoomName, String) {
     (room.clone(), id.to_owned())
 }
 
-fn millis(d: Duration) -> u64 {
+/// A duration in whole milliseconds (saturating).
+pub(super) fn millis(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
 }
 

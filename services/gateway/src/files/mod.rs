@@ -147,14 +147,21 @@ impl Files {
 
     /// Removes a file's bytes and its due entry.
     async fn remove_bytes(&self, room: &RoomName, id: &str) {
-        match self.store.delete(&Files::object_path(room, id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
-                if let Err(err) = self.index.forget_due(room, id).await {
-                    tracing::debug!(cause = %err, "a removed file's due entry stays; the sweep will drop it");
-                }
+        if self.delete_bytes(room, id).await {
+            if let Err(err) = self.index.forget_due(room, id).await {
+                tracing::debug!(cause = %err, "a removed file's due entry stays; the sweep will drop it");
             }
+        }
+    }
+
+    /// Deletes a file's bytes from the store; true when they are gone
+    /// (already gone counts).
+    async fn delete_bytes(&self, room: &RoomName, id: &str) -> bool {
+        match self.store.delete(&Files::object_path(room, id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => true,
             Err(err) => {
-                tracing::warn!(room = %room, id, cause = %err, "removing a file's bytes failed; the sweep retries")
+                tracing::warn!(room = %room, id, cause = %err, "removing a file's bytes failed; the sweep retries");
+                false
             }
         }
     }
@@ -171,9 +178,8 @@ impl Files {
         };
         let mut removed = 0;
         for (room, id) in due {
-            match self.store.delete(&Files::object_path(&room, &id)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
-                Err(err) => tracing::warn!(room = %room, id, cause = %err, "removing a due file's bytes failed"),
+            if self.delete_bytes(&room, &id).await {
+                removed += 1;
             }
         }
         removed

@@ -26,7 +26,7 @@ use fred::types::Value;
 use chat_shared::keys::{room_key, PREFIX};
 use chat_shared::protocol::{ClientId, RoomName, UserId};
 
-use super::index::{Claim, FileIndex, FileMeta};
+use super::index::{millis, Claim, FileIndex, FileMeta};
 use crate::engine::redis::Connection;
 use crate::engine::{now_ms, BackendError, BackendResult};
 
@@ -108,10 +108,6 @@ fn due_key() -> String {
 
 fn due_member(room: &RoomName, id: &str) -> String {
     format!("{room}\u{1f}{id}")
-}
-
-fn millis(d: Duration) -> u64 {
-    d.as_millis().try_into().unwrap_or(u64::MAX)
 }
 
 impl RedisFileIndex {

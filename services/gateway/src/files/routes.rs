@@ -163,10 +163,15 @@ async fn upload(req: HttpRequest, node: web::Data<Node>, mut body: web::Payload)
             break Some(unavailable("upload", err));
         }
     };
-    let refused = refused.or_else(|| match () {
-        () if size == 0 => Some(bad("the file is empty")),
-        () if !matches_signature(&content_type, &head) => Some(not_what_it_claims(&content_type)),
-        () => None,
+    let refused = refused.or_else(|| {
+        if size == 0 {
+            Some(bad("the file is empty"))
+        } else if !matches_signature(&content_type, &head) {
+            // Shorter than the signature: checked once it all arrived.
+            Some(not_what_it_claims(&content_type))
+        } else {
+            None
+        }
     });
     if let Some(err) = refused {
         sink.abort().await;
