@@ -9,9 +9,9 @@
 //! `Unavailable`, rather than waiting out the command timeout.
 
 mod read_state;
+pub mod replies;
 pub mod scripts;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,12 +19,9 @@ use bytestring::ByteString;
 use fred::clients::Pool;
 use fred::interfaces::{ClientLike, KeysInterface, ListInterface, PubsubInterface};
 use fred::types::{Expiration, SetOptions, Value};
-use serde_json::value::RawValue;
 
 use chat_shared::keys::{room_channel, user_channel};
-use chat_shared::protocol::{
-    dm_prefix, event_prefix, ClientId, RoomEventKind, RoomName, StoredMessage, Thread, UserId,
-};
+use chat_shared::protocol::{dm_prefix, event_prefix, ClientId, RoomEventKind, RoomName, Thread, UserId};
 use chat_shared::settings::{DmSettings, HistorySettings};
 use chat_shared::wire::Envelope;
 use chat_shared::{BackendError, BackendResult};
@@ -33,6 +30,7 @@ use crate::{
     keys, new_epoch, Appended, Cursor, CursorMove, DmDraft, HistoryStore, Outcome, Page, RoomDraft, Summary, Window,
     MAX_EMOJI_PER_MESSAGE,
 };
+use replies::{as_u64, DmAppend};
 use scripts::Scripts;
 
 /// How long the epoch given to a room read before its first message lives
@@ -49,59 +47,8 @@ pub struct RedisStore {
     dm: DmSettings,
 }
 
-fn bad_reply(what: &str, value: &Value) -> BackendError {
-    BackendError::BadData(format!("{what}: {value:?}"))
-}
-
-fn as_u64(value: &Value) -> BackendResult<u64> {
-    match value {
-        Value::Integer(n) => Ok((*n).max(0) as u64),
-        Value::String(s) => s.parse().map_err(|_| bad_reply("number", value)),
-        Value::Bytes(b) => {
-            std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| bad_reply("number", value))
-        }
-        other => Err(bad_reply("number", other)),
-    }
-}
-
-fn as_string(value: Value) -> BackendResult<String> {
-    match value {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.to_string()),
-        Value::Bytes(b) => String::from_utf8(b.to_vec()).map_err(|_| BackendError::BadData("string: not UTF-8".into())),
-        Value::Integer(n) => Ok(n.to_string()),
-        other => Err(bad_reply("string", &other)),
-    }
-}
-
-fn as_array(value: Value) -> BackendResult<Vec<Value>> {
-    match value {
-        Value::Array(items) => Ok(items),
-        Value::Null => Ok(Vec::new()),
-        other => Err(bad_reply("array", &other)),
-    }
-}
-
 fn millis(duration: Duration) -> String {
     duration.as_millis().max(1).to_string()
-}
-
-/// The append script's reply: "seq:ts", "unchanged:ts" or a refusal.
-fn parse_outcome(reply: &str) -> BackendResult<Outcome> {
-    match reply {
-        "not_found" => return Ok(Outcome::NotFound),
-        "not_author" => return Ok(Outcome::NotAuthor),
-        "too_many" => return Ok(Outcome::TooManyEmoji),
-        _ => {}
-    }
-    let bad = || BackendError::BadData(format!("append: {reply}"));
-    let (head, ts) = reply.split_once(':').ok_or_else(bad)?;
-    let ts = ts.parse().map_err(|_| bad())?;
-    if head == "unchanged" {
-        return Ok(Outcome::Unchanged { ts });
-    }
-    let seq = head.parse().map_err(|_| bad())?;
-    Ok(Outcome::Stored(Appended { seq, ts, delivered: true }))
 }
 
 impl RedisStore {
@@ -153,23 +100,7 @@ impl RedisStore {
                 vec![bound(window.after), bound(window.before), limit.to_string(), epoch, millis(epoch_ttl)],
             )
             .await?;
-        let mut fields = as_array(reply)?.into_iter();
-        let (Some(seq), Some(epoch), Some(first), Some(messages)) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(BackendError::BadData("read: too few fields".into()));
-        };
-        let first = as_u64(&first)?;
-        let messages = as_array(messages)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, json)| {
-                let json = RawValue::from_string(as_string(json)?)
-                    .map_err(|err| BackendError::BadData(format!("stored event: {err}")))?;
-                Ok(StoredMessage { seq: first + i as u64, json: Arc::from(json) })
-            })
-            .collect::<BackendResult<Vec<_>>>()?;
-        Ok(Page { seq: as_u64(&seq)?, epoch: as_string(epoch)?, messages })
+        replies::page(reply)
     }
 }
 
@@ -217,7 +148,7 @@ impl HistoryStore for RedisStore {
                 ],
             )
             .await?;
-        parse_outcome(&as_string(reply)?)
+        replies::append(reply)
     }
 
     async fn read_room(&self, room: &RoomName, window: Window) -> BackendResult<Page> {
@@ -249,18 +180,11 @@ impl HistoryStore for RedisStore {
                 ],
             )
             .await?;
-        let mut fields = as_array(reply)?.into_iter();
-        let (Some(seq), Some(ts), Some(json), Some(repeated), Some(delivered)) =
-            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(BackendError::BadData("append_dm: too few fields".into()));
+        let (seq, ts, json) = match replies::dm_append(reply)? {
+            DmAppend::Repeated(appended) => return Ok(appended),
+            DmAppend::New { seq, ts, json } => (seq, ts, json),
         };
-        let (seq, ts) = (as_u64(&seq)?, as_u64(&ts)?);
-        if as_u64(&repeated)? == 1 {
-            return Ok(Appended { seq, ts, delivered: as_u64(&delivered)? == 1 });
-        }
         self.create_dm_cursors(sender, &to).await?;
-        let json = as_string(json)?;
         let payload = Envelope {
             kind: "dm",
             seq: Some(seq),
@@ -342,25 +266,5 @@ impl HistoryStore for RedisStore {
 
     async fn cursors(&self, user: &UserId) -> BackendResult<Vec<(Thread, Cursor)>> {
         self.cursors_script(user).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn append_replies_parse() {
-        assert_eq!(
-            parse_outcome("12:1700000000000").unwrap(),
-            Outcome::Stored(Appended { seq: 12, ts: 1_700_000_000_000, delivered: true })
-        );
-        assert_eq!(parse_outcome("unchanged:5").unwrap(), Outcome::Unchanged { ts: 5 });
-        assert_eq!(parse_outcome("not_found").unwrap(), Outcome::NotFound);
-        assert_eq!(parse_outcome("not_author").unwrap(), Outcome::NotAuthor);
-        assert_eq!(parse_outcome("too_many").unwrap(), Outcome::TooManyEmoji);
-        assert!(matches!(parse_outcome("12"), Err(BackendError::BadData(_))));
-        assert!(parse_outcome("x:1").is_err());
-        assert!(parse_outcome("1:x").is_err());
     }
 }
