@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
-use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::interfaces::{ClientLike, ClusterInterface, EventInterface, PubsubInterface};
 use futures_util::future::{self, BoxFuture, FutureExt};
 use tokio::sync::{broadcast::error::RecvError, mpsc, oneshot};
 
@@ -34,6 +34,11 @@ const SUBSCRIPTION_QUEUE: usize = 4_096;
 const RESUBSCRIBE_CHECK_MS: u64 = 200;
 /// How often failed unsubscribes are tried again.
 const STALE_RETRY_MS: u64 = 1_000;
+/// How often, on a Redis Cluster, the subscriber reads which master owns
+/// which slots: a failover moves a shard's channels to the new master
+/// while the connection to the old one stays up (Redis only sends it a
+/// `sunsubscribe`, which the client library drops).
+const TOPOLOGY_CHECK_MS: u64 = 1_000;
 
 /// Whether the node can serve: connected, and every subscription restored.
 #[derive(Debug, Default)]
@@ -210,6 +215,8 @@ async fn keep_subscribed(conn: Arc<Connection>, subscriptions: Subscriptions, si
     // Connections made while subscribing the base channels are not losses.
     while errors.try_recv().is_ok() || reconnects.try_recv().is_ok() {}
     let mut tick = tokio::time::interval(Duration::from_millis(RESUBSCRIBE_CHECK_MS));
+    let mut topology = tokio::time::interval(Duration::from_millis(TOPOLOGY_CHECK_MS));
+    let mut owners = if conn.sharded { slot_owners(subscriber).await } else { None };
     loop {
         tokio::select! {
             error = errors.recv() => {
@@ -221,6 +228,16 @@ async fn keep_subscribed(conn: Arc<Connection>, subscriptions: Subscriptions, si
                 health.resubscribing.store(true, Ordering::SeqCst);
             }
             _ = tick.tick() => {}
+            _ = topology.tick(), if conn.sharded => {
+                let now = slot_owners(subscriber).await;
+                if now.is_some() && now != owners {
+                    if owners.is_some() {
+                        tracing::info!("the cluster's slots moved; subscribing again where they are now");
+                        health.resubscribing.store(true, Ordering::SeqCst);
+                    }
+                    owners = now;
+                }
+            }
         }
         if !health.resubscribing.load(Ordering::SeqCst) || !subscriber.is_connected() {
             continue;
@@ -234,6 +251,14 @@ async fn keep_subscribed(conn: Arc<Connection>, subscriptions: Subscriptions, si
             Err(err) => tracing::warn!(cause = %err, "resubscribe failed; retrying"),
         }
     }
+}
+
+/// Which master owns which slots, as the cluster tells now (`None` when it
+/// cannot be read).
+async fn slot_owners(subscriber: &SubscriberClient) -> Option<Vec<(u16, u16, String)>> {
+    subscriber.sync_cluster().await.ok()?;
+    let state = subscriber.cached_cluster_state()?;
+    Some(state.slots().iter().map(|range| (range.start, range.end, range.primary.to_string())).collect())
 }
 
 /// Hands every pub/sub message to the hub. A lagging receiver is counted
