@@ -289,6 +289,15 @@ mod tests {
     }
 
     #[test]
+    fn replica_waits_need_a_timeout() {
+        let loaded = load_env(Service::Gateway, &[("CHAT_REDIS__WAIT_REPLICAS", "1")]).unwrap();
+        assert_eq!((loaded.cluster.redis.wait_replicas, loaded.cluster.redis.wait_timeout_ms), (1, 500));
+        let pairs = [("CHAT_REDIS__WAIT_REPLICAS", "1"), ("CHAT_REDIS__WAIT_TIMEOUT_MS", "0")];
+        let err = load_env(Service::Gateway, &pairs).unwrap_err().to_string();
+        assert!(err.contains("redis.wait_timeout_ms"), "{err}");
+    }
+
+    #[test]
     fn keys_of_earlier_versions_say_where_they_went() {
         let err = load_env(Service::Gateway, &[("CHAT_LIMITS__MAX_FRAME_BYTES", "1")]).unwrap_err().to_string();
         assert!(err.contains("CHAT_LIMITS") && err.contains("gateway.limits"), "{err}");

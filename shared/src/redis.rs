@@ -23,6 +23,14 @@ pub struct RedisSettings {
     /// Pub/sub messages buffered between the Redis connection and the service before it counts as lagging
     /// (fred preallocates several channels of this size: 65536 cost about 200 MB of RSS, 4096 about 12 MB).
     pub subscriber_buffer_messages: usize,
+    /// Replicas that must hold an appended event (message, edit, delete,
+    /// reaction, DM) before its `ack` (Redis `WAIT`); 0 acknowledges once
+    /// the master has it. An append that reaches fewer within
+    /// `wait_timeout_ms` is answered `unavailable` (a retry with the same
+    /// `client_id` is safe).
+    pub wait_replicas: u32,
+    /// How long an append waits for `wait_replicas`, in milliseconds.
+    pub wait_timeout_ms: u64,
 }
 
 impl Default for RedisSettings {
@@ -33,6 +41,8 @@ impl Default for RedisSettings {
             command_timeout_ms: 2_000,
             reconnect_delay_ms: 250,
             subscriber_buffer_messages: 4_096,
+            wait_replicas: 0,
+            wait_timeout_ms: 500,
         }
     }
 }
@@ -44,6 +54,12 @@ impl RedisSettings {
         if self.pool_size == 0 || self.subscriber_buffer_messages == 0 {
             return Err(ConfigError::Invalid(
                 "redis.pool_size and redis.subscriber_buffer_messages must be at least 1".into(),
+            ));
+        }
+        if self.wait_replicas > 0 && self.wait_timeout_ms == 0 {
+            // WAIT with timeout 0 blocks forever.
+            return Err(ConfigError::Invalid(
+                "redis.wait_timeout_ms must be at least 1 with redis.wait_replicas".into(),
             ));
         }
         Ok(())

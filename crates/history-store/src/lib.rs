@@ -45,7 +45,7 @@ pub use chat_shared::protocol::MAX_EMOJI_PER_MESSAGE;
 use chat_shared::BackendResult;
 
 pub use memory::MemoryStore;
-pub use redis::RedisStore;
+pub use redis::{RedisStore, ReplicaWait};
 
 /// A stored event's seq and time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytestring::ByteString;
 use fred::clients::Pool;
-use fred::interfaces::{ClientLike, KeysInterface, ListInterface, PubsubInterface};
+use fred::interfaces::{ClientLike, KeysInterface, ListInterface, PubsubInterface, ServerInterface};
 use fred::types::{Expiration, SetOptions, Value};
 
 use chat_shared::keys::{room_channel, user_channel};
@@ -37,6 +37,17 @@ use scripts::Scripts;
 /// without one (a message renews it to the retention).
 pub const EMPTY_ROOM_EPOCH_TTL: Duration = Duration::from_secs(3_600);
 
+/// How many replicas must hold an appended event before the append returns
+/// (`redis.wait_replicas`, `redis.wait_timeout_ms`): Redis replicates
+/// asynchronously, so without it an acknowledged event can be lost with its
+/// master. See the module documentation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicaWait {
+    /// 0: do not wait.
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
 /// See the module documentation.
 pub struct RedisStore {
     pool: Pool,
@@ -45,6 +56,7 @@ pub struct RedisStore {
     scripts: Scripts,
     history: HistorySettings,
     dm: DmSettings,
+    wait: ReplicaWait,
 }
 
 fn millis(duration: Duration) -> String {
@@ -55,7 +67,14 @@ impl RedisStore {
     /// A store on `pool` (`sharded`: the pool is a Redis Cluster's) keeping
     /// what `history` and `dm` say.
     pub fn new(pool: Pool, sharded: bool, history: HistorySettings, dm: DmSettings) -> RedisStore {
-        RedisStore { pool, sharded, scripts: Scripts::default(), history, dm }
+        RedisStore { pool, sharded, scripts: Scripts::default(), history, dm, wait: ReplicaWait::default() }
+    }
+
+    /// Appends return only once `wait.replicas` replicas hold the event.
+    #[must_use]
+    pub fn with_replica_wait(mut self, wait: ReplicaWait) -> RedisStore {
+        self.wait = wait;
+        self
     }
 
     fn publish_command(&self) -> &'static str {
@@ -83,6 +102,42 @@ impl RedisStore {
     ) -> BackendResult<Value> {
         self.check()?;
         Ok(script.evalsha_with_reload::<Value, _, _>(self.pool.next(), keys, args).await?)
+    }
+
+    /// An append script (`keys[0]` names its slot), then, with
+    /// [`ReplicaWait`] on, `WAIT` on the same connection to the same node:
+    /// `WAIT` counts the replicas that acknowledged that connection's
+    /// writes. `stored` tells from the reply whether the script wrote.
+    async fn eval_append(
+        &self,
+        script: &fred::types::scripts::Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+        stored: impl FnOnce(&Value) -> bool,
+    ) -> BackendResult<Value> {
+        self.check()?;
+        let client = self.pool.next();
+        let slot = fred::util::redis_keyslot(keys.first().map(String::as_bytes).unwrap_or_default());
+        let reply = script.evalsha_with_reload::<Value, _, _>(client, keys, args).await?;
+        if self.wait.replicas == 0 || !stored(&reply) {
+            return Ok(reply);
+        }
+        let options = fred::types::config::Options {
+            cluster_hash: Some(fred::types::ClusterHash::Custom(slot)),
+            // WAIT returns by its own timeout; the command's must not cut it short.
+            timeout: Some(self.wait.timeout + Duration::from_secs(1)),
+            ..Default::default()
+        };
+        let timeout = i64::try_from(self.wait.timeout.as_millis()).unwrap_or(i64::MAX).max(1);
+        let acked: i64 = client.with_options(&options).wait(i64::from(self.wait.replicas), timeout).await?;
+        if acked < i64::from(self.wait.replicas) {
+            return Err(BackendError::Unavailable(format!(
+                "the event reached {acked} of {} replicas within {} ms; it may be lost if its master fails",
+                self.wait.replicas,
+                self.wait.timeout.as_millis()
+            )));
+        }
+        Ok(reply)
     }
 
     fn client_id_ttl(&self, client_id: Option<&ClientId>) -> String {
@@ -117,7 +172,7 @@ impl HistoryStore for RedisStore {
             _ => (String::new(), ""),
         };
         let reply = self
-            .eval(
+            .eval_append(
                 &self.scripts.append_room,
                 vec![
                     keys::room_seq(&room),
@@ -146,6 +201,8 @@ impl HistoryStore for RedisStore {
                     MAX_EMOJI_PER_MESSAGE.to_string(),
                     if moderator { "1" } else { "0" }.to_owned(),
                 ],
+                // "SEQ:TS" (stored, or a repeated client id's first result) wrote or had written.
+                |reply| reply.as_str().is_some_and(|r| r.as_bytes().first().is_some_and(u8::is_ascii_digit)),
             )
             .await?;
         replies::append(reply)
@@ -164,7 +221,7 @@ impl HistoryStore for RedisStore {
             None => keys::conversation_seq(sender, &to),
         };
         let reply = self
-            .eval(
+            .eval_append(
                 &self.scripts.append_dm,
                 vec![
                     keys::conversation_seq(sender, &to),
@@ -178,6 +235,7 @@ impl HistoryStore for RedisStore {
                     self.client_id_ttl(client_id.as_ref()),
                     millis(self.history.retention()),
                 ],
+                |_| true,
             )
             .await?;
         let (seq, ts, json) = match replies::dm_append(reply)? {

@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use fred::clients::{Pool, SubscriberClient};
 use fred::interfaces::ClientLike;
-use history_store::RedisStore;
+use history_store::{RedisStore, ReplicaWait};
 
 use chat_shared::redis::RedisSettings;
 use chat_shared::settings::{DmSettings, HistorySettings};
@@ -128,6 +128,11 @@ pub fn connect(settings: RedisEngineSettings, metrics: Arc<Metrics>) -> anyhow::
         bus: Arc::new(bus),
         files: Arc::new(crate::files::redis_index::RedisFileIndex::new(conn.clone())),
         presence: RedisPresence::start(conn, settings.node_id, settings.lease),
-        history: Arc::new(RedisStore::new(pool, sharded, settings.history, settings.dm)),
+        history: Arc::new(RedisStore::new(pool, sharded, settings.history, settings.dm).with_replica_wait(
+            ReplicaWait {
+                replicas: settings.redis.wait_replicas,
+                timeout: Duration::from_millis(settings.redis.wait_timeout_ms),
+            },
+        )),
     })
 }
