@@ -92,6 +92,23 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOPs the server (`resume` continues it): it answers nothing meanwhile.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONTs a paused server.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill runs");
+            assert!(status.success(), "kill {signal} redis-server");
+        }
+    }
+
     /// Starts it again on the same port with the same data directory.
     pub fn restart(&mut self) {
         self.kill();
@@ -111,20 +128,31 @@ impl Drop for RedisServer {
     }
 }
 
-/// A 3-master Redis Cluster on loopback.
+/// A Redis Cluster on loopback: 3 masters, each with one replica.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
 }
 
 impl RedisCluster {
+    /// With the default `cluster-node-timeout` of 5 s: no failover unless a
+    /// master is gone that long.
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3)
+        Self::start_with_node_timeout(5_000)
+    }
+
+    /// With `cluster-node-timeout` `ms`: a replica takes over a master that
+    /// did not answer for that long (plus an election).
+    pub fn start_with_node_timeout(ms: u64) -> RedisCluster {
+        let timeout = ms.to_string();
+        let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
                 RedisServer::start_with(&[
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
                     "nodes.conf",
+                    "--cluster-node-timeout",
+                    &timeout,
                     "--save",
                     "",
                     "--appendonly",
@@ -135,15 +163,91 @@ impl RedisCluster {
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let mut args = vec!["--cluster", "create"];
         args.extend(addrs.iter().map(String::as_str));
-        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
         let created = Command::new("redis-cli").args(&args).output().expect("redis-cli runs");
         assert!(created.status.success(), "cluster create: {}", String::from_utf8_lossy(&created.stderr));
+        let cluster = RedisCluster { nodes };
         let deadline = Instant::now() + START_TIMEOUT;
-        while !nodes.iter().all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok")) {
-            assert!(Instant::now() < deadline, "cluster did not reach cluster_state:ok");
+        while !cluster.settled() {
+            assert!(Instant::now() < deadline, "cluster did not reach cluster_state:ok with its replicas in sync");
             std::thread::sleep(Duration::from_millis(100));
         }
-        RedisCluster { nodes }
+        cluster
+    }
+
+    /// Every node says `cluster_state:ok` and every replica's link is up.
+    fn settled(&self) -> bool {
+        self.nodes.iter().all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+            && self.nodes.iter().all(|n| {
+                let info = n.cli(&["info", "replication"]);
+                info.contains("role:master") || info.contains("master_link_status:up")
+            })
+    }
+
+    /// `CLUSTER NODES` as a node that answers sees it.
+    fn topology(&self) -> String {
+        self.nodes.iter().map(|n| n.cli(&["cluster", "nodes"])).find(|t| !t.trim().is_empty()).unwrap_or_default()
+    }
+
+    fn index_of_port(&self, port: u16) -> usize {
+        self.nodes.iter().position(|n| n.port == port).expect("a node of this cluster")
+    }
+
+    /// The nodes that are masters now.
+    pub fn masters(&self) -> Vec<&RedisServer> {
+        self.topology()
+            .lines()
+            .filter(|l| {
+                l.split_whitespace().nth(2).is_some_and(|flags| flags.contains("master") && !flags.contains("fail"))
+            })
+            .map(|l| &self.nodes[self.index_of_port(port_of(l.split_whitespace().nth(1).unwrap_or_default()))])
+            .collect()
+    }
+
+    /// The node (index in `nodes`) that masters `key`'s slot now.
+    pub fn master_of(&self, key: &str) -> usize {
+        self.owner_of(key).unwrap_or_else(|| panic!("no live master owns the slot of {key}"))
+    }
+
+    /// The node (index in `nodes`) that masters `key`'s slot now, if any
+    /// does (none between a master's failure and its replica's promotion).
+    pub fn owner_of(&self, key: &str) -> Option<usize> {
+        let slot: u16 = self
+            .nodes
+            .iter()
+            .map(|n| n.cli(&["cluster", "keyslot", key]))
+            .find_map(|s| s.trim().parse().ok())
+            .expect("a node answers CLUSTER KEYSLOT");
+        for line in self.topology().lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let owns = fields[8..].iter().any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if (lo..=hi).contains(&slot))
+            });
+            if owns {
+                return Some(self.index_of_port(port_of(fields[1])));
+            }
+        }
+        None
+    }
+
+    /// A replica (index in `nodes`) of the master `master`.
+    pub fn replica_of(&self, master: usize) -> usize {
+        let topology = self.topology();
+        let master_id = topology
+            .lines()
+            .find(|l| port_of(l.split_whitespace().nth(1).unwrap_or_default()) == self.nodes[master].port)
+            .and_then(|l| l.split_whitespace().next())
+            .expect("the master in CLUSTER NODES")
+            .to_owned();
+        let line = topology
+            .lines()
+            .find(|l| l.split_whitespace().nth(3) == Some(master_id.as_str()) && !l.contains("fail"))
+            .expect("a live replica of the master");
+        self.index_of_port(port_of(line.split_whitespace().nth(1).unwrap_or_default()))
     }
 
     /// `redis-cluster://127.0.0.1:P1?node=127.0.0.1:P2&node=…`.
@@ -167,4 +271,9 @@ impl RedisCluster {
         all.sort();
         all
     }
+}
+
+/// The port of a `CLUSTER NODES` address (`127.0.0.1:7000@17000`).
+fn port_of(address: &str) -> u16 {
+    address.split('@').next().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok()).unwrap_or(0)
 }

@@ -144,6 +144,76 @@ async fn costs_on_a_redis_cluster() {
     let cluster = RedisCluster::start();
     let app = spawn_app(settings(cluster.url()));
     wait_ready(std::slice::from_ref(&app)).await;
-    let nodes: Vec<&RedisServer> = cluster.nodes.iter().collect();
-    costs(&app, &nodes, "a 3-master Redis Cluster").await;
+    // The masters only: a replica runs what its master replicates, which would count twice.
+    costs(&app, &cluster.masters(), "a Redis Cluster of 3 masters (each with a replica)").await;
+}
+
+/// What `redis.wait_replicas` costs: two gateways on one Redis Cluster
+/// (each master with a replica), one acknowledging at once and one after
+/// `WAIT 1`; rounds of sends alternate between them, so both see the same
+/// machine. One client waiting for each ack (latency), then 8 clients at
+/// once (throughput).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: see the module documentation"]
+async fn wait_replicas_cost_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let apps: Vec<TestApp> = [0, 1]
+        .into_iter()
+        .map(|replicas| {
+            let configure = settings(cluster.url());
+            spawn_app(move |s| {
+                configure(s);
+                s.cluster.redis.wait_replicas = replicas;
+                s.gateway.limits.user_messages_per_second = 100_000;
+            })
+        })
+        .collect();
+    wait_ready(&apps).await;
+    let mut latency: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    let mut rate: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..6 {
+        for (i, app) in apps.iter().enumerate() {
+            let mut client = app.client(&format!("w{i}")).await;
+            let room = format!("wait-{i}-{round}");
+            client.join(&room).await;
+            for n in 0..ROUNDS / 2 {
+                let started = Instant::now();
+                let reply = client.request(json!({"type": "send", "room": room, "text": format!("m{n}")})).await;
+                latency[i].push(started.elapsed());
+                assert_eq!(reply["type"], "ack", "{reply}");
+            }
+            // Throughput: 8 clients in 8 rooms (spread over the shards), each waiting for its acks.
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..8)
+                .map(|c| {
+                    let url = app.ws_url(&format!("user=t{i}-{c}"));
+                    let room = format!("wait-{i}-{round}-{c}");
+                    tokio::spawn(async move {
+                        let mut client = Client::connect(&url).await.expect("connects");
+                        client.join(&room).await;
+                        for n in 0..100 {
+                            client.say(&room, &format!("m{n}")).await;
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            rate[i].push(800.0 / started.elapsed().as_secs_f64());
+        }
+    }
+    println!("\nredis.wait_replicas on a Redis Cluster of 3 masters with a replica each; one gateway per setting\n");
+    println!("| redis.wait_replicas | send p50 ms | send p99 ms | acks/s, 8 clients (median of 6 rounds) |");
+    println!("|---|---|---|---|");
+    for i in 0..2 {
+        latency[i].sort();
+        rate[i].sort_by(f64::total_cmp);
+        println!(
+            "| {i} | {:.2} | {:.2} | {:.0} |",
+            quantile(&latency[i], 0.5),
+            quantile(&latency[i], 0.99),
+            rate[i][rate[i].len() / 2]
+        );
+    }
 }

@@ -9,6 +9,7 @@ mod bench;
 mod chat;
 mod cluster;
 mod environment;
+mod failover;
 mod files;
 mod history;
 mod hostile;
