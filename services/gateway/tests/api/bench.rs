@@ -217,3 +217,90 @@ async fn wait_replicas_cost_on_a_redis_cluster() {
         );
     }
 }
+
+/// What clients that never read cost the others: a room of 20 readers and a
+/// sender (200 messages of 3.5 KB a second, the send time in each), 5 s
+/// alone, then 15 s with 10 more members whose sockets never read (a 4 KB
+/// receive buffer), which the gateway closes with 4008 once their outbox
+/// and socket buffers are full. The readers'
+/// delivery latency in both phases, side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: see the module documentation"]
+async fn clients_that_never_read_and_the_others_latency() {
+    const READERS: usize = 20;
+    const STALLED: usize = 10;
+    let app = spawn_app(|s| s.gateway.limits.messages_per_second = 100_000);
+    let started = Instant::now();
+    let mut readers = Vec::new();
+    for r in 0..READERS {
+        let mut client = app.client(&format!("reader-{r}")).await;
+        client.join("busy").await;
+        readers.push(client);
+    }
+    let mut sender = app.client("sender").await;
+    sender.join("busy").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let latencies: Vec<_> = readers
+        .into_iter()
+        .map(|mut client| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Some(frame) = client.try_recv(Duration::from_millis(200)).await else { continue };
+                    let Some(text) = frame["text"].as_str() else { continue };
+                    let (sent_us, _) = text.split_once(' ').unwrap();
+                    let at = started.elapsed().as_micros() as u64;
+                    seen.push((at, at - sent_us.parse::<u64>().unwrap()));
+                }
+                seen
+            })
+        })
+        .collect();
+    let pad = "x".repeat(3_500);
+    send_for(&mut sender, &pad, started, 5).await;
+    let phase_two = started.elapsed().as_micros() as u64;
+    let mut stalled = Vec::new();
+    for s in 0..STALLED {
+        let mut client = Client::connect_small_buffer(&app.ws_url(&format!("user=stalled-{s}")), 4096).await;
+        client.join("busy").await;
+        stalled.push(client);
+    }
+    send_for(&mut sender, &pad, started, 15).await;
+    let closes = app.metric("chat_slow_consumer_closes_total").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut phases = [Vec::new(), Vec::new()];
+    for task in latencies {
+        for (at, latency) in task.await.unwrap() {
+            phases[usize::from(at >= phase_two)].push(Duration::from_micros(latency));
+        }
+    }
+    println!("\n{READERS} readers of a room getting 200 messages of 3.5 KB a second; one gateway\n");
+    println!("| phase | deliveries | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    let names = ["alone".to_owned(), format!("with {STALLED} clients that never read")];
+    for (name, times) in names.iter().zip(phases.iter_mut()) {
+        times.sort();
+        println!(
+            "| {name} | {} | {:.2} | {:.2} | {:.2} |",
+            times.len(),
+            quantile(times, 0.5),
+            quantile(times, 0.99),
+            times.last().unwrap().as_secs_f64() * 1_000.0
+        );
+    }
+    println!("\nclosed with 4008 during the second phase: {closes} of {STALLED}");
+}
+
+/// Sends into `busy` every 5 ms for `seconds`, each text starting with the
+/// microseconds since `started`; drops its own traffic.
+async fn send_for(sender: &mut Client, pad: &str, started: Instant, seconds: u64) {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    while Instant::now() < until {
+        tick.tick().await;
+        let text = format!("{} {pad}", started.elapsed().as_micros());
+        sender.send(json!({"type": "send", "room": "busy", "text": text})).await;
+        while sender.try_recv(Duration::ZERO).await.is_some() {}
+    }
+}
