@@ -166,6 +166,11 @@ pub struct LimitSettings {
     /// room's stream to answer joins and resumes without a history read
     /// (0: none kept).
     pub max_cached_events_per_room: usize,
+    /// How long a client may take to send a whole request head (the
+    /// WebSocket handshake included) once connected, in milliseconds; a
+    /// slower one gets 408 and is closed. Also how long an idle HTTP
+    /// keep-alive connection stays open.
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,6 +321,7 @@ impl Default for LimitSettings {
             user_messages_per_second: 0,
             max_throttled_relays: 100_000,
             max_cached_events_per_room: 100,
+            request_timeout_ms: 5_000,
         }
     }
 }
@@ -404,6 +410,9 @@ impl Settings {
         }
         if limits.max_outbox_bytes < limits.max_frame_bytes {
             return invalid("gateway.limits.max_outbox_bytes must be at least gateway.limits.max_frame_bytes");
+        }
+        if limits.request_timeout_ms == 0 {
+            return invalid("gateway.limits.request_timeout_ms must be at least 1");
         }
         if gateway.heartbeat.interval_ms < 100 {
             return invalid("gateway.heartbeat.interval_ms must be at least 100");

@@ -170,6 +170,7 @@ impl Application {
 /// connection, for nothing once the socket speaks WebSocket).
 fn serve(listener: TcpListener, node: Arc<Node>, workers: usize, drain_secs: u64) -> anyhow::Result<Server> {
     let local_addr = listener.local_addr()?;
+    let request_timeout = Duration::from_millis(node.settings.gateway.limits.request_timeout_ms);
     let server = actix_server::Server::build()
         .workers(workers)
         .disable_signals()
@@ -185,8 +186,8 @@ fn serve(listener: TcpListener, node: Arc<Node>, workers: usize, drain_secs: u64
                 }
             });
             HttpService::build()
-                .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
-                .client_request_timeout(Duration::from_secs(5))
+                .keep_alive(KeepAlive::Timeout(request_timeout))
+                .client_request_timeout(request_timeout)
                 .client_disconnect_timeout(Duration::from_secs(1))
                 // Frames are small and latency matters: no Nagle delay (with
                 // the peer's delayed ACK it held frames back by 40 ms and more).
