@@ -37,7 +37,7 @@ def main() -> None:
         ax.axvspan(0, warmup / 60, color="0.9", label="warm-up")
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
-    rss.legend(loc="center right", fontsize=8)
+    rss.legend(loc="lower right", fontsize=8, ncol=4)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
