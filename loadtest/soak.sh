@@ -5,7 +5,7 @@
 # joins and leaves, reconnects with replay) for SECONDS, sampling every
 # process's RSS and open file descriptors and Redis's used memory every
 # SOAK_SAMPLE_S seconds into a CSV. Fails when any of them grows by more than
-# 5% after the warm-up (loadtest/soak_check.py), when k6 saw an error frame or
+# 5% after the warm-up (open files: and by more than 2) (loadtest/soak_check.py), when k6 saw an error frame or
 # an unexpected close, or when a process logged an error or panicked.
 #
 #   loadtest/soak.sh 3600            # the documented run (release build)
