@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Extra arguments for the gateway, e.g. `make run ARGS="--config gateway.toml"`.
 ARGS ?=
 
-.PHONY: run test web-test screenshot deploy-test loadtest loadtest-smoke storm build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
+.PHONY: run test web-test screenshot deploy-test loadtest loadtest-smoke storm soak failover fuzz fuzz-smoke build release lint fmt clean check-tools token cluster-up cluster-down cluster-status
 
 ## run: one gateway on the embedded engine, anonymous auth, ws://127.0.0.1:8080/ws
 run: check-tools
@@ -68,6 +68,29 @@ STORM_SECONDS ?= 30
 storm: check-tools
 	deploy/local/ensure-web-test-tools.sh
 	STORM_PROFILE=release loadtest/storm.sh $(STORM_CONNECTIONS) $(STORM_SECONDS)
+
+## soak: the local cluster under a steady mix for SOAK_SECONDS (default one hour,
+## release build), sampling RSS, open files and Redis memory into a CSV; fails on
+## growth over 5% after warm-up or any error. CI runs 120 s on a debug build:
+## `make soak SOAK_SECONDS=120 SOAK_PROFILE=debug`
+SOAK_SECONDS ?= 3600
+SOAK_PROFILE ?= release
+soak: check-tools
+	SOAK_PROFILE=$(SOAK_PROFILE) loadtest/soak.sh $(SOAK_SECONDS)
+
+## failover: the Redis Cluster failover tests (also in `make test`), printing each
+## run's recovery time, refusals and lost acks
+failover: check-tools
+	deploy/local/ensure-redis.sh
+	$(CARGO) test --locked -p gateway --test api failover:: -- --nocapture --test-threads=1
+
+## fuzz: every fuzz target for FUZZ_SECONDS each (default 30 minutes; fuzz/README.md);
+## fuzz-smoke: 60 s each, on the committed corpus (CI)
+FUZZ_SECONDS ?= 1800
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
+fuzz-smoke:
+	fuzz/run.sh 60
 
 ## cluster-up: Redis and three gateways on 127.0.0.1:8081-8083, logs in .cluster/logs
 cluster-up: check-tools

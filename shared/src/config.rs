@@ -110,7 +110,26 @@ where
     S: DeserializeOwned + Default,
     I: IntoIterator<Item = (String, String)>,
 {
-    let mut tree = read_tree(file, env)?;
+    let file = file.map(|path| config::File::from(path).required(true));
+    from_tree(service, read_tree(file, env)?)
+}
+
+/// [`load_from`] with the file's TOML text itself (the `config` fuzz target).
+///
+/// # Errors
+/// As [`load`].
+pub fn load_toml<S, I>(service: Service, toml: &str, env: I) -> Result<Loaded<S>, ConfigError>
+where
+    S: DeserializeOwned + Default,
+    I: IntoIterator<Item = (String, String)>,
+{
+    from_tree(service, read_tree(Some(config::File::from_str(toml, config::FileFormat::Toml)), env)?)
+}
+
+fn from_tree<S: DeserializeOwned + Default>(
+    service: Service,
+    mut tree: config::Map<String, config::Value>,
+) -> Result<Loaded<S>, ConfigError> {
     let mut ignored = Vec::new();
     for key in tree.keys() {
         if let Some((_, moved_to)) = MOVED.iter().find(|(old, _)| old == key) {
@@ -140,13 +159,14 @@ where
 
 /// The whole tree, from the file and the `CHAT_*` variables (empty ones
 /// count as unset).
-fn read_tree<I>(file: Option<&Path>, env: I) -> Result<config::Map<String, config::Value>, ConfigError>
+fn read_tree<F, I>(file: Option<F>, env: I) -> Result<config::Map<String, config::Value>, ConfigError>
 where
+    F: config::Source + Send + Sync + 'static,
     I: IntoIterator<Item = (String, String)>,
 {
     let mut builder = config::Config::builder();
-    if let Some(path) = file {
-        builder = builder.add_source(config::File::from(path).required(true));
+    if let Some(file) = file {
+        builder = builder.add_source(file);
     }
     let prefix = format!("{ENV_PREFIX}_");
     let vars: config::Map<String, String> =

@@ -14,7 +14,7 @@ pub use chat_shared::http::ApiError;
 use chat_shared::telemetry::{encode_metrics, METRICS_CONTENT_TYPE};
 use chat_shared::ErrorCode;
 
-use crate::auth::{Identity, RoomGrant};
+use crate::auth::{Authenticator, Identity, RoomGrant};
 use crate::engine::{Admission, ConnectionLimits, SessionInfo};
 use crate::node::{ConnectionPermit, Node};
 
@@ -171,8 +171,19 @@ pub fn client_ip(trusted: &[ipnet::IpNet], head: &RequestHead, peer: Option<Sock
 /// # Errors
 /// 403 for an Origin not allowed, 400 for a malformed query, 401 for a bad token.
 pub fn identify(node: &Node, head: &RequestHead) -> Result<(Identity, HashMap<String, String>), ApiError> {
+    identify_with(&node.auth, head)
+}
+
+/// [`identify`] with an [`Authenticator`] of its own (the `handshake` fuzz target).
+///
+/// # Errors
+/// As [`identify`].
+pub fn identify_with(
+    auth: &Authenticator,
+    head: &RequestHead,
+) -> Result<(Identity, HashMap<String, String>), ApiError> {
     let origin = head.headers().get("origin").and_then(|v| v.to_str().ok());
-    node.auth.check_origin(origin).map_err(|err| ApiError::new(err.code, err.message))?;
+    auth.check_origin(origin).map_err(|err| ApiError::new(err.code, err.message))?;
     let query = web::Query::<HashMap<String, String>>::from_query(head.uri.query().unwrap_or_default())
         .map_err(|err| ApiError::new(ErrorCode::BadRequest, format!("invalid query: {err}")))?
         .into_inner();
@@ -182,7 +193,7 @@ pub fn identify(node: &Node, head: &RequestHead) -> Result<(Identity, HashMap<St
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    let identity = node.auth.authenticate(&query, bearer).map_err(|err| ApiError::new(err.code, err.message))?;
+    let identity = auth.authenticate(&query, bearer).map_err(|err| ApiError::new(err.code, err.message))?;
     Ok((identity, query))
 }
 

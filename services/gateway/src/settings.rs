@@ -371,7 +371,22 @@ impl Settings {
     /// A missing or malformed file, a value of the wrong type, an unknown key,
     /// or settings that contradict each other (see [`Settings::validate`]).
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let loaded = config::load(Service::Gateway, file)?;
+        Self::checked(config::load(Service::Gateway, file)?)
+    }
+
+    /// [`Settings::load`] from a TOML text and environment pairs (the
+    /// `config` fuzz target).
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn from_toml<I>(toml: &str, env: I) -> Result<Settings, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        Self::checked(config::load_toml(Service::Gateway, toml, env)?)
+    }
+
+    fn checked(loaded: config::Loaded<GatewaySettings>) -> Result<Settings, ConfigError> {
         let settings = Settings { cluster: loaded.cluster, gateway: loaded.own, ignored: loaded.ignored };
         settings.validate()?;
         Ok(settings)

@@ -260,10 +260,13 @@ impl Client {
     }
 
     pub async fn send(&mut self, frame: Value) {
-        self.ws.send(Message::Text(frame.to_string().into())).await.expect("send");
+        self.send_raw(Message::Text(frame.to_string().into())).await;
     }
 
     pub async fn send_raw(&mut self, message: Message) {
+        if let Message::Text(text) = &message {
+            keep_fuzz_seed(text.as_str());
+        }
         self.ws.send(message).await.expect("send");
     }
 
@@ -572,4 +575,17 @@ impl std::ops::DerefMut for PresenceProcess {
     fn deref_mut(&mut self) -> &mut ServiceProcess {
         &mut self.0
     }
+}
+
+/// With `CHAT_FUZZ_SEEDS=DIR`, every text frame a test sends is kept in DIR
+/// (one file each, named by its hash): the `client_frame` fuzz target's seed
+/// corpus is what the protocol tests send (`fuzz/README.md`).
+fn keep_fuzz_seed(text: &str) {
+    use std::hash::{Hash, Hasher};
+    let Some(dir) = std::env::var_os("CHAT_FUZZ_SEEDS") else { return };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    let path = std::path::Path::new(&dir).join(format!("test-{:016x}", hasher.finish()));
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(path, text);
 }
