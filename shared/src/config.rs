@@ -171,6 +171,13 @@ where
     let prefix = format!("{ENV_PREFIX}_");
     let vars: config::Map<String, String> =
         env.into_iter().filter(|(k, v)| k.starts_with(&prefix) && !v.is_empty()).collect();
+    // The config crate reads `[N]` and `.` in a key as a path: `CHAT_X[99999999999999]`
+    // would make it allocate an array that long and abort (found by the `config` fuzz target).
+    if let Some(bad) = vars.keys().find(|k| !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+        return Err(ConfigError::Invalid(format!(
+            "environment variable `{bad}`: a setting's name holds only letters, digits and `_`"
+        )));
+    }
     let mut env_source = config::Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("_")
         .separator("__")
@@ -305,6 +312,15 @@ mod tests {
         ] {
             let err = load_env(Service::Gateway, &[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(names), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_variable_name_with_a_path_in_it_is_refused_not_allocated() {
+        // An array index: the config crate would allocate 14 trillion entries.
+        for key in ["CHAT_GATEWAY[22422222222222]", "CHAT_GATEWAY.LISTEN", "CHAT_GATEWAY__LIMITS__MAX TEXT"] {
+            let err = load_env(Service::Gateway, &[(key, "1")]).unwrap_err().to_string();
+            assert!(err.contains("letters, digits and `_`") && err.contains(key), "{key}: {err}");
         }
     }
 
