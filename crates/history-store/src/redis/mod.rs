@@ -117,11 +117,10 @@ impl RedisStore {
     ) -> BackendResult<Value> {
         self.check()?;
         let client = self.pool.next();
-        let slot = fred::util::redis_keyslot(keys.first().map(String::as_bytes).unwrap_or_default());
+        let slot = (self.wait.replicas > 0)
+            .then(|| fred::util::redis_keyslot(keys.first().map(String::as_bytes).unwrap_or_default()));
         let reply = script.evalsha_with_reload::<Value, _, _>(client, keys, args).await?;
-        if self.wait.replicas == 0 || !stored(&reply) {
-            return Ok(reply);
-        }
+        let Some(slot) = slot.filter(|_| stored(&reply)) else { return Ok(reply) };
         let options = fred::types::config::Options {
             cluster_hash: Some(fred::types::ClusterHash::Custom(slot)),
             // WAIT returns by its own timeout; the command's must not cut it short.
