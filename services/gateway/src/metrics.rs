@@ -65,6 +65,8 @@ pub struct Metrics {
     pub history_service_seconds: Histogram,
     /// `chat_history_service_failures_total`: history-service reads that failed (answered `unavailable`).
     pub history_service_failures: IntCounter,
+    /// `chat_replica_wait_shortfalls_total`: appends that fewer than `redis.wait_replicas` replicas acknowledged in time (answered `unavailable`).
+    pub replica_wait_shortfalls: IntCounter,
     /// `chat_redis_up`: 1 while the engine's Redis is reachable with every subscription in place (always 1 on the embedded engine); set at each scrape.
     pub redis_up: IntGauge,
 }
@@ -122,6 +124,11 @@ impl Metrics {
             history_service_failures: IntCounter::new(
                 "chat_history_service_failures_total",
                 "History-service reads that failed; the client got unavailable.",
+            )?,
+            replica_wait_shortfalls: IntCounter::new(
+                "chat_replica_wait_shortfalls_total",
+                "Appends that fewer than redis.wait_replicas replicas acknowledged within redis.wait_timeout_ms; the \
+                 client got unavailable.",
             )?,
             slow_consumer_closes: IntCounter::new(
                 "chat_slow_consumer_closes_total",
@@ -197,6 +204,7 @@ impl Metrics {
         r.register(Box::new(metrics.catch_up_closes.clone()))?;
         r.register(Box::new(metrics.history_service_seconds.clone()))?;
         r.register(Box::new(metrics.history_service_failures.clone()))?;
+        r.register(Box::new(metrics.replica_wait_shortfalls.clone()))?;
         r.register(Box::new(metrics.redis_up.clone()))?;
         // Pre-create the labelled series so dashboards see zeros, not gaps.
         for kind in ClientFrame::TYPES.iter().chain([&INVALID_FRAME_LABEL]) {

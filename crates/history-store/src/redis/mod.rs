@@ -7,11 +7,22 @@
 //!
 //! While the pool is not connected every call fails at once with
 //! `Unavailable`, rather than waiting out the command timeout.
+//!
+//! With a [`ReplicaWait`], each append is followed by `WAIT` on the same
+//! connection to the same node. An append that fewer replicas acknowledge in
+//! time fails with `Unavailable`, although its event is stored and published
+//! on the master: it may be lost if that master dies before its replicas
+//! catch up. A retry with the same client id is answered from the stored
+//! result and waits again. That wait covers the original write even on
+//! another connection: Redis gives `WAIT` the replication offset as of the
+//! connection's last command, reads included, and the retry's script reads
+//! the stored result after the original wrote it.
 
 mod read_state;
 pub mod replies;
 pub mod scripts;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -48,6 +59,10 @@ pub struct ReplicaWait {
     pub timeout: Duration,
 }
 
+/// Called each time an append reached fewer replicas than [`ReplicaWait`]
+/// asks for (the gateway counts them in a metric).
+pub type ShortfallHook = Arc<dyn Fn() + Send + Sync>;
+
 /// See the module documentation.
 pub struct RedisStore {
     pool: Pool,
@@ -57,6 +72,7 @@ pub struct RedisStore {
     history: HistorySettings,
     dm: DmSettings,
     wait: ReplicaWait,
+    on_shortfall: Option<ShortfallHook>,
 }
 
 fn millis(duration: Duration) -> String {
@@ -67,13 +83,23 @@ impl RedisStore {
     /// A store on `pool` (`sharded`: the pool is a Redis Cluster's) keeping
     /// what `history` and `dm` say.
     pub fn new(pool: Pool, sharded: bool, history: HistorySettings, dm: DmSettings) -> RedisStore {
-        RedisStore { pool, sharded, scripts: Scripts::default(), history, dm, wait: ReplicaWait::default() }
+        RedisStore {
+            pool,
+            sharded,
+            scripts: Scripts::default(),
+            history,
+            dm,
+            wait: ReplicaWait::default(),
+            on_shortfall: None,
+        }
     }
 
-    /// Appends return only once `wait.replicas` replicas hold the event.
+    /// Appends return only once `wait.replicas` replicas hold the event;
+    /// `on_shortfall` is called for each that did not in time.
     #[must_use]
-    pub fn with_replica_wait(mut self, wait: ReplicaWait) -> RedisStore {
+    pub fn with_replica_wait(mut self, wait: ReplicaWait, on_shortfall: Option<ShortfallHook>) -> RedisStore {
         self.wait = wait;
+        self.on_shortfall = on_shortfall;
         self
     }
 
@@ -130,6 +156,9 @@ impl RedisStore {
         let timeout = i64::try_from(self.wait.timeout.as_millis()).unwrap_or(i64::MAX).max(1);
         let acked: i64 = client.with_options(&options).wait(i64::from(self.wait.replicas), timeout).await?;
         if acked < i64::from(self.wait.replicas) {
+            if let Some(hook) = &self.on_shortfall {
+                hook();
+            }
             return Err(BackendError::Unavailable(format!(
                 "the event reached {acked} of {} replicas within {} ms; it may be lost if its master fails",
                 self.wait.replicas,

@@ -81,7 +81,7 @@ pub async fn stored(store: &dyn HistoryStore, draft: RoomDraft) -> Appended {
     }
 }
 
-fn dm(from: &str, to: &str, text: &str, client_id: Option<&str>) -> DmDraft {
+pub fn dm(from: &str, to: &str, text: &str, client_id: Option<&str>) -> DmDraft {
     DmDraft {
         from: someone(from),
         to: user(to),

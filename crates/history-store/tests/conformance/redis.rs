@@ -185,3 +185,101 @@ async fn reaction_state_is_trimmed_with_the_history() {
     assert_eq!(held("chat:{r:c-trim}:reactions"), 0, "message 1's reactions left with it");
     assert_eq!(redis.cli(&["zcard", "chat:{r:c-trim}:reactions_by_seq"]).trim(), "0");
 }
+
+/// `redis.wait_replicas`: an append returns once a replica holds it. One that
+/// no replica acknowledges in time fails with `Unavailable` and is counted,
+/// and so does every retry of its client id, on every connection of the
+/// pool, until a replica holds the original: a retry is answered from the
+/// stored result, and its `WAIT` must not pass on a connection whose last
+/// write the replica already had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_and_their_retries_wait_for_a_replica() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use history_store::{Outcome, ReplicaWait, Window};
+
+    let master = RedisServer::start();
+    let port = master.port.to_string();
+    let replica = RedisServer::start_with(&["--save", "", "--appendonly", "no", "--replicaof", "127.0.0.1", &port]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !replica.cli(&["info", "replication"]).contains("master_link_status:up") {
+        assert!(std::time::Instant::now() < deadline, "the replica never synced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    const POOL: usize = 2;
+    let settings = RedisSettings { url: master.url(), pool_size: POOL, ..RedisSettings::default() };
+    let (pool, sharded) = settings.connect_pool().expect("a valid URL");
+    pool.wait_for_connect().await.expect("redis answers");
+    let shortfalls = Arc::new(AtomicUsize::new(0));
+    let counted = shortfalls.clone();
+    let (mut history, dm) = cases::settings();
+    // Longer than the test: retries find their originals.
+    history.idempotency_window_ms = 60_000;
+    history.retention_days = 1.0;
+    let store = RedisStore::new(pool, sharded, history, dm).with_replica_wait(
+        ReplicaWait { replicas: 1, timeout: Duration::from_millis(300) },
+        Some(Arc::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        })),
+    );
+    let refused = |result: Result<_, chat_shared::BackendError>| match result {
+        Err(chat_shared::BackendError::Unavailable(why)) => assert!(why.contains("0 of 1 replicas"), "{why}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    };
+
+    // The replica in sync: appends are acknowledged. A room append comes
+    // last, so that the replica has acknowledged every write so far (a DM
+    // writes more after its WAIT).
+    for (i, text) in ["one", "two"].into_iter().enumerate() {
+        let id = format!("m-{i}");
+        store.append_dm(cases::dm("alice", "bob", text, Some(&id))).await.expect("a DM on a replica");
+        cases::stored(&store, cases::draft("c-wait", "alice", text, Some(&id))).await;
+    }
+    assert_eq!(shortfalls.load(Ordering::SeqCst), 0);
+
+    // The replica stops acknowledging: a message is refused, and so is each
+    // retry, whichever connection it goes out on.
+    replica.pause();
+    let three = || cases::draft("c-wait", "alice", "three", Some("m-3"));
+    for _ in 0..=POOL {
+        refused(store.append_room(three()).await.map(|_| ()));
+    }
+    assert_eq!(shortfalls.load(Ordering::SeqCst), 1 + POOL);
+    // Back in sync: a retry gets the original's seq.
+    replica.resume();
+    let mut attempts = 0..20;
+    let appended = loop {
+        assert!(attempts.next().is_some(), "no ack once the replica was back");
+        if let Ok(outcome) = store.append_room(three()).await {
+            break outcome;
+        }
+    };
+    assert!(matches!(appended, Outcome::Stored(ref a) if a.seq == 3), "{appended:?}");
+
+    // The same for a DM.
+    replica.pause();
+    let before = shortfalls.load(Ordering::SeqCst);
+    let three = || cases::dm("alice", "bob", "three", Some("m-3"));
+    for _ in 0..=POOL {
+        refused(store.append_dm(three()).await.map(|_| ()));
+    }
+    assert_eq!(shortfalls.load(Ordering::SeqCst), before + 1 + POOL);
+    replica.resume();
+    let mut attempts = 0..20;
+    let appended = loop {
+        assert!(attempts.next().is_some(), "no ack once the replica was back");
+        if let Ok(appended) = store.append_dm(three()).await {
+            break appended;
+        }
+    };
+    assert_eq!(appended.seq, 3);
+
+    // Each stored once.
+    let room = store.read_room(&crate::room("c-wait"), Window::latest(10)).await.expect("read");
+    assert_eq!(cases::seqs(&room.messages), [1, 2, 3]);
+    let conversation =
+        store.read_conversation(&crate::user("alice"), &crate::user("bob"), Window::latest(10)).await.expect("read");
+    assert_eq!(cases::seqs(&conversation.messages), [1, 2, 3]);
+    // And the replica holds them.
+    assert_eq!(replica.cli(&["llen", "chat:{r:c-wait}:history"]).trim(), "3");
+}

@@ -14,12 +14,15 @@
 //! the newest acks (counted and reported, not asserted). Each run prints its
 //! figures (`failover:` lines; `make failover` runs them with --nocapture):
 //! the longest stall between two acks, the sends refused, the acks lost.
+//!
+//! The last test is the refusal itself: `redis.wait_replicas` on a Redis
+//! without replicas.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{spawn_cluster, wait_ready, Client, RedisCluster, TestApp};
+use crate::helpers::{spawn_cluster, wait_ready, Client, RedisCluster, RedisServer, TestApp};
 
 /// How long the senders go on after the master is taken down.
 const AFTER_KILL: Duration = Duration::from_secs(15);
@@ -289,4 +292,37 @@ async fn a_killed_master_loses_the_acks_its_lagging_replica_lacked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_replica_acks_a_lagging_replica_costs_refusals_not_acks() {
     run(Kill::SigkillLagging, 1).await;
+}
+
+/// With `redis.wait_replicas` 1 and no replica to acknowledge, every append
+/// (a message, an edit, a reaction, a DM) is answered `unavailable`, never
+/// `ack`; each counts in `chat_replica_wait_shortfalls_total`, and the
+/// session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_replica_to_acknowledge_appends_are_refused_and_counted() {
+    let redis = RedisServer::start();
+    let apps = spawn_cluster(1, &redis.url(), |s| {
+        s.cluster.redis.wait_replicas = 1;
+        s.cluster.redis.wait_timeout_ms = 100;
+    });
+    wait_ready(&apps).await;
+    let shortfalls = || apps[0].metric("chat_replica_wait_shortfalls_total");
+    assert_eq!(shortfalls().await, 0.0);
+    let mut alice = apps[0].client("alice").await;
+    alice.join("w").await;
+    let frames = [
+        json!({"type": "send", "room": "w", "text": "one", "client_id": "c-1"}),
+        // Its retry waits again.
+        json!({"type": "send", "room": "w", "text": "one", "client_id": "c-1"}),
+        // The message is stored on the master: edits and reactions find it.
+        json!({"type": "edit", "room": "w", "target": 1, "text": "one!"}),
+        json!({"type": "react", "room": "w", "target": 1, "emoji": "👍", "op": "add"}),
+        json!({"type": "dm", "to": "bob", "text": "hi", "client_id": "c-2"}),
+    ];
+    for frame in &frames {
+        let reply = alice.request(frame.clone()).await;
+        assert_eq!((reply["type"].as_str(), reply["code"].as_str()), (Some("error"), Some("unavailable")), "{frame}");
+    }
+    assert_eq!(shortfalls().await, frames.len() as f64);
+    assert_eq!(alice.request(json!({"type": "ping"})).await["type"], "pong", "still connected");
 }

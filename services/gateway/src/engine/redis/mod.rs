@@ -123,6 +123,7 @@ pub fn connect(settings: RedisEngineSettings, metrics: Arc<Metrics>) -> anyhow::
     pool.connect_pool();
     subscriber.connect();
     let conn = Arc::new(Connection { pool: pool.clone(), subscriber, sharded, health: Arc::new(Health::default()) });
+    let shortfalls = metrics.replica_wait_shortfalls.clone();
     let bus = RedisBus::new(conn.clone(), settings.redis.command_timeout(), metrics);
     Ok(Engine {
         bus: Arc::new(bus),
@@ -133,6 +134,7 @@ pub fn connect(settings: RedisEngineSettings, metrics: Arc<Metrics>) -> anyhow::
                 replicas: settings.redis.wait_replicas,
                 timeout: Duration::from_millis(settings.redis.wait_timeout_ms),
             },
+            Some(Arc::new(move || shortfalls.inc())),
         )),
     })
 }
