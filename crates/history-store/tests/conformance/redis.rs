@@ -217,7 +217,9 @@ async fn appends_and_their_retries_wait_for_a_replica() {
     history.idempotency_window_ms = 60_000;
     history.retention_days = 1.0;
     let store = RedisStore::new(pool, sharded, history, dm).with_replica_wait(
-        ReplicaWait { replicas: 1, timeout: Duration::from_millis(300) },
+        // Long enough for a replica on a machine busy with the rest of the
+        // suite (300 ms was not, once): each refusal below waits it out.
+        ReplicaWait { replicas: 1, timeout: Duration::from_secs(2) },
         Some(Arc::new(move || {
             counted.fetch_add(1, Ordering::SeqCst);
         })),
