@@ -3,6 +3,7 @@
 //   WATCHERS per room watch ROOMS rooms; CHURNERS VUs join/leave every CYCLE_MS.
 import { WebSocket } from 'k6/experimental/websockets';
 import { check } from 'k6';
+import exec from 'k6/execution';
 import { Trend, Counter } from 'k6/metrics';
 import { connectUrl, int } from './lib.js';
 
@@ -37,7 +38,9 @@ export const options = {
 };
 
 export function watch() {
-  const room = `churn-${(__VU - 1) % ROOMS}`;
+  // One watcher per room: the index of this VU's one iteration in the
+  // scenario (__VU counts across scenarios, in no fixed order).
+  const room = `churn-${exec.scenario.iterationInTest % ROOMS}`;
   const ws = new WebSocket(connectUrl(`watcher-${__VU}`));
   ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'join', room, limit: 0 })));
   ws.addEventListener('message', (e) => {

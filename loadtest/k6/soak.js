@@ -9,9 +9,13 @@
 //              20 events, stay 1-3 s and close, over and over.
 // User ids come from fixed pools, so a steady state exists: what the cluster
 // keeps per user (last seen, cursors) stops growing once every id was seen.
+// Roles (which member sends, which users pair) come from the index of the VU's
+// one iteration in its scenario: k6 numbers VUs (__VU) across all scenarios,
+// in an order that changes from run to run.
 // Any error frame or unexpected close fails the run.
 import { WebSocket } from 'k6/experimental/websockets';
 import { check, sleep } from 'k6';
+import exec from 'k6/execution';
 import { Counter, Trend } from 'k6/metrics';
 import { connectUrl, int } from './lib.js';
 
@@ -62,7 +66,7 @@ function watch(ws, state) {
 }
 
 export function member() {
-  const vu = __VU - 1;
+  const vu = exec.scenario.iterationInTest;
   const room = `soak-${vu % ROOMS}`;
   const sender = vu < ROOMS;
   const ws = new WebSocket(connectUrl(`soak-member-${vu}`, vu));
@@ -124,7 +128,7 @@ export function member() {
 }
 
 export function dm() {
-  const vu = __VU - 1;
+  const vu = exec.scenario.iterationInTest;
   const pair = Math.floor(vu / 2);
   const me = `soak-dm-${pair}-${vu % 2}`;
   const peer = `soak-dm-${pair}-${1 - (vu % 2)}`;
